@@ -1,0 +1,130 @@
+"""Parsers for the settings table.
+
+Each turns a raw value (a string from the environment, or a Python object
+from code) into the setting's type, or raises :exc:`ValueError`; the table
+row supplies the message saying what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from urllib.parse import urlsplit
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError
+
+
+def parse_positive_float(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, (int, float, str)):
+        number = float(value)
+        if number > 0:
+            return number
+    raise ValueError
+
+
+def parse_optional_int(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, (int, str)):
+        number = int(value)
+        if number > 0:
+            return number
+    raise ValueError
+
+
+def parse_str(value: object) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError
+
+
+def parse_str_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return [str(v).strip() for v in value]
+    raise ValueError
+
+
+def parse_mapping(value: object) -> dict[str, t.Any]:
+    if isinstance(value, t.Mapping):
+        return dict(value)
+    raise ValueError
+
+
+def parse_choice(*choices: str) -> t.Callable[[object], str]:
+    def parse(value: object) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise ValueError
+
+    return parse
+
+
+def parse_samesite(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("lax", "strict"):
+        return value.strip().capitalize()
+    raise ValueError
+
+
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def parse_namespace(value: object) -> str:
+    if isinstance(value, str) and NAMESPACE_RE.fullmatch(value):
+        return value
+    raise ValueError
+
+
+def parse_path(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.startswith("/") and " " not in value:
+        return value
+    raise ValueError
+
+
+def parse_redis_url(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        scheme = urlsplit(value).scheme.lower()
+        if scheme in REDIS_SCHEMES and "://" in value:
+            return value
+    raise ValueError
+
+
+def parse_database_url(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", value):
+        return value
+    raise ValueError
+
+
+def parse_secret(value: object) -> str | bytes | None:
+    if value is None or value == "" or value == b"":
+        return None
+    if isinstance(value, (str, bytes)):
+        return value
+    raise ValueError

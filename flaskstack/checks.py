@@ -1,0 +1,285 @@
+"""System checks behind ``flask stack check``.
+
+Each check is a function registered with :func:`register` that looks at a
+loaded app and returns :class:`Finding` objects. A finding has a level, a
+stable id (``<area>.<E|W|I><number>``) that never changes meaning, a message
+and a hint. Deploy checks (``deploy=True``) run only with ``--deploy``.
+Silenced ids (``FLASKSTACK_SILENCED_CHECKS``) are still reported, as
+silenced, and never fail the command.
+
+Every id, with its meaning and fix, is listed in :data:`CATALOGUE`; the
+documentation's check reference is generated from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing as t
+
+from . import config, security
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from .errors import Problem
+
+__all__ = [
+    "CATALOGUE",
+    "Finding",
+    "Level",
+    "from_problem",
+    "register",
+    "run_checks",
+]
+
+
+class Level(enum.IntEnum):
+    """How serious a finding is; ``--fail-level`` picks the lowest that fails."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One result of a check.
+
+    :param level: How serious it is.
+    :param id: Stable identifier such as ``database.E001``.
+    :param msg: What is wrong.
+    :param hint: What to do about it.
+    """
+
+    level: Level
+    id: str
+    msg: str
+    hint: str | None = None
+
+    def is_serious(self, fail_level: Level) -> bool:
+        """Whether this finding fails a run at ``fail_level``."""
+        return self.level >= fail_level
+
+
+CheckFunction = t.Callable[["Flask", bool], t.Iterable[Finding]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    function: CheckFunction
+    tags: frozenset[str]
+    deploy: bool
+
+
+_REGISTRY: list[_Check] = []
+
+CATALOGUE: dict[str, str] = {
+    "stack.E001": "The app could not be loaded (import error, exception in the factory).",
+    "stack.E002": "The app does not use flaskstack: flaskstack.init_app(app) was not called.",
+    "config.E001": "A setting has a value of the wrong type or form.",
+    "config.E002": "SECRET_KEY is not set (production), or is the development key generated "
+    "into the instance folder (--deploy).",
+    "config.E003": "SECRET_KEY is too short or a well-known value.",
+    "config.E004": "DEBUG is on in production.",
+    "config.E005": "TESTING is on in production.",
+    "config.E006": "No Redis URL in production.",
+    "config.E007": "No database URL in production (the SQLite default is for development).",
+    "config.E008": "A session cookie setting is insecure in production "
+    "(Secure, HttpOnly or SameSite off).",
+    "config.E009": "No SECRET_KEY and the instance folder cannot hold a generated one.",
+    "config.W001": "A FLASKSTACK_* key that flaskstack does not know (usually a typo).",
+    "database.E001": "The database does not answer.",
+    "database.E002": "A PostgreSQL URL is configured but the psycopg driver is not installed.",
+    "database.W001": "The database is SQLite (--deploy): one host only, no concurrent writers.",
+    "migrations.W001": "There is no migration repository.",
+    "migrations.E001": "The database is behind the migration repository (unapplied migrations).",
+    "migrations.E002": "The database is at a revision the migration repository does not have.",
+    "migrations.W002": "The models have changes that no migration contains.",
+}
+"""Every check id flaskstack can report, with what it means."""
+
+
+def register(*tags: str, deploy: bool = False) -> t.Callable[[CheckFunction], CheckFunction]:
+    """Register a check function ``check(app, deploy) -> Iterable[Finding]``.
+
+    :param tags: Names to select the check with (``flask stack check --tag``).
+    :param deploy: Run only with ``--deploy``.
+    """
+
+    def decorator(function: CheckFunction) -> CheckFunction:
+        _REGISTRY.append(_Check(function, frozenset(tags), deploy))
+        return function
+
+    return decorator
+
+
+def from_problem(problem: Problem, level: Level = Level.ERROR) -> Finding:
+    """Turn a configuration :class:`~flaskstack.errors.Problem` into a finding."""
+    return Finding(
+        level,
+        problem.id,
+        f"{problem.key!r} is {problem.value}; expected {problem.expected}.",
+        problem.fix,
+    )
+
+
+def run_checks(app: Flask, *, deploy: bool = False, tags: t.Collection[str] = ()) -> list[Finding]:
+    """Run every registered check that applies and return all findings."""
+    findings: list[Finding] = []
+    for check in _REGISTRY:
+        if check.deploy and not deploy:
+            continue
+        if tags and not (check.tags & set(tags)):
+            continue
+        findings.extend(check.function(app, deploy))
+    return findings
+
+
+# -- the built-in checks ---------------------------------------------------
+
+
+@register("config")
+def check_config(app: Flask, deploy: bool) -> list[Finding]:
+    """Report the configuration's warnings and, with ``--deploy``, its production problems."""
+    from .stack import get_state
+
+    resolution = get_state(app).resolution
+    findings = [from_problem(p, Level.WARNING) for p in resolution.warnings]
+    if deploy:
+        seen = {(f.id, f.msg) for f in findings}
+        for problem in security.safety_problems(resolution, deploy=True):
+            finding = from_problem(problem)
+            if (finding.id, finding.msg) not in seen:
+                findings.append(finding)
+    return findings
+
+
+@register("database")
+def check_database(app: Flask, deploy: bool) -> list[Finding]:
+    """The database answers; with ``--deploy``, it is not SQLite."""
+    findings = []
+    url = config.mask("SQLALCHEMY_DATABASE_URI", app.config["SQLALCHEMY_DATABASE_URI"])
+    from .health import probe_database, run_probe
+
+    timeout = app.config["FLASKSTACK_READY_TIMEOUT"]
+    error = run_probe(app, "database", probe_database, timeout)
+    if error is not None:
+        findings.append(
+            Finding(
+                Level.ERROR,
+                "database.E001",
+                f"The database at {url} does not answer ({error}).",
+                "Check that the server runs and that DATABASE_URL is right; "
+                "the log above has the driver's message.",
+            )
+        )
+    if deploy and app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "database.W001",
+                f"The database is SQLite ({url}).",
+                "SQLite serves one host and one writer at a time; set DATABASE_URL to a "
+                "PostgreSQL database for production.",
+            )
+        )
+    return findings
+
+
+@register("database", "migrations")
+def check_migrations(app: Flask, deploy: bool) -> list[Finding]:
+    """The database is at the repository's head and the models match the migrations."""
+    from sqlalchemy.exc import DBAPIError
+
+    from .migrations import repository_config
+
+    directory = app.extensions["migrate"].directory
+    try:
+        alembic_config = repository_config(app)
+    except FileNotFoundError:
+        return [
+            Finding(
+                Level.WARNING,
+                "migrations.W001",
+                f"There is no migration repository at {directory!r}.",
+                "Run `flask db init` and `flask db migrate`, or set FLASKSTACK_MIGRATIONS_DIR "
+                "(relative paths are relative to the working directory).",
+            )
+        ]
+    try:
+        return _compare_revisions(app, alembic_config, directory)
+    except DBAPIError:
+        return []  # database.E001 says why the database cannot be checked
+
+
+def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> list[Finding]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from .database import db
+
+    script = ScriptDirectory.from_config(alembic_config)
+    heads = set(script.get_heads())
+    with app.app_context():
+        engine = db.engine
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "render_as_batch": True}
+        )
+        current = set(context.get_current_heads())
+        unknown = sorted(rev for rev in current if _revision_missing(script, rev))
+        if unknown:
+            return [
+                Finding(
+                    Level.ERROR,
+                    "migrations.E002",
+                    f"The database is at revision {', '.join(unknown)}, which {directory!r} "
+                    "does not contain.",
+                    "Deploy the code that has this migration, or stamp the database "
+                    "with `flask db stamp` after checking its schema.",
+                )
+            ]
+        if current != heads:
+            pending = [
+                rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current))
+            ]
+            return [
+                Finding(
+                    Level.ERROR,
+                    "migrations.E001",
+                    f"The database is not up to date: {len(pending)} migration(s) not applied "
+                    f"({', '.join(reversed(pending))}).",
+                    "Run `flask db upgrade`.",
+                )
+            ]
+        changes = compare_metadata(context, db.metadata)
+    changes = [c for c in changes if not _is_alembic_table(c)]
+    if changes:
+        return [
+            Finding(
+                Level.WARNING,
+                "migrations.W002",
+                f"The models have {len(changes)} change(s) that no migration contains.",
+                "Run `flask db migrate -m '<what changed>'`, review the new file, then "
+                "`flask db upgrade`.",
+            )
+        ]
+    return []
+
+
+def _revision_missing(script: t.Any, revision: str) -> bool:
+    from alembic.util import CommandError
+
+    try:
+        return script.get_revision(revision) is None
+    except CommandError:
+        return True
+
+
+def _is_alembic_table(change: t.Any) -> bool:
+    table = change[1] if isinstance(change, tuple) and len(change) > 1 else None
+    return getattr(table, "name", None) == "alembic_version"

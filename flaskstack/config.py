@@ -1,0 +1,593 @@
+"""The settings table, and how a value for each setting is chosen.
+
+:data:`SETTINGS` is the single list of every setting flaskstack reads or sets:
+:func:`flaskstack.init_app` fills defaults from it, validation checks against
+it, ``flask stack config`` prints it and the documentation's config reference
+is generated from it. There is no second list anywhere.
+
+For each setting, the value in effect comes from the highest of these layers
+that has one (lowest first):
+
+``default``
+    flaskstack's default, which replaces the wrapped library's default.
+``profile``
+    the default of the active profile (``FLASKSTACK_PROFILE``).
+``app``
+    what the app put in ``app.config`` before ``init_app``.
+``instance``
+    the instance folder's ``config.py``, if it exists.
+``environment``
+    the setting's environment variables (``SECRET_KEY``, ``DATABASE_URL``,
+    ``REDIS_URL``, a ``FLASKSTACK_*`` variable of the same name) and
+    ``FLASK_*`` variables through :meth:`flask.Config.from_prefixed_env`.
+``argument``
+    the ``config`` mapping and keyword options given to ``init_app``.
+
+Wrapped libraries keep their own keys (``SQLALCHEMY_*``, ``SESSION_COOKIE_*``);
+flaskstack's own keys start with ``FLASKSTACK_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import typing as t
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Config
+
+from . import _parsers as p
+from ._parsers import REDIS_SCHEMES
+from .errors import Problem
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = [
+    "PROFILES",
+    "REDIS_SCHEMES",
+    "SETTINGS",
+    "Entry",
+    "Resolution",
+    "Setting",
+    "get_setting",
+    "mask",
+    "resolve",
+]
+
+PROFILES = ("development", "testing", "production")
+"""The profiles ``FLASKSTACK_PROFILE`` accepts."""
+
+Source = t.Literal["default", "profile", "app", "instance", "environment", "argument", "generated"]
+
+#: Secret keys that appear in tutorials and templates; never acceptable in production.
+WELL_KNOWN_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "changethis",
+        "dev",
+        "development",
+        "devkey",
+        "default",
+        "flask",
+        "insecure",
+        "key",
+        "mysecret",
+        "password",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "supersecret",
+        "test",
+        "testing",
+        "your-secret-key",
+        "yoursecretkey",
+    }
+)
+MIN_SECRET_KEY_LENGTH = 32
+
+_MISSING: t.Any = object()
+
+
+# -- the table ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One row of the settings table.
+
+    :param key: The ``app.config`` key.
+    :param default: The value when no layer sets one. A callable receives the
+        app and computes it (``default_doc`` then describes it for people).
+    :param parse: Converts a raw value to the setting's type; raises
+        :exc:`ValueError` when the value is not acceptable.
+    :param type: The type, as written in the documentation.
+    :param expected: What an acceptable value looks like, for messages.
+    :param doc: One line saying what the setting means.
+    :param env: Environment variables read for this setting, most specific first.
+    :param profiles: Defaults that replace ``default`` in a given profile.
+    :param secret: Mask the value wherever it is shown.
+    :param concern: The part of flaskstack that owns the setting.
+    """
+
+    key: str
+    default: t.Any
+    parse: t.Callable[[object], t.Any]
+    type: str
+    expected: str
+    doc: str
+    env: tuple[str, ...] = ()
+    profiles: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    secret: bool = False
+    default_doc: str | None = None
+    concern: str = "core"
+
+    @property
+    def native(self) -> bool:
+        """Whether the key belongs to Flask or a wrapped library."""
+        return not self.key.startswith("FLASKSTACK_")
+
+    def default_for(self, app: Flask, profile: str) -> tuple[t.Any, Source]:
+        """The value and source in effect when no layer above ``profile`` sets one."""
+        if profile in self.profiles:
+            return self.profiles[profile], "profile"
+        if callable(self.default):
+            return self.default(app), "default"
+        return self.default, "default"
+
+
+def app_short_name(app: Flask) -> str:
+    """The app's name for files and key prefixes: its top-level package, made safe."""
+    name = app.import_name.split(".")[0]
+    if name == "__main__":
+        name = "app"
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "app"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "FLASKSTACK_PROFILE",
+        "development",
+        p.parse_choice(*PROFILES),
+        type="str",
+        expected="one of 'development', 'testing', 'production'",
+        doc="Which profile's defaults and safety rules apply. Production refuses unsafe settings.",
+        env=("FLASKSTACK_PROFILE",),
+    ),
+    Setting(
+        "SECRET_KEY",
+        None,
+        p.parse_secret,
+        type="str",
+        expected=f"a random string of at least {MIN_SECRET_KEY_LENGTH} characters",
+        doc=(
+            "Signs session cookies and CSRF tokens. Without one, development and testing "
+            "generate a key once and keep it in the instance folder; production refuses to start."
+        ),
+        env=("SECRET_KEY",),
+        secret=True,
+        default_doc="generated once into ``instance/secret_key`` (development, testing)",
+    ),
+    Setting(
+        "DEBUG",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Flask's debug mode. Refused in production.",
+    ),
+    Setting(
+        "TESTING",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Flask's testing mode (exceptions propagate to the test client).",
+        profiles={"testing": True},
+    ),
+    Setting(
+        "SQLALCHEMY_DATABASE_URI",
+        None,
+        p.parse_database_url,
+        type="str",
+        expected="a database URL such as 'postgresql://user:password@host/dbname' or 'sqlite:///path'",
+        doc=(
+            "The database. ``postgres://`` and ``postgresql://`` URLs use the psycopg 3 driver. "
+            "Unset: SQLite in the instance folder (development, testing); production requires one."
+        ),
+        env=("DATABASE_URL",),
+        secret=True,
+        default_doc="``sqlite:///<instance folder>/<app name>.sqlite3`` (development, testing)",
+        concern="db",
+    ),
+    Setting(
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        {},
+        p.parse_mapping,
+        type="dict",
+        expected="a dict of keyword arguments for sqlalchemy.create_engine",
+        doc=(
+            "Engine options. flaskstack adds ``pool_pre_ping=True`` (stale connections are "
+            "replaced after a database restart) and, on PostgreSQL, a connect timeout, unless "
+            "the dict sets them."
+        ),
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_DATABASE_CONNECT_TIMEOUT",
+        5.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc="Seconds to wait for a new PostgreSQL connection before giving up.",
+        env=("FLASKSTACK_DATABASE_CONNECT_TIMEOUT",),
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_MIGRATIONS_DIR",
+        "migrations",
+        p.parse_str,
+        type="str",
+        expected="a directory path",
+        doc="The Alembic migration repository, relative to the working directory.",
+        env=("FLASKSTACK_MIGRATIONS_DIR",),
+        concern="migrations",
+    ),
+    Setting(
+        "FLASKSTACK_NAMESPACE",
+        app_short_name,
+        p.parse_namespace,
+        type="str",
+        expected="1 to 64 letters, digits, '_', '.' or '-'",
+        doc="Prefix of every Redis key this app writes, so apps can share one Redis.",
+        env=("FLASKSTACK_NAMESPACE",),
+        default_doc="the first part of the app's import name",
+    ),
+    Setting(
+        "FLASKSTACK_REDIS_URL",
+        None,
+        p.parse_redis_url,
+        type="str",
+        expected=(
+            "a URL of the form redis://host:port/db, rediss://…, unix:///path.sock, "
+            "redis+sentinel://host:port[,host:port]/service[/db] or "
+            "redis+cluster://host:port[,host:port]"
+        ),
+        doc=(
+            "The Redis server for sessions, cache and throttling. Unset: in-process cache and "
+            "signed-cookie sessions (development, testing); production requires one."
+        ),
+        env=("REDIS_URL", "FLASKSTACK_REDIS_URL"),
+        secret=True,
+        concern="redis",
+    ),
+    Setting(
+        "SESSION_COOKIE_SECURE",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Send the session cookie over HTTPS only. On in production.",
+        profiles={"production": True},
+        concern="security",
+    ),
+    Setting(
+        "SESSION_COOKIE_HTTPONLY",
+        True,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Hide the session cookie from JavaScript.",
+        concern="security",
+    ),
+    Setting(
+        "SESSION_COOKIE_SAMESITE",
+        "Lax",
+        p.parse_samesite,
+        type="str",
+        expected="'Lax', 'Strict' or None",
+        doc="The session cookie's SameSite attribute (Flask's default is none at all).",
+        concern="security",
+    ),
+    Setting(
+        "MAX_CONTENT_LENGTH",
+        16 * 1024 * 1024,
+        p.parse_optional_int,
+        type="int",
+        expected="a number of bytes greater than 0, or None for no limit",
+        doc="Largest request body accepted; larger ones get 413 (Flask's default is no limit).",
+        concern="security",
+    ),
+    Setting(
+        "FLASKSTACK_HEALTH_PATH",
+        "/healthz",
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/', or None to disable",
+        doc="Liveness endpoint: answers 200 while the process serves requests.",
+        env=("FLASKSTACK_HEALTH_PATH",),
+        concern="health",
+    ),
+    Setting(
+        "FLASKSTACK_READY_PATH",
+        "/readyz",
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/', or None to disable",
+        doc="Readiness endpoint: 200 when the database answers, 503 naming what failed.",
+        env=("FLASKSTACK_READY_PATH",),
+        concern="health",
+    ),
+    Setting(
+        "FLASKSTACK_READY_TIMEOUT",
+        2.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc="How long the readiness endpoint waits for each dependency.",
+        env=("FLASKSTACK_READY_TIMEOUT",),
+        concern="health",
+    ),
+    Setting(
+        "FLASKSTACK_SILENCED_CHECKS",
+        [],
+        p.parse_str_list,
+        type="list[str]",
+        expected="a list of check ids such as ['database.W001'], or a comma-separated string",
+        doc="Check ids that ``flask stack check`` reports as silenced instead of failing on.",
+        env=("FLASKSTACK_SILENCED_CHECKS",),
+        concern="checks",
+    ),
+)
+
+_BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+def get_setting(key: str) -> Setting:
+    """Return the table row for ``key``; :exc:`KeyError` if flaskstack has none."""
+    return _BY_KEY[key]
+
+
+# -- masking --------------------------------------------------------------
+
+
+def mask(key: str, value: object) -> str:
+    """Return ``value`` as it may be shown for ``key``: secrets masked.
+
+    URLs keep everything but their password, so the host stays visible.
+    """
+    setting = _BY_KEY.get(key)
+    if value is None or setting is None or not setting.secret:
+        return repr(value)
+    if isinstance(value, str) and "://" in value:
+        return repr(_mask_url(value))
+    if isinstance(value, (str, bytes)):
+        return f"<secret, {len(value)} characters>"
+    return "<secret>"
+
+
+def _mask_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<secret URL>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+# -- resolution -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """The effective value of one setting and the layer it came from."""
+
+    key: str
+    value: t.Any
+    source: Source
+    origin: str
+    """Where exactly the value came from (e.g. ``environment variable DATABASE_URL``)."""
+
+    @property
+    def shown(self) -> str:
+        """The value as it may be displayed (secrets masked)."""
+        return mask(self.key, self.value)
+
+
+@dataclasses.dataclass
+class Resolution:
+    """The outcome of resolving every setting for one app.
+
+    :ivar profile: The active profile.
+    :ivar entries: One :class:`Entry` per row of :data:`SETTINGS`, in table order.
+    :ivar extra: Keys outside the table from the instance file, the environment's
+        ``FLASK_*`` variables and the ``config`` argument; copied to ``app.config``.
+    :ivar problems: Errors that stop ``init_app``.
+    :ivar warnings: Findings that are errors only in production.
+    """
+
+    profile: str
+    entries: dict[str, Entry]
+    extra: dict[str, t.Any]
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    warnings: list[Problem] = dataclasses.field(default_factory=list)
+
+    def __getitem__(self, key: str) -> t.Any:
+        return self.entries[key].value
+
+    def apply(self, app: Flask) -> None:
+        """Write every effective value into ``app.config``."""
+        for key, value in self.extra.items():
+            app.config[key] = value
+        for entry in self.entries.values():
+            app.config[entry.key] = entry.value
+
+
+class _Layer(t.NamedTuple):
+    source: Source
+    values: t.Mapping[str, t.Any]
+    origins: t.Mapping[str, str]
+
+
+def _app_layer(app: Flask) -> _Layer:
+    # What a fresh config of this app holds is Flask's default (DEBUG included,
+    # which Flask derives from FLASK_DEBUG), not something the app chose.
+    pristine = app.make_config(app.config.root_path == app.instance_path)
+    values: dict[str, t.Any] = {}
+    for key, value in app.config.items():
+        if key in pristine and pristine[key] == value:
+            continue
+        values[key] = value
+    return _Layer("app", values, dict.fromkeys(values, "app.config before init_app"))
+
+
+def _instance_layer(app: Flask) -> _Layer:
+    path = os.path.join(app.instance_path, "config.py")
+    loaded = Config(app.instance_path)
+    if os.path.isfile(path):
+        loaded.from_pyfile(path)
+    return _Layer("instance", dict(loaded), dict.fromkeys(loaded, path))
+
+
+def _environment_layer() -> _Layer:
+    environ = os.environ
+    values: dict[str, t.Any] = {}
+    origins: dict[str, str] = {}
+    prefixed = Config("")
+    prefixed.from_prefixed_env("FLASK")
+    for key, value in prefixed.items():
+        values[key] = value
+        origins[key] = f"environment variable FLASK_{key}"
+    # Named variables are more specific than FLASK_*, so they win.
+    for setting in SETTINGS:
+        for name in setting.env:
+            if name in environ:
+                values[setting.key] = environ[name]
+                origins[setting.key] = f"environment variable {name}"
+                break
+    return _Layer("environment", values, origins)
+
+
+def _argument_layer(config: t.Mapping[str, t.Any] | None, options: t.Mapping[str, t.Any]) -> _Layer:
+    values = dict(config or {})
+    origins = dict.fromkeys(values, "the config argument of init_app")
+    for name, value in options.items():
+        key = f"FLASKSTACK_{name.upper()}"
+        values[key] = value
+        origins[key] = f"the {name}= option of init_app"
+    return _Layer("argument", values, origins)
+
+
+def _layers(
+    app: Flask,
+    config: t.Mapping[str, t.Any] | None,
+    options: t.Mapping[str, t.Any],
+) -> list[_Layer]:
+    """The layers above the defaults, lowest first."""
+    return [
+        _app_layer(app),
+        _instance_layer(app),
+        _environment_layer(),
+        _argument_layer(config, options),
+    ]
+
+
+def _fix_for(origin: str, key: str, expected: str) -> str:
+    return f"change {origin} so that {key} is {expected}"
+
+
+def resolve(
+    app: Flask,
+    config: t.Mapping[str, t.Any] | None = None,
+    options: t.Mapping[str, t.Any] | None = None,
+) -> Resolution:
+    """Work out the effective value of every setting for ``app``.
+
+    Nothing is written to ``app.config``; call :meth:`Resolution.apply` for
+    that. Problems are collected in the result, never raised one by one; see
+    :func:`flaskstack.security.validate` for the step that raises.
+    """
+    layers = _layers(app, config, options or {})
+    problems: list[Problem] = []
+
+    raw_profile, profile_layer = _pick(layers, "FLASKSTACK_PROFILE")
+    profile = "development"
+    profile_setting = _BY_KEY["FLASKSTACK_PROFILE"]
+    if profile_layer is not None:
+        try:
+            profile = profile_setting.parse(raw_profile)
+        except (ValueError, TypeError):
+            origin = profile_layer.origins["FLASKSTACK_PROFILE"]
+            problems.append(_invalid(profile_setting, raw_profile, origin))
+
+    entries: dict[str, Entry] = {}
+    for setting in SETTINGS:
+        raw, layer = _pick(layers, setting.key)
+        if layer is None:
+            value, source = setting.default_for(app, profile)
+            entries[setting.key] = Entry(setting.key, value, source, source)
+            continue
+        try:
+            value = setting.parse(raw)
+        except (ValueError, TypeError):
+            if setting.key != "FLASKSTACK_PROFILE":
+                problems.append(_invalid(setting, raw, layer.origins[setting.key]))
+            value, source = setting.default_for(app, profile)
+            entries[setting.key] = Entry(setting.key, value, source, source)
+            continue
+        if setting.key == "FLASKSTACK_PROFILE":
+            value = profile
+        entries[setting.key] = Entry(setting.key, value, layer.source, layer.origins[setting.key])
+
+    extra: dict[str, t.Any] = {}
+    for layer in layers[1:]:
+        for key, value in layer.values.items():
+            if key not in _BY_KEY:
+                extra[key] = value
+
+    resolution = Resolution(profile, entries, extra, problems)
+    _check_unknown_keys(layers, resolution)
+    return resolution
+
+
+def _pick(layers: list[_Layer], key: str) -> tuple[t.Any, _Layer | None]:
+    for layer in reversed(layers):
+        if key in layer.values:
+            return layer.values[key], layer
+    return _MISSING, None
+
+
+def _invalid(setting: Setting, raw: object, origin: str) -> Problem:
+    shown = mask(setting.key, raw)
+    return Problem(
+        id="config.E001",
+        key=setting.key,
+        value=shown,
+        expected=setting.expected,
+        fix=_fix_for(origin, setting.key, setting.expected),
+    )
+
+
+def _check_unknown_keys(layers: list[_Layer], resolution: Resolution) -> None:
+    for layer in layers:
+        for key in layer.values:
+            if key.startswith("FLASKSTACK_") and key not in _BY_KEY:
+                close = difflib.get_close_matches(key, list(_BY_KEY), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "remove it"
+                resolution.warnings.append(
+                    Problem(
+                        id="config.W001",
+                        key=key,
+                        value="(unknown setting)",
+                        expected="a setting flaskstack knows (see `flask stack config`)",
+                        fix=f"{hint} It comes from {layer.origins[key]}.",
+                    )
+                )

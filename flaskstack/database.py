@@ -1,0 +1,132 @@
+"""The ORM: Flask-SQLAlchemy with the conventions migrations depend on.
+
+``db`` is created at import time, before any app exists, so models can be
+declared anywhere. Its metadata carries a constraint naming convention:
+Alembic can only alter or drop a constraint that has a name, and on SQLite
+(where every change rebuilds the table) an unnamed one cannot be found again.
+
+Per app, this module fills in the database URL (SQLite in the instance
+folder by default; ``postgres://`` URLs go to psycopg 3) and engine options
+(``pool_pre_ping``, a connect timeout) before Flask-SQLAlchemy reads them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import typing as t
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .config import Entry, app_short_name
+from .errors import Problem
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from .config import Resolution
+
+__all__ = ["NAMING_CONVENTION", "db", "normalise_database_url"]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Names given to constraints and indexes that the model does not name."""
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+"""The Flask-SQLAlchemy extension shared by every app: declare models on ``db.Model``."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Point PostgreSQL URLs without an explicit driver at psycopg 3.
+
+    ``postgres://`` (what Heroku-style platforms hand out, which SQLAlchemy
+    does not accept) and ``postgresql://`` (which SQLAlchemy maps to
+    psycopg2) both become ``postgresql+psycopg://``. Any other URL, including
+    one naming its driver, is returned unchanged.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def default_database_url(app: Flask) -> str:
+    """The embedded default: a SQLite file named after the app in its instance folder."""
+    return "sqlite:///" + os.path.join(app.instance_path, f"{app_short_name(app)}.sqlite3")
+
+
+def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+    """Settle the database URL and engine options; report what cannot work."""
+    problems: list[Problem] = []
+    uri_entry = resolution.entries["SQLALCHEMY_DATABASE_URI"]
+    if uri_entry.value is None:
+        uri, source, origin = default_database_url(app), uri_entry.source, uri_entry.origin
+    else:
+        uri, source, origin = (
+            normalise_database_url(uri_entry.value),
+            uri_entry.source,
+            uri_entry.origin,
+        )
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        problems.append(
+            Problem(
+                "config.E001",
+                "SQLALCHEMY_DATABASE_URI",
+                uri_entry.shown,
+                "a database URL such as 'postgresql://user:password@host/dbname'",
+                f"correct the URL in {origin}",
+            )
+        )
+        return problems
+    resolution.entries["SQLALCHEMY_DATABASE_URI"] = Entry(
+        "SQLALCHEMY_DATABASE_URI", uri, source, origin
+    )
+
+    if url.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
+        problems.append(
+            Problem(
+                "database.E002",
+                "SQLALCHEMY_DATABASE_URI",
+                resolution.entries["SQLALCHEMY_DATABASE_URI"].shown,
+                "the psycopg 3 driver installed for a PostgreSQL URL",
+                "pip install 'flaskstack[postgres]'",
+            )
+        )
+
+    options_entry = resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"]
+    options = {"pool_pre_ping": True, **options_entry.value}
+    if url.get_backend_name() == "postgresql":
+        timeout = max(1, math.ceil(resolution["FLASKSTACK_DATABASE_CONNECT_TIMEOUT"]))
+        options["connect_args"] = {"connect_timeout": timeout, **options.get("connect_args", {})}
+    resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"] = Entry(
+        "SQLALCHEMY_ENGINE_OPTIONS", options, options_entry.source, options_entry.origin
+    )
+    return problems
+
+
+def init_app(app: Flask) -> None:
+    """Register :data:`db` on ``app`` and put it and every model in ``flask shell``."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # SQLite creates the file but not the folder it goes in.
+        os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+    db.init_app(app)
+    app.shell_context_processor(_shell_context)
+
+
+def _shell_context() -> dict[str, object]:
+    context: dict[str, object] = {"db": db}
+    for mapper in t.cast("t.Any", db.Model).registry.mappers:
+        context.setdefault(mapper.class_.__name__, mapper.class_)
+    return context

@@ -1,0 +1,151 @@
+"""The order in which flaskstack wires an app; nothing else knows it.
+
+:meth:`Stack.init_app` runs in two phases. First every setting is resolved
+and every component checks what it needs, with nothing written to the app, so
+an invalid configuration raises one :class:`~flaskstack.ConfigError` and
+leaves the app untouched. Then the settings are written to ``app.config`` and
+the components are registered in order. The per-app state object is stored
+in ``app.extensions["flaskstack"]`` only once all of that succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from . import cli, database, health, migrations, security
+from .config import SETTINGS, resolve
+from .errors import AlreadyInitialisedError
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from .config import Resolution
+    from .health import Probe
+
+__all__ = ["EXTENSION_KEY", "Stack", "StackState", "get_state"]
+
+EXTENSION_KEY = "flaskstack"
+"""The key of the per-app state in ``app.extensions``."""
+
+# Extensions flaskstack registers itself; an app that registered one by hand
+# would end up with two conflicting set-ups.
+_OWNED_EXTENSIONS = {"sqlalchemy": "db.init_app(app)", "migrate": "migrate.init_app(app, db)"}
+
+
+@dataclasses.dataclass
+class StackState:
+    """Everything flaskstack knows about one app, at ``app.extensions["flaskstack"]``.
+
+    :ivar profile: The active profile.
+    :ivar resolution: Every setting's effective value and where it came from.
+    :ivar readiness_probes: What ``/readyz`` checks, by name.
+    """
+
+    profile: str
+    resolution: Resolution
+    readiness_probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
+
+
+def get_state(app: Flask) -> StackState:
+    """Return the flaskstack state of ``app``.
+
+    :raises LookupError: if :func:`flaskstack.init_app` was not called for it.
+    """
+    try:
+        state: StackState = app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise LookupError(
+            f"flaskstack is not set up on app {app.name!r}: call flaskstack.init_app(app) "
+            "in the app factory"
+        ) from None
+    return state
+
+
+class Stack:
+    """Registers flaskstack's components on Flask apps.
+
+    The module-level :func:`flaskstack.init_app` uses one shared instance;
+    create your own only to keep a reference, as with any Flask extension::
+
+        stack = Stack()
+
+        def create_app():
+            app = Flask(__name__)
+            stack.init_app(app)
+            return app
+
+    The instance holds no per-app state, so one instance serves any number of
+    apps in the same process.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        config: t.Mapping[str, t.Any] | None = None,
+        **options: t.Any,
+    ) -> None:
+        if app is not None:
+            self.init_app(app, config, **options)
+
+    def init_app(
+        self,
+        app: Flask,
+        config: t.Mapping[str, t.Any] | None = None,
+        **options: t.Any,
+    ) -> StackState:
+        """Configure ``app`` and register every component on it.
+
+        :param app: The Flask app, typically inside its factory.
+        :param config: Settings that override every other source: the
+            factory's caller (a test, a script) has the last word.
+        :param options: Shortcuts for ``FLASKSTACK_*`` settings, given by
+            their lower-case name without the prefix (``profile="testing"``
+            is ``FLASKSTACK_PROFILE="testing"``); they count as part of
+            ``config``.
+        :raises ConfigError: listing every problem with the configuration;
+            the app is left unchanged.
+        :raises AlreadyInitialisedError: if the app was already set up.
+        """
+        self._refuse_second_setup(app)
+        _check_options(options)
+
+        resolution = resolve(app, config, options)
+        resolution.problems.extend(database.prepare(app, resolution))
+        security.validate(app, resolution)
+
+        resolution.apply(app)
+        database.init_app(app)
+        migrations.init_app(app, database.db)
+        health.init_app(app)
+        cli.init_app(app)
+
+        state = StackState(profile=resolution.profile, resolution=resolution)
+        state.readiness_probes["database"] = health.probe_database
+        app.extensions[EXTENSION_KEY] = state
+        return state
+
+    @staticmethod
+    def _refuse_second_setup(app: Flask) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise AlreadyInitialisedError(
+                f"flaskstack.init_app() was already called for app {app.name!r}. Call it once, "
+                "in the app factory; create a new app for a different configuration."
+            )
+        for key, call in _OWNED_EXTENSIONS.items():
+            if key in app.extensions:
+                raise AlreadyInitialisedError(
+                    f"app {app.name!r} already has the {key!r} extension registered. "
+                    f"flaskstack.init_app() registers it itself: remove {call} from the factory."
+                )
+
+
+def _check_options(options: t.Mapping[str, t.Any]) -> None:
+    accepted = {s.key.removeprefix("FLASKSTACK_").lower() for s in SETTINGS if not s.native}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise TypeError(
+            f"init_app() got unknown option(s) {', '.join(map(repr, unknown))}. Options are "
+            "FLASKSTACK_* settings in lower case without the prefix: "
+            f"{', '.join(sorted(accepted))}."
+        )
