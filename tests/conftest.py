@@ -1,0 +1,122 @@
+"""Shared fixtures: hermetic environment, apps on SQLite and real PostgreSQL databases.
+
+Every PostgreSQL database a test uses is created by these fixtures under a
+name unique to this run and dropped afterwards, so runs never clash. The
+server is the one at FLASKSTACK_TEST_POSTGRES (default: the local server on
+127.0.0.1:5432); a test that cannot reach it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+import uuid
+
+import psycopg
+import pytest
+from flask import Flask
+from psycopg import sql
+
+import flaskstack
+
+ADMIN_URL = os.environ.get(
+    "FLASKSTACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+# Environment variables flaskstack reads; tests start without any of them.
+_READ_PREFIXES = ("FLASK_", "FLASKSTACK_")
+_READ_NAMES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name in _READ_NAMES or (
+            name.startswith(_READ_PREFIXES) and name != "FLASKSTACK_TEST_POSTGRES"
+        ):
+            monkeypatch.delenv(name)
+
+
+class PostgresDatabases:
+    """Creates uniquely named databases on the test server and drops them all at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    def _admin(self) -> psycopg.Connection[t.Any]:
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5)
+
+    def create(self, label: str = "db") -> str:
+        """Create an empty database; return its SQLAlchemy-free ``postgresql://`` URL."""
+        name = f"flaskstack_test_{RUN_ID}_{label}_{len(self.created)}"
+        with self._admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        base = self.admin_url.rsplit("/", 1)[0]
+        return f"{base}/{name}"
+
+    def drop_all(self) -> None:
+        with self._admin() as conn:
+            for name in self.created:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        self.created.clear()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> t.Iterator[PostgresDatabases]:
+    """Factory of fresh PostgreSQL databases, dropped at the end of the run."""
+    databases = PostgresDatabases(ADMIN_URL)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresDatabases) -> str:
+    """A fresh, empty PostgreSQL database for one test (``postgresql://`` URL)."""
+    return postgres.create("t")
+
+
+AppFactory = t.Callable[..., Flask]
+
+
+def dispose_engines(app: Flask) -> None:
+    """Close the pooled connections of ``app`` (before its database is dropped)."""
+    if "sqlalchemy" in app.extensions:
+        with app.app_context():
+            for engine in flaskstack.db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path: t.Any) -> t.Iterator[AppFactory]:
+    """Build apps whose instance folder is inside the test's temporary directory.
+
+    ``make_app(config={...}, name="x", before=callable, **options)`` creates a
+    Flask app, lets ``before(app)`` adjust ``app.config`` as a factory would,
+    and calls :func:`flaskstack.init_app`.
+    """
+    counter = iter(range(1_000))
+    apps: list[Flask] = []
+
+    def factory(
+        config: t.Mapping[str, t.Any] | None = None,
+        *,
+        name: str = "testapp",
+        before: t.Callable[[Flask], None] | None = None,
+        **options: t.Any,
+    ) -> Flask:
+        instance = tmp_path / f"instance_{next(counter)}"
+        app = Flask(name, instance_path=str(instance))
+        if before is not None:
+            before(app)
+        apps.append(app)
+        flaskstack.init_app(app, config, **options)
+        return app
+
+    yield factory
+    for app in apps:
+        dispose_engines(app)
