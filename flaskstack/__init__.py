@@ -18,7 +18,7 @@ exists. Everything that belongs to one app lives in
 
 from __future__ import annotations
 
-import typing as t
+import typing as _t
 
 from .database import db
 from .errors import (
@@ -32,7 +32,7 @@ from .errors import (
 from .migrations import migrate
 from .stack import Stack, StackState, get_state
 
-if t.TYPE_CHECKING:
+if _t.TYPE_CHECKING:
     from flask import Flask
 
 __all__ = [
@@ -57,7 +57,7 @@ _stack = Stack()
 
 
 def init_app(
-    app: Flask, config: t.Mapping[str, t.Any] | None = None, **options: t.Any
+    app: Flask, config: _t.Mapping[str, _t.Any] | None = None, **options: _t.Any
 ) -> StackState:
     """Configure ``app`` and register every flaskstack component on it.
 

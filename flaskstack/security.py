@@ -101,7 +101,7 @@ def safety_problems(resolution: Resolution, *, deploy: bool = False) -> list[Pro
                 "set the REDIS_URL environment variable, e.g. REDIS_URL=redis://redis:6379/0",
             )
         )
-    if entries["SQLALCHEMY_DATABASE_URI"].value is None:
+    if entries["SQLALCHEMY_DATABASE_URI"].source == "default":
         found.append(
             Problem(
                 "config.E007",

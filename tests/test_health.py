@@ -1,0 +1,107 @@
+"""/healthz and /readyz: what a load balancer sees."""
+
+from __future__ import annotations
+
+import socket
+import typing as t
+
+import pytest
+
+if t.TYPE_CHECKING:
+    from conftest import AppFactory
+
+
+def test_healthz_answers_without_touching_the_session(make_app: AppFactory) -> None:
+    client = make_app().test_client()
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response.headers
+    assert "Cookie" not in response.headers.get("Vary", "")
+
+
+def test_readyz_on_sqlite(make_app: AppFactory) -> None:
+    response = make_app().test_client().get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["failed"] == []
+    assert body["checks"]["database"]["status"] == "ok"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_readyz_on_postgres(make_app: AppFactory, postgres_url: str) -> None:
+    response = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url}).test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"]["database"]["status"] == "ok"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_readyz_names_a_refused_database(make_app: AppFactory) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    response = make_app({"SQLALCHEMY_DATABASE_URI": url}).test_client().get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["failed"] == ["database"]
+    assert body["checks"]["database"]["status"] == "error"
+    assert body["checks"]["database"]["error"] == "OperationalError"
+    assert "nothing" not in response.get_data(as_text=True)  # no connection details leak
+
+
+def test_readyz_answers_within_its_deadline_when_the_database_hangs(
+    make_app: AppFactory,
+) -> None:
+    # A listening socket that never answers: the driver waits for the
+    # server's greeting until its own connect timeout (longer than ours).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        app = make_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"postgresql://postgres@127.0.0.1:{port}/x",
+                "FLASKSTACK_READY_TIMEOUT": 0.3,
+                "FLASKSTACK_DATABASE_CONNECT_TIMEOUT": 2,
+            }
+        )
+        response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"]["error"] == "no answer within 0.3 s"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_health_endpoints_only_read(make_app: AppFactory, method: str) -> None:
+    client = make_app().test_client()
+    assert client.open("/healthz", method=method).status_code == 405
+    assert client.open("/readyz", method=method).status_code == 405
+
+
+def test_head_is_answered(make_app: AppFactory) -> None:
+    client = make_app().test_client()
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/readyz").status_code == 200
+
+
+def test_paths_are_configurable_and_can_be_disabled(make_app: AppFactory) -> None:
+    app = make_app({"FLASKSTACK_HEALTH_PATH": "/-/live", "FLASKSTACK_READY_PATH": None})
+    client = app.test_client()
+    assert client.get("/-/live").status_code == 200
+    assert client.get("/healthz").status_code == 404
+    assert client.get("/readyz").status_code == 404
+
+
+def test_health_views_are_marked_public(make_app: AppFactory) -> None:
+    from flaskstack.health import is_public
+
+    app = make_app()
+    assert is_public(app.view_functions["flaskstack.healthz"])
+    assert is_public(app.view_functions["flaskstack.readyz"])
+    assert not is_public(app.view_functions["static"])

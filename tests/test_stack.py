@@ -1,0 +1,74 @@
+"""init_app: one registration per app, state in app.extensions, nothing shared."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from flask import Flask
+
+import flaskstack
+from flaskstack.stack import Stack
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import AppFactory
+
+
+def test_state_lives_in_app_extensions(make_app: AppFactory) -> None:
+    app = make_app(profile="testing")
+    state = app.extensions["flaskstack"]
+    assert state is flaskstack.get_state(app)
+    assert state.profile == "testing"
+    assert isinstance(state, flaskstack.StackState)
+    assert "sqlalchemy" in app.extensions
+    assert "migrate" in app.extensions
+
+
+def test_second_init_app_is_refused(make_app: AppFactory) -> None:
+    app = make_app()
+    with pytest.raises(flaskstack.AlreadyInitialisedError, match="already called for app"):
+        flaskstack.init_app(app)
+    assert isinstance(flaskstack.AlreadyInitialisedError("x"), RuntimeError)
+
+
+def test_failed_init_leaves_the_app_untouched(tmp_path: Path) -> None:
+    app = Flask("broken", instance_path=str(tmp_path / "instance"))
+    before = dict(app.config)
+    with pytest.raises(flaskstack.ConfigError):
+        flaskstack.init_app(app, {"MAX_CONTENT_LENGTH": "lots", "MY_KEY": 1})
+    assert dict(app.config) == before
+    assert app.extensions == {}
+    assert next(iter(app.url_map.iter_rules())).endpoint == "static"
+    # Once the config is fixed, the same app can still be set up.
+    flaskstack.init_app(app, {"MAX_CONTENT_LENGTH": 1000})
+    assert app.config["MAX_CONTENT_LENGTH"] == 1000
+
+
+def test_get_state_on_a_plain_app_says_what_to_do() -> None:
+    with pytest.raises(LookupError, match=r"call flaskstack\.init_app\(app\)"):
+        flaskstack.get_state(Flask("plain"))
+
+
+def test_stack_instance_serves_several_apps(tmp_path: Path) -> None:
+    stack = Stack()
+    first = Flask("first", instance_path=str(tmp_path / "a"))
+    second = Flask("second", instance_path=str(tmp_path / "b"))
+    stack.init_app(first, profile="testing")
+    Stack(second, {"FLASKSTACK_READY_PATH": "/ready"})
+    assert first.config["TESTING"] is True
+    assert second.config["TESTING"] is False
+    assert first.config["SECRET_KEY"] != second.config["SECRET_KEY"]
+    assert first.test_client().get("/readyz").status_code == 200
+    assert second.test_client().get("/readyz").status_code == 404
+    assert second.test_client().get("/ready").status_code == 200
+
+
+def test_public_names_match_all() -> None:
+    exported = {name for name in dir(flaskstack) if not name.startswith("_")} - {"annotations"}
+    modules = {"cli", "checks", "config", "database", "errors", "health", "migrations"}
+    modules |= {"security", "stack"}
+    assert set(flaskstack.__all__) - {"__version__"} == exported - modules
+    for name in flaskstack.__all__:
+        assert getattr(flaskstack, name) is not None
