@@ -12,6 +12,7 @@ folder by default; ``postgres://`` URLs go to psycopg 3) and engine options
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -20,9 +21,9 @@ import typing as t
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from .config import Entry, app_short_name
+from .config import app_short_name
 from .errors import Problem
 
 if t.TYPE_CHECKING:
@@ -69,29 +70,25 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     problems: list[Problem] = []
     uri_entry = resolution.entries["SQLALCHEMY_DATABASE_URI"]
     if uri_entry.value is None:
-        uri, source, origin = default_database_url(app), uri_entry.source, uri_entry.origin
+        uri = default_database_url(app)
     else:
-        uri, source, origin = (
-            normalise_database_url(uri_entry.value),
-            uri_entry.source,
-            uri_entry.origin,
-        )
+        uri = normalise_database_url(uri_entry.value)
     try:
         url = make_url(uri)
-    except ArgumentError:
+        url.get_dialect()  # an unknown scheme fails here, not halfway through init_app
+    except (ArgumentError, NoSuchModuleError) as exc:
         problems.append(
             Problem(
                 "config.E001",
                 "SQLALCHEMY_DATABASE_URI",
                 uri_entry.shown,
-                "a database URL such as 'postgresql://user:password@host/dbname'",
-                f"correct the URL in {origin}",
+                "a database URL such as 'postgresql://user:password@host/dbname' "
+                f"or 'sqlite:///path/to/file.db' ({exc})",
+                f"correct the URL in {uri_entry.origin}",
             )
         )
         return problems
-    resolution.entries["SQLALCHEMY_DATABASE_URI"] = Entry(
-        "SQLALCHEMY_DATABASE_URI", uri, source, origin
-    )
+    resolution.entries["SQLALCHEMY_DATABASE_URI"] = dataclasses.replace(uri_entry, value=uri)
 
     if url.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
         problems.append(
@@ -109,8 +106,8 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     if url.get_backend_name() == "postgresql":
         timeout = max(1, math.ceil(resolution["FLASKSTACK_DATABASE_CONNECT_TIMEOUT"]))
         options["connect_args"] = {"connect_timeout": timeout, **options.get("connect_args", {})}
-    resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"] = Entry(
-        "SQLALCHEMY_ENGINE_OPTIONS", options, options_entry.source, options_entry.origin
+    resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"] = dataclasses.replace(
+        options_entry, value=options
     )
     return problems
 

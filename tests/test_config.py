@@ -224,3 +224,11 @@ def test_resolution_does_not_write_to_the_app(tmp_path: Path) -> None:
     assert resolution["MAX_CONTENT_LENGTH"] == 10
     assert dict(app.config) == before
     assert not (tmp_path / "instance").exists()
+
+
+def test_unknown_database_scheme_is_a_config_error(make_app: AppFactory) -> None:
+    with pytest.raises(flaskstack.ConfigError) as caught:
+        make_app({"SQLALCHEMY_DATABASE_URI": "mongodb://127.0.0.1/app"})
+    (problem,) = caught.value.problems
+    assert problem.key == "SQLALCHEMY_DATABASE_URI"
+    assert "mongodb" in str(caught.value)
