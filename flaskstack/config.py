@@ -112,6 +112,8 @@ class Setting:
     :param env: Environment variables read for this setting, most specific first.
     :param profiles: Defaults that replace ``default`` in a given profile.
     :param secret: Mask the value wherever it is shown.
+    :param default_doc: How the documentation shows the default (reST); required when
+        ``default`` is callable.
     :param concern: The part of flaskstack that owns the setting.
     """
 
@@ -344,6 +346,7 @@ SETTINGS: tuple[Setting, ...] = (
         concern="checks",
     ),
 )
+"""Every setting flaskstack reads or sets, in the order ``flask stack config`` prints them."""
 
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
 

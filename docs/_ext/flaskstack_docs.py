@@ -1,0 +1,225 @@
+"""Directives that generate flaskstack's reference pages from the code.
+
+``.. flaskstack-settings::`` renders every row of
+:data:`flaskstack.config.SETTINGS`, grouped by concern, and
+``.. flaskstack-checks::`` every id of :data:`flaskstack.checks.CATALOGUE`,
+grouped by area. Nothing here lists a setting or a check by hand: the tables
+in the package are the single source, as the style guide requires.
+
+Each setting becomes a ``.. setting::`` object and each check a
+``.. check::`` object, so other pages can link to them with
+``:setting:`SECRET_KEY``` and ``:check:`database.E001```.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+import sys
+import typing as t
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
+
+if t.TYPE_CHECKING:
+    from sphinx.application import Sphinx
+
+    from flaskstack.config import Setting
+
+logger = logging.getLogger(__name__)
+
+# Headings for concerns whose name is an abbreviation; others are capitalised.
+_CONCERN_TITLES = {"db": "Database", "api": "API", "redis": "Redis", "core": "Core"}
+
+
+def _plain(text: str) -> str:
+    """Escape ``text`` so reST shows it verbatim (no roles, links or emphasis)."""
+    return "".join("\\" + c if c in string.punctuation else c for c in text)
+
+
+def _literal(value: str) -> str:
+    """``value`` as an inline literal; falls back to escaped text if it has backquotes."""
+    if "`" in value or not value.strip():
+        return _plain(value)
+    return f"``{value}``"
+
+
+def _title(text: str) -> list[str]:
+    return [text, "-" * len(text), ""]
+
+
+class _GeneratingDirective(SphinxDirective):
+    """Parse generated reST, section titles included, in place of the directive."""
+
+    has_content = False
+    required_arguments = 0
+    optional_arguments = 0
+
+    def lines(self) -> list[str]:
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        # Every generated line is attributed to the directive, so a warning
+        # about generated text points at the page that asked for it.
+        source, line = self.get_source_info()
+        content = StringList()
+        for text in self.lines():
+            content.append(text, source, line)
+        container = nodes.section()
+        container.document = self.state.document
+        nested_parse_with_titles(self.state, content, container)
+        return container.children
+
+
+class SettingsDirective(_GeneratingDirective):
+    """``.. flaskstack-settings::`` — the config reference."""
+
+    def lines(self) -> list[str]:
+        import flaskstack.config
+        from flaskstack.config import SETTINGS
+
+        # Rebuild the page whenever the table changes.
+        self.env.note_dependency(flaskstack.config.__file__)
+
+        out: list[str] = []
+        concerns = list(dict.fromkeys(s.concern for s in SETTINGS))
+        for concern in concerns:
+            out += _title(_CONCERN_TITLES.get(concern, concern.capitalize()))
+            for setting in (s for s in SETTINGS if s.concern == concern):
+                out += self.setting_lines(setting)
+        return out
+
+    def setting_lines(self, setting: Setting) -> list[str]:
+        out = [f".. setting:: {setting.key}", ""]
+        out += [f"   {line}" for line in setting.doc.splitlines()] + [""]
+        fields = [
+            ("Type", _literal(setting.type)),
+            ("Default", self.default_text(setting)),
+        ]
+        if setting.profiles:
+            fields.append(
+                (
+                    "Profiles",
+                    "; ".join(
+                        f"{_literal(name)}: {_literal(repr(value))}"
+                        for name, value in setting.profiles.items()
+                    ),
+                )
+            )
+        if setting.env:
+            environment = ", ".join(_literal(name) for name in setting.env)
+        else:
+            # Every key can come from FLASK_<KEY> (Flask's from_prefixed_env);
+            # say so where the setting has no variable of its own.
+            environment = f"{_literal('FLASK_' + setting.key)} only (Flask's prefix)"
+        fields.append(("Environment", environment))
+        fields.append(("Accepts", _plain(setting.expected)))
+        fields.append(("Owner", _owner(setting)))
+        if setting.secret:
+            fields.append(("Secret", "yes: masked wherever flaskstack shows it"))
+        out += [f"   :{name}: {value}" for name, value in fields]
+        out.append("")
+        return out
+
+    def default_text(self, setting: Setting) -> str:
+        if setting.default_doc:
+            return setting.default_doc
+        if callable(setting.default):
+            logger.warning(
+                "setting %s has a computed default but no default_doc to describe it",
+                setting.key,
+                location=self.get_location(),
+            )
+            return "computed when the app is set up"
+        return _literal(repr(setting.default))
+
+
+def _owner(setting: Setting) -> str:
+    if not setting.native:
+        return "flaskstack"
+    from flask import Flask
+
+    library = "Flask" if setting.key in Flask.default_config else "the wrapped library"
+    return f"{library} (a native key: flaskstack sets only its default)"
+
+
+class ChecksDirective(_GeneratingDirective):
+    """``.. flaskstack-checks::`` — the check reference."""
+
+    def lines(self) -> list[str]:
+        import flaskstack.checks
+
+        self.env.note_dependency(flaskstack.checks.__file__)
+
+        out: list[str] = []
+        ids = sorted(flaskstack.checks.CATALOGUE, key=_check_sort_key)
+        for area, group in itertools.groupby(ids, key=lambda i: i.partition(".")[0]):
+            out += _title(f"``{area}``")
+            for check_id in group:
+                meaning = flaskstack.checks.CATALOGUE[check_id]
+                out += [f".. check:: {check_id}", "", f"   {_plain(meaning)}", ""]
+        return out
+
+
+def _check_sort_key(check_id: str) -> tuple[str, str]:
+    area, _, code = check_id.partition(".")
+    return area, code
+
+
+def _attribute_doc(module_name: str, name: str) -> list[str] | None:
+    """The docstring written next to ``name`` in the source of ``module_name``."""
+    try:
+        docs = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+    except Exception:  # no source to analyse
+        return None
+    found = docs.get(("", name))
+    return list(found) if found else None
+
+
+def reexported_data_doc(
+    app: Sphinx, what: str, name: str, obj: object, options: t.Any, lines: list[str]
+) -> None:
+    """Give re-exported data (``flaskstack.db``) the docstring of its definition.
+
+    autodoc looks for an attribute's docstring only in the module it documents
+    the name under; for ``flaskstack.db`` that is ``flaskstack/__init__.py``,
+    which merely imports it, so autodoc would show the docstring of the
+    object's class instead. Take the one written in the defining module.
+    """
+    if what != "data" or not name.startswith("flaskstack."):
+        return
+    module_name, _, attribute = name.rpartition(".")
+    if _attribute_doc(module_name, attribute) is not None:
+        return
+    for other_name, module in sorted(sys.modules.items()):
+        if other_name == module_name or not other_name.startswith("flaskstack."):
+            continue
+        if getattr(module, attribute, None) is not obj:
+            continue
+        doc = _attribute_doc(other_name, attribute)
+        if doc is not None:
+            lines[:] = doc
+            return
+
+
+def setup(app: Sphinx) -> dict[str, t.Any]:
+    app.connect("autodoc-process-docstring", reexported_data_doc)
+    app.add_object_type(
+        "setting",
+        "setting",
+        indextemplate="pair: %s; setting",
+        objname="configuration setting",
+    )
+    app.add_object_type(
+        "check",
+        "check",
+        indextemplate="pair: %s; check",
+        objname="system check",
+    )
+    app.add_directive("flaskstack-settings", SettingsDirective)
+    app.add_directive("flaskstack-checks", ChecksDirective)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
