@@ -110,7 +110,6 @@ def check_command(deploy: bool, fail_level: str, tags: tuple[str, ...]) -> None:
         silenced_ids = set(loaded.resolution["FLASKSTACK_SILENCED_CHECKS"])
     threshold = checks.Level[fail_level.upper()]
     active = [f for f in findings if f.id not in silenced_ids]
-    silenced = len(findings) - len(active)
 
     for level in sorted(_LEVEL_TITLES, reverse=True):
         group = [f for f in active if f.level == level]
@@ -121,8 +120,12 @@ def check_command(deploy: bool, fail_level: str, tags: tuple[str, ...]) -> None:
             click.echo(f"  {finding.id}: {finding.msg}")
             if finding.hint:
                 click.echo(f"      HINT: {finding.hint}")
+    if silenced_findings := [f for f in findings if f.id in silenced_ids]:
+        click.echo("SILENCED:")
+        for finding in silenced_findings:
+            click.echo(f"  {finding.id}: {finding.msg}")
     summary = "no issues" if not active else f"{len(active)} issue(s)"
-    click.echo(f"System check identified {summary} ({silenced} silenced).")
+    click.echo(f"System check identified {summary} ({len(silenced_findings)} silenced).")
     if any(f.is_serious(threshold) for f in active):
         raise SystemExit(1)
 

@@ -46,6 +46,10 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 """The Flask-SQLAlchemy extension shared by every app: declare models on ``db.Model``."""
 
 
+# Drivers built on libpq, which take ``connect_timeout`` in seconds.
+_LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg2", "psycopg2cffi"})
+
+
 def normalise_database_url(url: str) -> str:
     """Point PostgreSQL URLs without an explicit driver at psycopg 3.
 
@@ -76,7 +80,7 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     try:
         url = make_url(uri)
         url.get_dialect()  # an unknown scheme fails here, not halfway through init_app
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         problems.append(
             Problem(
                 "config.E001",
@@ -103,7 +107,7 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
 
     options_entry = resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"]
     options = {"pool_pre_ping": True, **options_entry.value}
-    if url.get_backend_name() == "postgresql":
+    if url.get_driver_name() in _LIBPQ_DRIVERS:
         timeout = max(1, math.ceil(resolution["FLASKSTACK_DATABASE_CONNECT_TIMEOUT"]))
         options["connect_args"] = {"connect_timeout": timeout, **options.get("connect_args", {})}
     resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"] = dataclasses.replace(

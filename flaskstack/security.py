@@ -155,9 +155,6 @@ def validate(app: Flask, resolution: Resolution) -> None:
 
     :raises ConfigError: listing every problem found.
     """
-    if resolution.profile != "production" and resolution["SECRET_KEY"] is None:
-        _use_instance_secret(app, resolution)
-
     safety = safety_problems(resolution)
     if resolution.profile == "production":
         resolution.problems.extend(safety)
@@ -165,6 +162,10 @@ def validate(app: Flask, resolution: Resolution) -> None:
         # Only what the developer set explicitly is worth a warning here; the
         # embedded defaults (no Redis, plain-HTTP cookies) are the point of it.
         resolution.warnings.extend(p for p in safety if p.id == "config.E003")
+    # The key file is written only for a configuration that is otherwise valid.
+    unset = resolution["SECRET_KEY"] is None
+    if unset and not resolution.problems and resolution.profile != "production":
+        _use_instance_secret(app, resolution)
     if resolution.problems:
         raise ConfigError(resolution.problems, resolution)
     for problem in resolution.warnings:
