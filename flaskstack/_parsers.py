@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 import typing as t
-from urllib.parse import urlsplit
 
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
-
+from .redis import parse_redis_url as parse_url
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -108,9 +106,8 @@ def parse_redis_url(value: object) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        scheme = urlsplit(value).scheme.lower()
-        if scheme in REDIS_SCHEMES and "://" in value:
-            return value
+        parse_url(value)  # raises ValueError saying what is wrong
+        return value
     raise ValueError
 
 

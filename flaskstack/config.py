@@ -39,15 +39,14 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Config
 
 from . import _parsers as p
-from ._parsers import REDIS_SCHEMES
 from .errors import Problem
+from .redis import REDIS_URL_FORMS
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
 __all__ = [
     "PROFILES",
-    "REDIS_SCHEMES",
     "SETTINGS",
     "Entry",
     "Resolution",
@@ -255,17 +254,39 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         p.parse_redis_url,
         type="str",
-        expected=(
-            "a URL of the form redis://host:port/db, rediss://…, unix:///path.sock, "
-            "redis+sentinel://host:port[,host:port]/service[/db] or "
-            "redis+cluster://host:port[,host:port]"
-        ),
+        expected="a Redis URL: " + "; ".join(REDIS_URL_FORMS),
         doc=(
             "The Redis server for sessions, cache and throttling. Unset: in-process cache and "
             "signed-cookie sessions (development, testing); production requires one."
         ),
         env=("REDIS_URL", "FLASKSTACK_REDIS_URL"),
         secret=True,
+        concern="redis",
+    ),
+    Setting(
+        "FLASKSTACK_REDIS_TIMEOUT",
+        0.5,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "Connect and read timeout of every Redis call: the longest a request waits "
+            "for an unreachable Redis."
+        ),
+        env=("FLASKSTACK_REDIS_TIMEOUT",),
+        concern="redis",
+    ),
+    Setting(
+        "FLASKSTACK_REDIS_BACKOFF",
+        5.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "After a failed Redis call, how long calls fail at once instead of waiting "
+            "for Redis again: an outage costs one timeout, not one per request."
+        ),
+        env=("FLASKSTACK_REDIS_BACKOFF",),
         concern="redis",
     ),
     Setting(
@@ -503,8 +524,8 @@ def _layers(
     ]
 
 
-def _fix_for(origin: str, key: str, expected: str) -> str:
-    return f"change {origin} so that {key} is {expected}"
+def _fix_for(origin: str, key: str) -> str:
+    return f"correct {key} in {origin}"
 
 
 def resolve(
@@ -540,9 +561,9 @@ def resolve(
             continue
         try:
             value = setting.parse(raw)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as exc:
             if setting.key != "FLASKSTACK_PROFILE":
-                problems.append(_invalid(setting, raw, layer.origins[setting.key]))
+                problems.append(_invalid(setting, raw, layer.origins[setting.key], str(exc)))
             value, source = setting.default_for(app, profile)
             entries[setting.key] = Entry(setting.key, value, source, source)
             continue
@@ -568,14 +589,14 @@ def _pick(layers: list[_Layer], key: str) -> tuple[t.Any, _Layer | None]:
     return _MISSING, None
 
 
-def _invalid(setting: Setting, raw: object, origin: str) -> Problem:
+def _invalid(setting: Setting, raw: object, origin: str, reason: str = "") -> Problem:
     shown = mask(setting.key, raw)
     return Problem(
         id="config.E001",
         key=setting.key,
-        value=shown,
+        value=f"{shown} ({reason})" if reason else shown,
         expected=setting.expected,
-        fix=_fix_for(origin, setting.key, setting.expected),
+        fix=_fix_for(origin, setting.key),
     )
 
 

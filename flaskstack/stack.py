@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from . import cli, database, health, migrations, security
+from . import cli, database, health, migrations, security, sessions
+from . import redis as redis_component
 from .config import SETTINGS, resolve
 from .errors import AlreadyInitialisedError
 
@@ -22,6 +23,7 @@ if t.TYPE_CHECKING:
 
     from .config import Resolution
     from .health import Probe
+    from .redis import RedisConnection
 
 __all__ = ["EXTENSION_KEY", "Stack", "StackState", "get_state"]
 
@@ -39,11 +41,13 @@ class StackState:
 
     :ivar profile: The active profile.
     :ivar resolution: Every setting's effective value and where it came from.
+    :ivar redis: The app's Redis connection, or ``None`` without a Redis URL.
     :ivar readiness_probes: What ``/readyz`` checks, by name.
     """
 
     profile: str
     resolution: Resolution
+    redis: RedisConnection | None = None
     readiness_probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
 
 
@@ -120,8 +124,15 @@ class Stack:
         health.init_app(app)
         cli.init_app(app)
 
-        state = StackState(profile=resolution.profile, resolution=resolution)
+        state = StackState(
+            profile=resolution.profile,
+            resolution=resolution,
+            redis=redis_component.init_app(app),
+        )
+        sessions.init_app(app, state.redis)
         state.readiness_probes["database"] = health.probe_database
+        if state.redis is not None:
+            state.readiness_probes["redis"] = redis_component.probe
         app.extensions[EXTENSION_KEY] = state
         return state
 

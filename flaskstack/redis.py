@@ -1,0 +1,342 @@
+"""One Redis client per app, shared by sessions, the cache and throttling.
+
+The client is built from ``FLASKSTACK_REDIS_URL`` (``REDIS_URL`` in the
+environment) on first use, never in ``init_app``: creating a Cluster client
+talks to the cluster, and ``init_app`` does no network I/O. It has short
+connect and read timeouts (``FLASKSTACK_REDIS_TIMEOUT``) and retries a
+command once, immediately, only when a pooled connection turns out to be
+dead (a restarted server); a server that does not answer is never waited for
+twice.
+
+Every call goes through :meth:`RedisConnection.run`, whose circuit breaker
+turns an outage into one timeout: after a failure, Redis is not tried again
+for ``FLASKSTACK_REDIS_BACKOFF`` seconds and calls fail at once with
+:class:`RedisUnavailable`. The first call after the back-off tries again, and
+a success closes the breaker: recovery needs no restart.
+
+Every key flaskstack writes starts with ``FLASKSTACK_NAMESPACE`` and a colon
+(:meth:`RedisConnection.key`), so several apps can share one Redis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import typing as t
+from urllib.parse import unquote
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .errors import FlaskStackError
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = [
+    "REDIS_URL_FORMS",
+    "RedisConnection",
+    "RedisTarget",
+    "RedisUnavailable",
+    "get_redis",
+    "parse_redis_url",
+]
+
+logger = logging.getLogger("flaskstack.redis")
+
+REDIS_URL_FORMS = (
+    "redis://[[user]:password@]host[:port][/db]",
+    "rediss://… (TLS)",
+    "unix://[[user]:password@]/path/to/redis.sock[?db=N]",
+    "redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]",
+    "redis+cluster://[[user]:password@]host:port[,host:port…]",
+)
+"""The accepted forms of a Redis URL, as shown in error messages."""
+
+Kind = t.Literal["standalone", "sentinel", "cluster"]
+Client = t.Union["redis.Redis", "redis.cluster.RedisCluster"]
+T = t.TypeVar("T")
+
+# Errors that mean "Redis cannot be reached", as opposed to a bad command.
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+)
+
+
+class RedisUnavailable(FlaskStackError, ConnectionError):
+    """Redis cannot be reached now (or was not reachable moments ago)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisTarget:
+    """A parsed Redis URL.
+
+    :ivar kind: ``standalone``, ``sentinel`` or ``cluster``.
+    :ivar url: The URL as given (for standalone servers, handed to redis-py).
+    :ivar nodes: Sentinel or cluster nodes as ``(host, port)``.
+    :ivar service: The Sentinel service (master group) name.
+    :ivar db: The database number.
+    """
+
+    kind: Kind
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+
+def _parse_nodes(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    nodes = []
+    for part in netloc.split(","):
+        part = part.strip()
+        if not part:
+            raise ValueError("an empty host in the node list")
+        if part.startswith("["):  # [::1]:26379
+            host, _, rest = part[1:].partition("]")
+            port_text = rest.removeprefix(":")
+        else:
+            host, _, port_text = part.rpartition(":") if ":" in part else (part, "", "")
+        if not host:
+            raise ValueError(f"no host in {part!r}")
+        try:
+            port = int(port_text) if port_text else default_port
+        except ValueError:
+            raise ValueError(f"the port of {part!r} is not a number") from None
+        if not 0 < port < 65536:
+            raise ValueError(f"the port of {part!r} is out of range")
+        nodes.append((host, port))
+    return tuple(nodes)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Parse a Redis URL in one of :data:`REDIS_URL_FORMS`.
+
+    :raises ValueError: saying what is wrong with the URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError("not a URL")
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            options = redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if scheme != "unix" and not options.get("host"):
+            raise ValueError("no host")
+        return RedisTarget("standalone", url, db=int(options.get("db") or 0))
+    if scheme not in ("redis+sentinel", "redis+cluster"):
+        raise ValueError(f"unknown scheme {scheme!r}")
+
+    netloc, _, path = rest.partition("/")
+    path = path.split("?", 1)[0]
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user_text, has_password, password_text = userinfo.partition(":")
+        username = unquote(user_text) or None
+        password = unquote(password_text) if has_password else None
+    parts = [p for p in path.split("/") if p]
+
+    if scheme == "redis+cluster":
+        if parts not in ([], ["0"]):
+            raise ValueError("a Redis Cluster URL has no path (a cluster has database 0 only)")
+        nodes = _parse_nodes(netloc, 6379)
+        return RedisTarget("cluster", url, nodes, username=username, password=password)
+
+    nodes = _parse_nodes(netloc, 26379)
+    if not parts or len(parts) > 2:
+        raise ValueError("a Sentinel URL ends in /service or /service/db")
+    db = 0
+    if len(parts) == 2:
+        if not parts[1].isdigit():
+            raise ValueError(f"the database {parts[1]!r} is not a number")
+        db = int(parts[1])
+    return RedisTarget("sentinel", url, nodes, unquote(parts[0]), db, username, password)
+
+
+def _client_options(timeout: float) -> dict[str, t.Any]:
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        # One immediate retry when a pooled connection is dead (a restarted
+        # server); a timeout is never retried, so an outage costs one timeout.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+    }
+
+
+def make_client(target: RedisTarget, timeout: float) -> Client:
+    """Build the client for ``target``. A Cluster client connects to the cluster here."""
+    options = _client_options(timeout)
+    if target.kind == "standalone":
+        return redis.Redis.from_url(target.url, **options)
+    credentials: dict[str, t.Any] = {"username": target.username, "password": target.password}
+    if target.kind == "sentinel":
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes),
+            sentinel_kwargs={
+                "socket_timeout": timeout,
+                "socket_connect_timeout": timeout,
+            },
+            **options,
+        )
+        assert target.service is not None  # parse_redis_url guarantees it
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.service, db=target.db, **credentials
+        )
+        return master
+    from redis.cluster import ClusterNode, RedisCluster
+
+    return RedisCluster(
+        startup_nodes=[
+            ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in target.nodes
+        ],
+        **credentials,
+        **options,
+    )
+
+
+class Breaker:
+    """Stops calls to Redis for ``backoff`` seconds after a failure.
+
+    Thread-safe; one per app and process. It logs when it opens (with the
+    cause) and when Redis answers again, not on every refused call.
+    """
+
+    def __init__(self, backoff: float, clock: t.Callable[[], float] = time.monotonic) -> None:
+        self.backoff = backoff
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._failing = False
+
+    @property
+    def is_open(self) -> bool:
+        """Whether calls are refused now."""
+        return self._clock() < self._open_until
+
+    def failure(self, exc: BaseException) -> None:
+        """Record a failed call: refuse calls for the back-off period."""
+        with self._lock:
+            self._open_until = self._clock() + self.backoff
+            first = not self._failing
+            self._failing = True
+        if first:
+            logger.warning(
+                "Redis is unreachable (%s: %s); not retried for %g s",
+                type(exc).__name__,
+                exc,
+                self.backoff,
+            )
+
+    def success(self) -> None:
+        """Record a successful call: close the breaker."""
+        if self._failing:
+            with self._lock:
+                was_failing, self._failing = self._failing, False
+                self._open_until = 0.0
+            if was_failing:
+                logger.warning("Redis answers again")
+
+
+class RedisConnection:
+    """The Redis client of one app, its key namespace and its circuit breaker.
+
+    Get it with :func:`get_redis`.
+    """
+
+    def __init__(self, target: RedisTarget, namespace: str, timeout: float, backoff: float) -> None:
+        self.target = target
+        self.namespace = namespace
+        self.timeout = timeout
+        self.breaker = Breaker(backoff)
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Client:
+        """The shared redis-py client, created on first use.
+
+        Calls made on it directly bypass the circuit breaker; prefer :meth:`run`.
+        """
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client(self.target, self.timeout)
+        return self._client
+
+    def key(self, *parts: str) -> str:
+        """The namespaced key for ``parts``: ``key("cache", "x")`` is ``"<ns>:cache:x"``."""
+        return ":".join((self.namespace, *parts))
+
+    def run(self, operation: t.Callable[[Client], T]) -> T:
+        """Call ``operation(client)`` unless Redis failed moments ago.
+
+        :raises RedisUnavailable: when the breaker is open or Redis cannot be
+            reached; other Redis errors (a wrong command) propagate unchanged.
+        """
+        if self.breaker.is_open:
+            raise RedisUnavailable("Redis is unreachable (retrying shortly)")
+        try:
+            result = operation(self.client)
+        except UNREACHABLE_ERRORS as exc:
+            self.breaker.failure(exc)
+            raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
+        self.breaker.success()
+        return result
+
+    def close(self) -> None:
+        """Close every pooled connection (for tests and shutdown hooks)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def get_redis(app: Flask | None = None) -> RedisConnection:
+    """The :class:`RedisConnection` of ``app`` (default: the current app).
+
+    :raises LookupError: when the app has no Redis URL configured.
+    """
+    from flask import current_app
+
+    from .stack import get_state
+
+    target_app: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+    connection = get_state(target_app).redis
+    if connection is None:
+        raise LookupError(
+            f"app {target_app.name!r} has no Redis: set REDIS_URL (FLASKSTACK_REDIS_URL)"
+        )
+    return connection
+
+
+def init_app(app: Flask) -> RedisConnection | None:
+    """Build (without connecting) the app's Redis connection, if a URL is configured."""
+    url = app.config["FLASKSTACK_REDIS_URL"]
+    if url is None:
+        return None
+    return RedisConnection(
+        parse_redis_url(url),
+        namespace=app.config["FLASKSTACK_NAMESPACE"],
+        timeout=app.config["FLASKSTACK_REDIS_TIMEOUT"],
+        backoff=app.config["FLASKSTACK_REDIS_BACKOFF"],
+    )
+
+
+def probe(app: Flask, timeout: float) -> None:
+    """Readiness probe: ``PING`` Redis (bypassing the breaker, so it sees recovery first)."""
+    get_redis(app).client.ping()

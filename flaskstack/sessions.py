@@ -1,0 +1,279 @@
+"""Server-side sessions in Redis, loaded only when a request reads them.
+
+The cookie carries a signed random id (256 bits); the data lives in Redis at
+``<namespace>:session:<id>``, serialised with Flask's tagged JSON (never
+pickle: whoever can write to Redis must not be able to run code).
+
+Cost per request, in Redis commands:
+
+- the session is never read: none, even when the request carries a cookie;
+- read, not changed: one (``GETEX``, which also slides the expiry);
+- changed: one more (``SET`` with the expiry);
+- emptied (logout): the key is deleted and the cookie cleared.
+
+A missing, malformed, forged or expired cookie starts a fresh, empty session
+with a new id: an id the server did not issue is never adopted (no session
+fixation). :func:`rotate` gives the session a new id and deletes the old key;
+login calls it.
+
+When Redis cannot be reached, reading or saving the session answers 503
+(:class:`SessionUnavailable`); requests that do not touch the session are
+unaffected. Without a Redis URL (development and testing only) Flask's
+signed-cookie sessions are used, and :func:`rotate` and :func:`destroy` keep
+working on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import typing as t
+
+from flask import session as current_session
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadSignature, Signer
+from werkzeug.exceptions import ServiceUnavailable
+
+from .redis import RedisUnavailable
+
+if t.TYPE_CHECKING:
+    from flask import Flask, Request, Response
+
+    from .redis import RedisConnection
+
+__all__ = ["RedisSession", "RedisSessionInterface", "SessionUnavailable", "destroy", "rotate"]
+
+logger = logging.getLogger("flaskstack.sessions")
+
+SESSION_ID_BYTES = 32
+_serializer = TaggedJSONSerializer()
+
+
+class SessionUnavailable(ServiceUnavailable):
+    """503: the session store cannot be reached. Carries ``Retry-After``."""
+
+    description = (
+        "Your session cannot be loaded or saved right now because the session store is "
+        "unreachable. Please try again in a few seconds."
+    )
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after=max(1, round(retry_after)))
+
+
+class RedisSession(SessionMixin):
+    """A session whose data is fetched from Redis on first access.
+
+    Every way of reading or writing it (``session["k"]``, ``get``, ``in``,
+    iteration, ``len``, ``pop``, ``clear``…) goes through the five
+    :class:`~collections.abc.MutableMapping` methods below, which load it.
+    """
+
+    def __init__(
+        self, store: RedisSessionInterface, app: Flask, sid: str | None, had_cookie: bool = False
+    ) -> None:
+        self._store = store
+        self.had_cookie = had_cookie
+        self._app = app
+        self.sid = sid
+        self.new = sid is None
+        self.modified = False
+        self.accessed = False
+        self._data: dict[str, t.Any] | None = None
+        self._stored = False
+        """Whether Redis holds a key for ``sid`` (known once loaded)."""
+        self.rotated_from: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the data was fetched (or the session started empty) in this request."""
+        return self._data is not None
+
+    def _load(self) -> dict[str, t.Any]:
+        if self._data is None:
+            self.accessed = True
+            self._data = {}
+            if self.sid is not None:
+                data = self._store.read(self._app, self.sid)
+                if data is None:
+                    self.sid = None  # expired or unknown: a new id on the next write
+                    self.new = True
+                else:
+                    self._data = data
+                    self._stored = True
+        return self._data
+
+    def __getitem__(self, key: str) -> t.Any:
+        return self._load()[key]
+
+    def __setitem__(self, key: str, value: t.Any) -> None:
+        self._load()[key] = value
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._load()[key]
+        self.modified = True
+
+    def __iter__(self) -> t.Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        state = "not loaded" if self._data is None else f"{len(self._data)} keys"
+        return f"<{type(self).__name__} {state}>"
+
+
+class RedisSessionInterface(SessionInterface):
+    """Flask session interface storing sessions in the app's Redis."""
+
+    def __init__(self, connection: RedisConnection) -> None:
+        self.connection = connection
+
+    # -- Redis I/O ---------------------------------------------------------
+
+    def _key(self, sid: str) -> str:
+        return self.connection.key("session", sid)
+
+    def _unavailable(self, exc: RedisUnavailable) -> SessionUnavailable:
+        logger.debug("session store unavailable: %s", exc)
+        return SessionUnavailable(self.connection.breaker.backoff)
+
+    def read(self, app: Flask, sid: str) -> dict[str, t.Any] | None:
+        """Fetch the data of ``sid`` and slide its expiry (one ``GETEX``)."""
+        ttl = int(app.permanent_session_lifetime.total_seconds())
+        key = self._key(sid)
+        try:
+            raw = self.connection.run(lambda client: client.getex(key, ex=ttl))
+        except RedisUnavailable as exc:
+            raise self._unavailable(exc) from exc
+        if raw is None:
+            return None
+        try:
+            data = _serializer.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        except (ValueError, UnicodeDecodeError, TypeError):
+            logger.warning("discarding unreadable session data at %s", key)
+            return None
+        return data if isinstance(data, dict) else None
+
+    # -- cookie <-> id -------------------------------------------------------
+
+    def _signer(self, app: Flask) -> Signer:
+        keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key]
+        return Signer(keys, salt="flaskstack.session", key_derivation="hmac")
+
+    def open_session(self, app: Flask, request: Request) -> RedisSession:
+        """Read the id from the cookie; touch nothing in Redis."""
+        sid = None
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if cookie:
+            try:
+                sid = self._signer(app).unsign(cookie).decode("ascii")
+            except (BadSignature, UnicodeDecodeError):
+                sid = None
+        return RedisSession(self, app, sid, had_cookie=bool(cookie))
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Write what changed; a session nobody read costs nothing."""
+        if not isinstance(session, RedisSession) or not session.loaded:
+            return
+        response.vary.add("Cookie")
+        try:
+            self._save(app, session, response)
+        except RedisUnavailable as exc:
+            _replace_response(app, response, self._unavailable(exc))
+
+    def _save(self, app: Flask, session: RedisSession, response: Response) -> None:
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        stale = [sid for sid in (session.rotated_from,) if sid is not None]
+
+        if not session:
+            if session._stored and session.sid is not None:
+                stale.append(session.sid)
+            if stale:
+                keys = [self._key(sid) for sid in stale]
+                self.connection.run(lambda client: client.delete(*keys))
+            if session._stored or session.had_cookie:
+                response.delete_cookie(
+                    name,
+                    domain=domain,
+                    path=path,
+                    secure=self.get_cookie_secure(app),
+                    partitioned=self.get_cookie_partitioned(app),
+                    httponly=self.get_cookie_httponly(app),
+                    samesite=self.get_cookie_samesite(app),
+                )
+            return
+
+        if session.modified or session.sid is None:
+            if session.sid is None:
+                session.sid = secrets.token_urlsafe(SESSION_ID_BYTES)
+            ttl = int(app.permanent_session_lifetime.total_seconds())
+            data = _serializer.dumps(dict(session))
+            key = self._key(session.sid)
+            self.connection.run(lambda client: client.set(key, data, ex=ttl))
+            if stale:
+                # Separate commands: on a cluster the keys live in different slots.
+                old = [self._key(sid) for sid in stale]
+                self.connection.run(lambda client: client.delete(*old))
+        elif not self.should_set_cookie(app, session):
+            return
+
+        response.set_cookie(
+            name,
+            self._signer(app).sign(session.sid).decode("ascii"),
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            domain=domain,
+            path=path,
+            secure=self.get_cookie_secure(app),
+            partitioned=self.get_cookie_partitioned(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+
+
+def _replace_response(app: Flask, response: Response, error: SessionUnavailable) -> None:
+    """Turn ``response`` into the app's answer for ``error``, in place.
+
+    ``save_session`` runs after the view and cannot return a new response;
+    raising there would become a 500.
+    """
+    logger.warning("the session could not be saved: %s", error.description)
+    replacement = app.make_response(app.handle_http_exception(error))
+    response.status_code = replacement.status_code
+    response.headers.clear()
+    response.headers.extend(replacement.headers)
+    response.set_data(replacement.get_data())
+
+
+def rotate() -> None:
+    """Give the current session a new id and delete the old one, keeping the data.
+
+    Call it whenever the privilege level changes (login), so an id an
+    attacker planted or observed before is worthless afterwards.
+    """
+    session = current_session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(session, RedisSession):
+        dict(session)  # load it: the data moves to the new id
+        if session.sid is not None and session._stored:
+            session.rotated_from = session.sid
+        session.sid = None
+        session._stored = False
+    session.modified = True
+
+
+def destroy() -> None:
+    """Empty the current session: its key is deleted and the cookie cleared (logout)."""
+    session = current_session._get_current_object()  # type: ignore[attr-defined]
+    session.clear()
+    session.modified = True
+
+
+def init_app(app: Flask, connection: RedisConnection | None) -> None:
+    """Keep sessions in Redis when the app has it; otherwise in Flask's signed cookie."""
+    if connection is not None:
+        app.session_interface = RedisSessionInterface(connection)
