@@ -86,7 +86,7 @@ class RedisTarget:
     """
 
     kind: Kind
-    url: str
+    url: str = dataclasses.field(repr=False)  # may hold a password
     nodes: tuple[tuple[str, int], ...] = ()
     service: str | None = None
     db: int = 0

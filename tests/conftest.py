@@ -21,6 +21,8 @@ from sqlalchemy.pool import Pool
 
 import flaskstack
 
+pytest_plugins = ["redis_servers"]
+
 ADMIN_URL = os.environ.get(
     "FLASKSTACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -144,3 +146,6 @@ def make_app(tmp_path: t.Any) -> t.Iterator[AppFactory]:
     yield factory
     for app in apps:
         dispose_engines(app)
+        state = app.extensions.get("flaskstack")
+        if state is not None and state.redis is not None:
+            state.redis.close()

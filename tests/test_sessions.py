@@ -1,0 +1,334 @@
+"""Server-side sessions: what a browser and the Redis server see."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pickle
+import time
+import typing as t
+import uuid
+
+import pytest
+import redis
+from flask import Flask, session
+
+from flaskstack.sessions import destroy, rotate
+
+if t.TYPE_CHECKING:
+    from conftest import AppFactory
+    from flask.testing import FlaskClient
+    from redis_servers import RedisServer
+
+SHARED_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def add_views(app: Flask) -> Flask:
+    @app.get("/plain")
+    def plain() -> str:
+        return "no session here"
+
+    @app.get("/read")
+    def read() -> dict[str, t.Any]:
+        return {"name": session.get("name"), "visits": session.get("visits")}
+
+    @app.post("/login/<name>")
+    def login(name: str) -> str:
+        rotate()
+        session["name"] = name
+        return "ok"
+
+    @app.post("/visit")
+    def visit() -> dict[str, int]:
+        session["visits"] = session.get("visits", 0) + 1
+        return {"visits": session["visits"]}
+
+    @app.post("/logout")
+    def logout() -> str:
+        destroy()
+        return "bye"
+
+    @app.post("/store-types")
+    def store_types() -> str:
+        session["when"] = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        session["pair"] = (1, 2)
+        session["raw"] = b"\x00\xff"
+        return "ok"
+
+    @app.get("/types")
+    def types() -> dict[str, str]:
+        return {k: type(session[k]).__name__ for k in ("when", "pair", "raw")}
+
+    return app
+
+
+@pytest.fixture
+def namespace() -> t.Iterator[str]:
+    """A namespace of its own on the shared Redis, emptied afterwards."""
+    name = f"test-sessions-{uuid.uuid4().hex[:10]}"
+    yield name
+    client = redis.Redis.from_url(SHARED_REDIS)
+    keys = list(client.scan_iter(match=f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def shared(namespace: str) -> t.Iterator[redis.Redis]:
+    client = redis.Redis.from_url(SHARED_REDIS)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(make_app: AppFactory, namespace: str) -> FlaskClient:
+    app = make_app({"FLASKSTACK_REDIS_URL": SHARED_REDIS, "FLASKSTACK_NAMESPACE": namespace})
+    return add_views(app).test_client()
+
+
+def session_keys(shared: redis.Redis, namespace: str) -> list[bytes]:
+    return sorted(shared.scan_iter(match=f"{namespace}:session:*"))
+
+
+def cookie(client: FlaskClient) -> str | None:
+    found = client.get_cookie("session")
+    return None if found is None else found.value
+
+
+def test_untouched_session_sets_nothing(
+    client: FlaskClient, shared: redis.Redis, namespace: str
+) -> None:
+    response = client.get("/plain")
+    assert "Set-Cookie" not in response.headers
+    assert "Cookie" not in response.headers.get("Vary", "")
+    assert session_keys(shared, namespace) == []
+
+
+def test_write_then_read(client: FlaskClient, shared: redis.Redis, namespace: str) -> None:
+    assert client.post("/visit").get_json() == {"visits": 1}
+    (key,) = session_keys(shared, namespace)
+    sid = key.decode().rsplit(":", 1)[1]
+    assert len(sid) >= 43  # 256 random bits
+    assert cookie(client).startswith(sid + ".")  # signed id, no data in the cookie
+    ttl = shared.ttl(key)
+    assert 31 * 86400 - 10 < ttl <= 31 * 86400  # PERMANENT_SESSION_LIFETIME
+    stored = json.loads(shared.get(key))  # plain JSON, not pickle
+    assert stored == {"visits": 1}
+
+    response = client.get("/read")
+    assert response.get_json() == {"name": None, "visits": 1}
+    assert "Set-Cookie" not in response.headers  # nothing changed
+    assert "Cookie" in response.headers["Vary"]
+    assert client.post("/visit").get_json() == {"visits": 2}
+    assert session_keys(shared, namespace) == [key]
+
+
+def test_tagged_types_survive(client: FlaskClient) -> None:
+    client.post("/store-types")
+    assert client.get("/types").get_json() == {"when": "datetime", "pair": "tuple", "raw": "bytes"}
+
+
+def test_rotation_issues_a_new_id_and_kills_the_old_one(
+    client: FlaskClient, shared: redis.Redis, namespace: str
+) -> None:
+    client.post("/visit")
+    before = cookie(client)
+    (old_key,) = session_keys(shared, namespace)
+    client.post("/login/alice")
+    after = cookie(client)
+    assert after != before
+    (new_key,) = session_keys(shared, namespace)
+    assert new_key != old_key
+    assert client.get("/read").get_json() == {"name": "alice", "visits": 1}
+
+    # The old cookie (e.g. planted by an attacker before login) is now worthless.
+    client.set_cookie("session", before)
+    assert client.get("/read").get_json() == {"name": None, "visits": None}
+
+
+def test_logout_deletes_the_key_and_the_cookie(
+    client: FlaskClient, shared: redis.Redis, namespace: str
+) -> None:
+    client.post("/login/alice")
+    stolen = cookie(client)
+    response = client.post("/logout")
+    assert "session=;" in response.headers["Set-Cookie"]
+    assert session_keys(shared, namespace) == []
+    client.set_cookie("session", stolen)
+    assert client.get("/read").get_json() == {"name": None, "visits": None}
+
+
+@pytest.mark.parametrize(
+    "bad_cookie",
+    [
+        "garbage",
+        "",
+        "a" * 4000,
+        "x.y.z",
+        "\u2603.snowman",
+        "tampered-id-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.c2lnbmF0dXJl",
+    ],
+)
+def test_bad_cookies_start_a_fresh_session(
+    client: FlaskClient, shared: redis.Redis, namespace: str, bad_cookie: str
+) -> None:
+    client.set_cookie("session", bad_cookie)
+    response = client.get("/read")
+    assert response.status_code == 200
+    assert response.get_json() == {"name": None, "visits": None}
+    client.set_cookie("session", bad_cookie)
+    assert client.post("/visit").get_json() == {"visits": 1}
+    assert cookie(client) != bad_cookie
+    assert len(session_keys(shared, namespace)) == 1
+
+
+def test_an_unknown_but_signed_id_is_not_adopted(
+    client: FlaskClient, shared: redis.Redis, namespace: str
+) -> None:
+    client.post("/visit")
+    signed = cookie(client)
+    assert signed is not None
+    shared.delete(*session_keys(shared, namespace))  # expired on the server
+    client.set_cookie("session", signed)
+    client.post("/visit")
+    assert cookie(client) != signed  # a new id, never the one the client offered
+    (key,) = session_keys(shared, namespace)
+    assert key.decode().rsplit(":", 1)[1] != signed.split(".")[0]
+
+
+def test_pickle_in_redis_is_never_unpickled(
+    client: FlaskClient, shared: redis.Redis, namespace: str
+) -> None:
+    client.post("/visit")
+    (key,) = session_keys(shared, namespace)
+
+    class Exploit:
+        def __reduce__(self) -> tuple[t.Any, ...]:
+            return (pytest.fail, ("pickle was loaded",))
+
+    shared.set(key, pickle.dumps(Exploit()))
+    response = client.get("/read")
+    assert response.status_code == 200
+    assert response.get_json() == {"name": None, "visits": None}
+
+
+def test_permanent_sessions_get_an_expiring_cookie(client: FlaskClient) -> None:
+    app = client.application
+
+    @app.post("/remember")
+    def remember() -> str:
+        session.permanent = True
+        session["name"] = "alice"
+        return "ok"
+
+    response = client.post("/remember")
+    assert "Expires=" in response.headers["Set-Cookie"]
+
+
+def test_cookie_sessions_without_redis_have_the_same_api(make_app: AppFactory) -> None:
+    client = add_views(make_app()).test_client()
+    client.post("/visit")
+    client.post("/login/bob")
+    assert client.get("/read").get_json() == {"name": "bob", "visits": 1}
+    client.post("/logout")
+    assert client.get("/read").get_json() == {"name": None, "visits": None}
+
+
+def counting_app(make_app: AppFactory, server: RedisServer) -> FlaskClient:
+    app = make_app({"FLASKSTACK_REDIS_URL": server.url, "FLASKSTACK_NAMESPACE": "counted"})
+    return add_views(app).test_client()
+
+
+def commands_for(server: RedisServer, request: t.Callable[[], t.Any]) -> dict[str, int]:
+    server.reset_stats()
+    request()
+    counts = server.command_counts()
+    counts.pop("config|resetstat", None)
+    counts.pop("config", None)
+    counts.pop("info", None)
+    return counts
+
+
+def test_redis_commands_per_request(make_app: AppFactory, redis_server: RedisServer) -> None:
+    client = counting_app(make_app, redis_server)
+    client.post("/visit")  # warm up: the pool opens its connection
+
+    assert commands_for(redis_server, lambda: client.get("/plain")) == {}
+    assert cookie(client) is not None  # the request above carried the session cookie
+    assert commands_for(redis_server, lambda: client.get("/read")) == {"getex": 1}
+    assert commands_for(redis_server, lambda: client.post("/visit")) == {"getex": 1, "set": 1}
+    assert commands_for(redis_server, lambda: client.post("/logout")) == {"getex": 1, "del": 1}
+    anonymous = counting_app(make_app, redis_server)
+    assert commands_for(redis_server, lambda: anonymous.get("/plain")) == {}
+    assert commands_for(redis_server, lambda: anonymous.get("/read")) == {}
+
+
+def outage_app(make_app: AppFactory, server: RedisServer) -> FlaskClient:
+    app = make_app(
+        {
+            "FLASKSTACK_REDIS_URL": server.url,
+            "FLASKSTACK_NAMESPACE": "outage",
+            "FLASKSTACK_REDIS_TIMEOUT": 0.3,
+            "FLASKSTACK_REDIS_BACKOFF": 0.2,
+        }
+    )
+    return add_views(app).test_client()
+
+
+def test_outage_gives_503_only_where_the_session_is_needed(
+    make_app: AppFactory, fresh_redis_server: RedisServer
+) -> None:
+    client = outage_app(make_app, fresh_redis_server)
+    client.post("/login/alice")
+    fresh_redis_server.stop()
+
+    assert client.get("/plain").status_code == 200
+    response = client.get("/read")
+    assert response.status_code == 503
+    assert "session store is unreachable" in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert client.post("/visit").status_code == 503
+    assert client.get("/plain").status_code == 200
+
+    fresh_redis_server.start()
+    time.sleep(0.3)  # the back-off passes
+    # No persistence on the test server: the restart lost the data, so the
+    # session starts afresh, and works.
+    assert client.get("/read").status_code == 200
+    assert client.post("/visit").get_json() == {"visits": 1}
+
+
+def test_a_failed_save_is_a_503_not_a_500(
+    make_app: AppFactory, fresh_redis_server: RedisServer
+) -> None:
+    client = outage_app(make_app, fresh_redis_server)
+    app = client.application
+
+    @app.post("/visit-then-outage")
+    def visit_then_outage() -> str:
+        session["visits"] = session.get("visits", 0) + 1  # read succeeds
+        fresh_redis_server.stop()  # the save will fail
+        return "changed"
+
+    client.post("/visit")
+    response = client.post("/visit-then-outage")
+    assert response.status_code == 503
+    assert "changed" not in response.get_data(as_text=True)
+    assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize("topology", ["redis_sentinel", "redis_cluster"])
+def test_sessions_on_sentinel_and_cluster(
+    make_app: AppFactory, request: pytest.FixtureRequest, topology: str
+) -> None:
+    setup = request.getfixturevalue(topology)
+    app = make_app({"FLASKSTACK_REDIS_URL": setup.url, "FLASKSTACK_NAMESPACE": f"s-{topology}"})
+    client = add_views(app).test_client()
+    client.post("/visit")
+    client.post("/login/carol")  # rotation: SET and DEL land on different nodes
+    assert client.get("/read").get_json() == {"name": "carol", "visits": 1}
+    stolen = cookie(client)
+    client.post("/logout")
+    client.set_cookie("session", stolen)
+    assert client.get("/read").get_json() == {"name": None, "visits": None}
