@@ -94,6 +94,7 @@ CATALOGUE: dict[str, str] = {
     "database.E001": "The database does not answer.",
     "database.E002": "A PostgreSQL URL is configured but the psycopg driver is not installed.",
     "database.W001": "The database is SQLite (--deploy): one host only, no concurrent writers.",
+    "redis.E001": "Redis does not answer.",
     "migrations.W001": "There is no migration repository.",
     "migrations.E001": "The database is behind the migration repository (unapplied migrations).",
     "migrations.E002": "The database is at a revision the migration repository does not have.",
@@ -187,6 +188,31 @@ def check_database(app: Flask, deploy: bool) -> list[Finding]:
             )
         )
     return findings
+
+
+@register("redis")
+def check_redis(app: Flask, deploy: bool) -> list[Finding]:
+    """Redis answers ``PING`` (when the app has a Redis URL)."""
+    from .health import run_probe
+    from .redis import probe
+    from .stack import get_state
+
+    connection = get_state(app).redis
+    if connection is None:
+        return []
+    error = run_probe(app, "redis", probe, connection.timeout)
+    if error is None:
+        return []
+    url = config.mask("FLASKSTACK_REDIS_URL", app.config["FLASKSTACK_REDIS_URL"])
+    return [
+        Finding(
+            Level.ERROR,
+            "redis.E001",
+            f"Redis at {url} does not answer ({error}).",
+            "Check that the server runs and that REDIS_URL is right; "
+            "the log above has the client's message.",
+        )
+    ]
 
 
 @register("database", "migrations")

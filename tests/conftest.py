@@ -110,11 +110,14 @@ def close_every_connection() -> t.Iterator[None]:
 
 
 def dispose_engines(app: Flask) -> None:
-    """Close the pooled connections of ``app`` (before its database is dropped)."""
+    """Close the pooled database and Redis connections of ``app``."""
     if "sqlalchemy" in app.extensions:
         with app.app_context():
             for engine in flaskstack.db.engines.values():
                 engine.dispose()
+    state = app.extensions.get("flaskstack")
+    if state is not None and state.redis is not None:
+        state.redis.close()
 
 
 @pytest.fixture
@@ -146,6 +149,3 @@ def make_app(tmp_path: t.Any) -> t.Iterator[AppFactory]:
     yield factory
     for app in apps:
         dispose_engines(app)
-        state = app.extensions.get("flaskstack")
-        if state is not None and state.redis is not None:
-            state.redis.close()

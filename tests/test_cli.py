@@ -239,3 +239,19 @@ def test_the_installed_flask_command_has_the_plugin(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "database.W001" in proc.stdout
     assert "(1 silenced)" in proc.stdout
+
+
+def test_unreachable_redis_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = {"FLASKSTACK_REDIS_URL": f"redis://:pw123@127.0.0.1:{port}/0"}
+    result = run(factory_for(tmp_path, config), "stack", "check", "--tag", "redis")
+    assert result.exit_code == 1
+    assert "redis.E001" in result.output
+    assert "pw123" not in result.output
+    good = factory_for(tmp_path, {"FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert run(good, "stack", "check", "--tag", "redis").exit_code == 0
