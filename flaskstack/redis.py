@@ -302,8 +302,13 @@ class RedisConnection:
         """Close every pooled connection (for tests and shutdown hooks)."""
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        if client is None:
+            return
+        client.close()
+        # A Sentinel master client also holds connections to the sentinels.
+        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.close()
 
 
 def get_redis(app: Flask | None = None) -> RedisConnection:
