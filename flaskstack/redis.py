@@ -306,7 +306,7 @@ class RedisConnection:
             return
         client.close()
         # A Sentinel master client also holds connections to the sentinels.
-        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
         for sentinel in getattr(manager, "sentinels", ()):
             sentinel.close()
 
