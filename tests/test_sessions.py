@@ -235,33 +235,49 @@ def test_cookie_sessions_without_redis_have_the_same_api(make_app: AppFactory) -
     assert client.get("/read").get_json() == {"name": None, "visits": None}
 
 
-def counting_app(make_app: AppFactory, server: RedisServer) -> FlaskClient:
-    app = make_app({"FLASKSTACK_REDIS_URL": server.url, "FLASKSTACK_NAMESPACE": "counted"})
-    return add_views(app).test_client()
+# Commands an app sends for data; sentinels and replicas add their own
+# (PING, INFO, PUBLISH, REPLCONF) to the servers they watch.
+DATA_COMMANDS = {"get", "getex", "set", "del", "unlink", "mget", "keys", "scan", "flushdb"}
 
 
-def commands_for(server: RedisServer, request: t.Callable[[], t.Any]) -> dict[str, int]:
-    server.reset_stats()
+class Counted(t.NamedTuple):
+    url: str
+    reset: t.Callable[[], None]
+    counts: t.Callable[[], dict[str, int]]
+
+
+@pytest.fixture(params=["redis_server", "redis_sentinel", "redis_cluster"])
+def counted(request: pytest.FixtureRequest) -> Counted:
+    """A test-owned topology whose Redis commands can be counted."""
+    setup = request.getfixturevalue(request.param)
+    if request.param == "redis_sentinel":
+        return Counted(setup.url, setup.master.reset_stats, setup.master.command_counts)
+    return Counted(setup.url, setup.reset_stats, setup.command_counts)
+
+
+def commands_for(counted: Counted, request: t.Callable[[], t.Any]) -> dict[str, int]:
+    counted.reset()
     request()
-    counts = server.command_counts()
-    counts.pop("config|resetstat", None)
-    counts.pop("config", None)
-    counts.pop("info", None)
-    return counts
+    return {k: v for k, v in counted.counts().items() if k in DATA_COMMANDS}
 
 
-def test_redis_commands_per_request(make_app: AppFactory, redis_server: RedisServer) -> None:
-    client = counting_app(make_app, redis_server)
-    client.post("/visit")  # warm up: the pool opens its connection
+def test_redis_commands_per_request(make_app: AppFactory, counted: Counted) -> None:
+    def new_client() -> FlaskClient:
+        config = {"FLASKSTACK_REDIS_URL": counted.url, "FLASKSTACK_NAMESPACE": "counted"}
+        return add_views(make_app(config)).test_client()
 
-    assert commands_for(redis_server, lambda: client.get("/plain")) == {}
+    client = new_client()
+    client.post("/visit")  # warm up: the pool opens its connection(s)
+    client.get("/read")
+
+    assert commands_for(counted, lambda: client.get("/plain")) == {}
     assert cookie(client) is not None  # the request above carried the session cookie
-    assert commands_for(redis_server, lambda: client.get("/read")) == {"getex": 1}
-    assert commands_for(redis_server, lambda: client.post("/visit")) == {"getex": 1, "set": 1}
-    assert commands_for(redis_server, lambda: client.post("/logout")) == {"getex": 1, "del": 1}
-    anonymous = counting_app(make_app, redis_server)
-    assert commands_for(redis_server, lambda: anonymous.get("/plain")) == {}
-    assert commands_for(redis_server, lambda: anonymous.get("/read")) == {}
+    assert commands_for(counted, lambda: client.get("/read")) == {"getex": 1}
+    assert commands_for(counted, lambda: client.post("/visit")) == {"getex": 1, "set": 1}
+    assert commands_for(counted, lambda: client.post("/logout")) == {"getex": 1, "del": 1}
+    anonymous = new_client()
+    assert commands_for(counted, lambda: anonymous.get("/plain")) == {}
+    assert commands_for(counted, lambda: anonymous.get("/read")) == {}
 
 
 def outage_app(make_app: AppFactory, server: RedisServer) -> FlaskClient:
@@ -332,3 +348,20 @@ def test_sessions_on_sentinel_and_cluster(
     client.post("/logout")
     client.set_cookie("session", stolen)
     assert client.get("/read").get_json() == {"name": None, "visits": None}
+
+
+def test_sessions_survive_a_sentinel_failover(
+    make_app: AppFactory, fresh_redis_sentinel: t.Any
+) -> None:
+    setup = fresh_redis_sentinel
+    app = make_app({"FLASKSTACK_REDIS_URL": setup.url, "FLASKSTACK_NAMESPACE": "failover"})
+    client = add_views(app).test_client()
+    client.post("/login/dave")
+    with setup.master.client() as master:
+        master.wait(1, 2000)  # the replica has the session before the master dies
+    setup.failover(restart_old_master=False)
+
+    response = client.get("/read")
+    assert response.status_code == 200
+    assert response.get_json() == {"name": "dave", "visits": None}
+    assert client.post("/visit").get_json() == {"visits": 1}
