@@ -10,7 +10,7 @@ One call in an app factory wires everything::
         flaskstack.init_app(app, config)
         return app
 
-The extension objects (:data:`db`, :data:`migrate`) are created at import
+The extension objects (:data:`db`, :data:`migrate`, :data:`cache`) are created at import
 time and hold no app: declare models on ``flaskstack.db`` before any app
 exists. Everything that belongs to one app lives in
 ``app.extensions["flaskstack"]``.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import typing as _t
 
+from .caching import cache
 from .database import db
 from .errors import (
     AlreadyInitialisedError,
@@ -45,6 +46,7 @@ __all__ = [
     "Stack",
     "StackState",
     "__version__",
+    "cache",
     "db",
     "get_state",
     "init_app",

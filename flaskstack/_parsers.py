@@ -7,8 +7,10 @@ row supplies the message saying what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 import typing as t
+from datetime import timedelta
 
 from .redis import parse_redis_url as parse_url
 
@@ -123,5 +125,27 @@ def parse_secret(value: object) -> str | bytes | None:
     if value is None or value == "" or value == b"":
         return None
     if isinstance(value, (str, bytes)):
+        return value
+    raise ValueError
+
+
+def parse_cache_type(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    return parse_str(value)
+
+
+def parse_cache_timeout(value: object) -> int:
+    if isinstance(value, timedelta):
+        value = math.ceil(value.total_seconds())
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError
+
+
+def parse_cache_key_prefix(value: object) -> str | None:
+    if value is None or isinstance(value, str):
         return value
     raise ValueError

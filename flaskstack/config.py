@@ -290,6 +290,44 @@ SETTINGS: tuple[Setting, ...] = (
         concern="redis",
     ),
     Setting(
+        "CACHE_TYPE",
+        None,
+        p.parse_cache_type,
+        type="str",
+        expected="a Flask-Caching backend name or the dotted path of a backend class",
+        doc=(
+            "The Flask-Caching backend. flaskstack's own keep keys under "
+            "``<namespace>:cache:`` on the app's Redis client and survive Redis outages."
+        ),
+        default_doc=(
+            "``'flaskstack.caching.RedisCache'`` with a Redis URL, else "
+            "``'flaskstack.caching.SimpleCache'`` (in-process; development, testing)"
+        ),
+        concern="cache",
+    ),
+    Setting(
+        "CACHE_DEFAULT_TIMEOUT",
+        300,
+        p.parse_cache_timeout,
+        type="int",
+        expected="a whole number of seconds, 0 for no expiry",
+        doc="Seconds a cached value lives when the caller gives no timeout.",
+        concern="cache",
+    ),
+    Setting(
+        "CACHE_KEY_PREFIX",
+        None,
+        p.parse_cache_key_prefix,
+        type="str",
+        expected="a string",
+        doc="Put after ``<namespace>:cache:`` in every cache key.",
+        default_doc=(
+            "``''``; with a backend that is not flaskstack's, ``'<namespace>:cache:'`` "
+            "(so its ``clear()`` never flushes the database)"
+        ),
+        concern="cache",
+    ),
+    Setting(
         "SESSION_COOKIE_SECURE",
         False,
         p.parse_bool,

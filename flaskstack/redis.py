@@ -65,9 +65,21 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ClusterDownError,
-    redis.exceptions.RedisClusterException,
+    redis.exceptions.SlotNotCoveredError,
     OSError,
 )
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis cannot be reached (not that a command was wrong).
+
+    The cluster client raises a bare ``RedisClusterException`` both when no
+    node can be connected and for programming errors such as a cross-slot
+    ``MGET``; only the former is an outage.
+    """
+    if isinstance(exc, UNREACHABLE_ERRORS):
+        return True
+    return type(exc) is redis.exceptions.RedisClusterException and "connect" in str(exc)
 
 
 class RedisUnavailable(FlaskStackError, ConnectionError):
@@ -292,7 +304,9 @@ class RedisConnection:
             raise RedisUnavailable("Redis is unreachable (retrying shortly)")
         try:
             result = operation(self.client)
-        except UNREACHABLE_ERRORS as exc:
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
             self.breaker.failure(exc)
             raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
         self.breaker.success()

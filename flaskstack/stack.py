@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from . import cli, database, health, migrations, security, sessions
+from . import caching, cli, database, health, migrations, security, sessions
 from . import redis as redis_component
 from .config import SETTINGS, resolve
 from .errors import AlreadyInitialisedError
@@ -116,6 +116,7 @@ class Stack:
 
         resolution = resolve(app, config, options)
         resolution.problems.extend(database.prepare(app, resolution))
+        resolution.problems.extend(caching.prepare(app, resolution))
         security.validate(app, resolution)
 
         resolution.apply(app)
@@ -130,6 +131,7 @@ class Stack:
             redis=redis_component.init_app(app),
         )
         sessions.init_app(app, state.redis)
+        caching.init_app(app, state.redis)
         state.readiness_probes["database"] = health.probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component.probe

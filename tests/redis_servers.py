@@ -538,7 +538,7 @@ class SentinelSetup:
         *,
         service: str = "flaskstack",
         down_after_ms: int = 1000,
-        failover_timeout_ms: int = 5000,
+        failover_timeout_ms: int = 2000,
     ) -> None:
         self.directory = directory
         self.service = service
@@ -675,9 +675,12 @@ class SentinelSetup:
         old, new = self._master, self._replica
         old.kill()
         expected = (HOST, new.port)
+        # A failover attempt the sentinels abort is retried after twice the
+        # failover timeout; on a loaded machine that can take a while.
         _wait_for(
             lambda: all(address == expected for address in self._master_addresses()),
             f"the sentinels to promote {new.name} on port {new.port}",
+            timeout=2 * WAIT_TIMEOUT,
         )
         self._master, self._replica = new, old
         if restart_old_master:

@@ -219,3 +219,17 @@ def test_sentinel_and_cluster_clients(
         assert connection.run(lambda client, key=key: client.get(key)) == b"1"
         assert app.test_client().get("/readyz").status_code == 200
         connection.close()
+
+
+def test_a_wrong_command_on_a_cluster_is_not_an_outage(
+    make_app: AppFactory, redis_cluster: t.Any
+) -> None:
+    import redis as redis_py
+
+    app = make_app({"FLASKSTACK_REDIS_URL": redis_cluster.url, "FLASKSTACK_NAMESPACE": "xslot"})
+    connection = get_redis(app)
+    keys = [connection.key("a"), connection.key("b"), connection.key("c")]
+    with pytest.raises(redis_py.exceptions.RedisClusterException, match="slot"):
+        connection.run(lambda client: client.mget(keys))
+    assert not connection.breaker.is_open
+    assert connection.run(lambda client: client.set(keys[0], b"1")) is True
