@@ -25,10 +25,12 @@ working on them.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import typing as t
 
+from flask import has_request_context, request
 from flask import session as current_session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
@@ -38,6 +40,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from .redis import RedisUnavailable
 
 if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
     from flask import Flask, Request, Response
 
     from .redis import RedisConnection
@@ -60,6 +63,38 @@ class SessionUnavailable(ServiceUnavailable):
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(retry_after=max(1, round(retry_after)))
+
+    def get_headers(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """``Retry-After``, and the content type :meth:`get_body` produces."""
+        headers = super().get_headers(environ, scope)
+        if _prefers_json():
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+            headers.append(("Content-Type", "application/problem+json"))
+        return headers
+
+    def get_body(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
+    ) -> str:
+        """HTML for browsers; an RFC 9457 problem for clients that prefer JSON."""
+        if not _prefers_json():
+            return super().get_body(environ, scope)
+        problem = {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": self.code,
+            "detail": self.description,
+        }
+        return json.dumps(problem)
+
+
+def _prefers_json() -> bool:
+    if not has_request_context():
+        return False
+    accept = request.accept_mimetypes
+    best = accept.best_match(["text/html", "application/json", "application/problem+json"])
+    return best is not None and best != "text/html"
 
 
 class RedisSession(SessionMixin):
@@ -93,15 +128,17 @@ class RedisSession(SessionMixin):
     def _load(self) -> dict[str, t.Any]:
         if self._data is None:
             self.accessed = True
-            self._data = {}
+            data = None
             if self.sid is not None:
+                # May raise SessionUnavailable: the session then stays unloaded,
+                # so the response leaves the cookie (and the stored data) alone.
                 data = self._store.read(self._app, self.sid)
                 if data is None:
                     self.sid = None  # expired or unknown: a new id on the next write
                     self.new = True
                 else:
-                    self._data = data
                     self._stored = True
+            self._data = {} if data is None else data
         return self._data
 
     def __getitem__(self, key: str) -> t.Any:

@@ -302,6 +302,7 @@ def test_outage_gives_503_only_where_the_session_is_needed(
     assert client.get("/plain").status_code == 200
     response = client.get("/read")
     assert response.status_code == 503
+    assert "Set-Cookie" not in response.headers  # the outage logs nobody out
     assert "session store is unreachable" in response.get_data(as_text=True)
     assert int(response.headers["Retry-After"]) >= 1
     assert client.post("/visit").status_code == 503
@@ -365,3 +366,43 @@ def test_sessions_survive_a_sentinel_failover(
     assert response.status_code == 200
     assert response.get_json() == {"name": "dave", "visits": None}
     assert client.post("/visit").get_json() == {"visits": 1}
+
+
+def test_outage_answers_json_clients_with_a_problem(
+    make_app: AppFactory, fresh_redis_server: RedisServer
+) -> None:
+    client = outage_app(make_app, fresh_redis_server)
+    client.post("/login/alice")
+    fresh_redis_server.stop()
+    response = client.get("/read", headers={"Accept": "application/json"})
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert body["status"] == 503
+    assert body["title"] == "Service Unavailable"
+    assert "session store is unreachable" in body["detail"]
+    assert int(response.headers["Retry-After"]) >= 1
+    page = client.get("/read", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert page.mimetype == "text/html"
+
+
+def test_sessions_written_before_an_outage_are_still_there_after_it(
+    make_app: AppFactory, tmp_path: t.Any
+) -> None:
+    from redis_servers import RedisServer
+
+    # A server that keeps its data across a restart, as a production Redis does.
+    with RedisServer(
+        tmp_path / "aof", name="persistent", extra_args=("--appendonly", "yes")
+    ) as server:
+        client = outage_app(make_app, server)
+        client.post("/login/erin")
+        client.post("/visit")
+        server.stop()
+        failed = client.get("/read")
+        assert failed.status_code == 503
+        assert "Set-Cookie" not in failed.headers
+        server.start()
+        time.sleep(0.3)  # the back-off passes
+        assert client.get("/read").get_json() == {"name": "erin", "visits": 1}
