@@ -229,7 +229,32 @@ def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     return dict(total)
 
 
-class RedisServer:
+_R = t.TypeVar("_R", bound="_Running")
+
+
+class _Running:
+    """Context manager protocol for anything with ``start()`` and ``stop()``."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _R) -> _R:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisServer(_Running):
     """One ``redis-server`` process on a loopback port, without persistence.
 
     :param directory: working directory for the server's files and log; created if needed.
@@ -431,18 +456,6 @@ class RedisServer:
         self.stop()
         self.start()
 
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def client(self, **kwargs: t.Any) -> redis.Redis:
         """A new ``redis.Redis`` client for db 0 (bytes replies, no retries by default).
 
@@ -520,7 +533,7 @@ def _stop_all(servers: Sequence[RedisServer], timeout: float = 5.0) -> None:
         server._await_exit(timeout)
 
 
-class SentinelSetup:
+class SentinelSetup(_Running):
     """A master, one replica and three sentinels watching them.
 
     The sentinels know one another and the replica from their written
@@ -623,18 +636,6 @@ class SentinelSetup:
         """Stop every process."""
         _stop_all([*self._sentinels, self._replica, self._master])
 
-    def __enter__(self) -> SentinelSetup:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def _replica_linked(self) -> bool:
         return bool(self._replica.info("replication").get("master_link_status") == "up")
 
@@ -690,7 +691,7 @@ class SentinelSetup:
             _wait_for(self._sentinels_settled, "the sentinels to see the rejoined replica")
 
 
-class ClusterSetup:
+class ClusterSetup(_Running):
     """A Redis Cluster of three masters (no replicas) covering all 16384 slots.
 
     :param directory: parent directory for the nodes' directories.
@@ -771,18 +772,6 @@ class ClusterSetup:
     def stop(self) -> None:
         """Stop every node."""
         _stop_all(self._nodes)
-
-    def __enter__(self) -> ClusterSetup:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def client(self, **kwargs: t.Any) -> redis.cluster.RedisCluster:
         """A new ``redis.cluster.RedisCluster`` client (bytes replies). Close it when done."""
