@@ -149,3 +149,48 @@ def parse_cache_key_prefix(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ValueError
+
+
+def parse_non_negative_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, (int, str)):
+        number = int(value)
+        if number >= 0:
+            return number
+    raise ValueError
+
+
+def parse_positive_int(value: object) -> int:
+    number = parse_non_negative_int(value)
+    if number > 0:
+        return number
+    raise ValueError
+
+
+def parse_optional_float(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    return parse_positive_float(value)
+
+
+def parse_import_path(value: object) -> object:
+    """A ``"package.module:Name"`` string (imported later), or the object itself."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        module, sep, name = value.partition(":")
+        if sep and module and name.isidentifier():
+            return value
+        raise ValueError("expected 'package.module:ClassName'")
+    if isinstance(value, type):
+        return value
+    raise ValueError
+
+
+def parse_optional_str(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    raise ValueError

@@ -115,6 +115,8 @@ def safety_problems(resolution: Resolution, *, deploy: bool = False) -> list[Pro
     for key, safe in (
         ("SESSION_COOKIE_SECURE", True),
         ("SESSION_COOKIE_HTTPONLY", True),
+        ("REMEMBER_COOKIE_SECURE", True),
+        ("REMEMBER_COOKIE_HTTPONLY", True),
     ):
         entry = entries[key]
         if entry.value is not safe:
@@ -127,17 +129,18 @@ def safety_problems(resolution: Resolution, *, deploy: bool = False) -> list[Pro
                     _restore_default(entry, f"{key} = {safe}"),
                 )
             )
-    samesite = entries["SESSION_COOKIE_SAMESITE"]
-    if samesite.value is None:
-        found.append(
-            Problem(
-                "config.E008",
-                "SESSION_COOKIE_SAMESITE",
-                "None",
-                "'Lax' or 'Strict'",
-                _restore_default(samesite, "SESSION_COOKIE_SAMESITE = 'Lax'"),
+    for key in ("SESSION_COOKIE_SAMESITE", "REMEMBER_COOKIE_SAMESITE"):
+        samesite = entries[key]
+        if samesite.value is None:
+            found.append(
+                Problem(
+                    "config.E008",
+                    key,
+                    "None",
+                    "'Lax' or 'Strict'",
+                    _restore_default(samesite, f"{key} = 'Lax'"),
+                )
             )
-        )
     return found
 
 

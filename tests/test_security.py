@@ -59,6 +59,8 @@ def test_good_production_config_starts_with_secure_cookies(make_app: AppFactory)
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert app.config["REMEMBER_COOKIE_SECURE"] is True
+    assert app.config["FLASKSTACK_HSTS_SECONDS"] == 31536000
     assert app.config["DEBUG"] is False
     assert not os.path.exists(os.path.join(app.instance_path, "secret_key"))
 
@@ -73,6 +75,8 @@ def test_good_production_config_starts_with_secure_cookies(make_app: AppFactory)
         ({"SESSION_COOKIE_SECURE": False}, "SESSION_COOKIE_SECURE", "config.E008"),
         ({"SESSION_COOKIE_HTTPONLY": "off"}, "SESSION_COOKIE_HTTPONLY", "config.E008"),
         ({"SESSION_COOKIE_SAMESITE": None}, "SESSION_COOKIE_SAMESITE", "config.E008"),
+        ({"REMEMBER_COOKIE_SECURE": False}, "REMEMBER_COOKIE_SECURE", "config.E008"),
+        ({"REMEMBER_COOKIE_SAMESITE": "none"}, "REMEMBER_COOKIE_SAMESITE", "config.E008"),
     ],
 )
 def test_production_refuses_unsafe_settings(
