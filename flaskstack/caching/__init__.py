@@ -295,12 +295,14 @@ class Cache(_FlaskCache):
             key_function = make_cache_key
             if per_user and key_function is not None:
                 key_function = guard.make_key(key_function)
+            # ``is_stale`` exists from Flask-Caching 2.5 (Python 3.11+) on.
+            extra = {} if is_stale is None else {"is_stale": is_stale}
             cached_function = upstream(
                 timeout=timeout,
                 key_prefix=key_prefix,
                 unless=guard.unless if per_user else unless,
                 forced_update=forced_update,
-                is_stale=is_stale,
+                **extra,
                 response_filter=guard.response_filter,
                 query_string=query_string,
                 hash_method=hash_method,

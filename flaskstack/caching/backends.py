@@ -69,7 +69,9 @@ class RedisCache(BaseCache):
         key_prefix: str = "",
         ignore_delete_many_errors: bool = False,
     ) -> None:
-        super().__init__(default_timeout, ignore_delete_many_errors)
+        # cachelib before 0.17 (the last on Python 3.10) takes no second argument.
+        super().__init__(default_timeout)
+        self.ignore_delete_many_errors = ignore_delete_many_errors
         self.connection = connection
         self.key_prefix = key_prefix
         self.serializer: BaseSerializer = CacheSerializer()
