@@ -30,6 +30,7 @@ from .errors import (
     FlaskStackWarning,
     MissingDependencyError,
 )
+from .forms import csrf
 from .migrations import migrate
 from .stack import Stack, StackState, get_state
 
@@ -47,6 +48,7 @@ __all__ = [
     "StackState",
     "__version__",
     "cache",
+    "csrf",
     "db",
     "get_state",
     "init_app",

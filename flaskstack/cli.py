@@ -8,10 +8,12 @@ an import error) into findings instead of a traceback.
 
 from __future__ import annotations
 
+import sys
 import traceback
 import typing as t
 
 import click
+from flask import current_app
 from flask.cli import ScriptInfo
 
 from . import checks
@@ -162,3 +164,139 @@ def config_command() -> None:
 def init_app(app: Flask) -> None:
     """Make ``flask stack`` available through ``app.cli`` too (``app.test_cli_runner()``)."""
     app.cli.add_command(stack)
+
+
+def _app_or_exit() -> Flask:
+    """The loaded app for commands that need one; a clear error if it cannot load."""
+    loaded = _load_app()
+    if loaded.app is None or loaded.resolution is None:
+        for finding in loaded.findings:
+            click.echo(f"{finding.id}: {finding.msg}", err=True)
+        raise SystemExit(1)
+    return loaded.app
+
+
+def _user_by_email(email: str) -> t.Any:
+    import sqlalchemy as sa
+
+    from .auth import normalise_email
+    from .database import db
+    from .stack import get_state
+
+    model = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
+    user = db.session.execute(
+        sa.select(model).where(model.email == normalise_email(email))
+    ).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"there is no user with the email {email!r}")
+    return user
+
+
+@stack.command("create-user")
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input instead of prompting for it.",
+)
+@click.option("--inactive", is_flag=True, help="Create the account disabled.")
+def create_user_command(email: str, password_stdin: bool, inactive: bool) -> None:
+    """Create a user. The password is prompted for (or read from stdin), never an argument."""
+    import sqlalchemy as sa
+
+    from .auth import PasswordPolicyError, normalise_email
+    from .database import db
+    from .stack import get_state
+
+    app = _app_or_exit()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with app.app_context():
+        model = get_state(app).auth.user_model
+        address = normalise_email(email)
+        exists = db.session.execute(sa.select(model.id).where(model.email == address)).first()
+        if exists is not None:
+            raise click.ClickException(f"a user with the email {address!r} already exists")
+        user = model(email=address, active=not inactive)
+        try:
+            user.set_password(password)
+        except PasswordPolicyError as exc:
+            raise click.ClickException(f"the password was refused: {exc}") from None
+        db.session.add(user)
+        db.session.commit()
+        click.echo(f"Created user {address} (id {user.id}).")
+
+
+@stack.group("token")
+def token_group() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token_group.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for (shown in lists).")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Expire after N days.")
+def token_create_command(email: str, name: str, expires_in_days: int | None) -> None:
+    """Create an API token for the user EMAIL; it is printed once, never stored."""
+    import datetime as dt
+
+    from .auth import create_token
+    from .database import db
+
+    app = _app_or_exit()
+    with app.app_context():
+        user = _user_by_email(email)
+        expires = None if expires_in_days is None else dt.timedelta(days=expires_in_days)
+        token, record = create_token(user, name, expires)
+        db.session.commit()
+        click.echo(f"Created token {record.id} ({record.prefix}…) for {user.email}.")
+        click.echo("Copy it now, it is not shown again:")
+        click.echo(token)
+
+
+@token_group.command("list")
+@click.argument("email", required=False)
+def token_list_command(email: str | None) -> None:
+    """List API tokens (of one user with EMAIL)."""
+    import sqlalchemy as sa
+
+    from .database import db
+    from .stack import get_state
+
+    app = _app_or_exit()
+    with app.app_context():
+        model = get_state(app).auth.token_model
+        query = sa.select(model).order_by(model.id)
+        if email is not None:
+            query = query.where(model.user_id == _user_by_email(email).id)
+        records = db.session.execute(query).scalars().all()
+        if not records:
+            click.echo("No tokens.")
+        for record in records:
+            state = "revoked" if record.revoked_at is not None else "active"
+            expiry = record.expires_at.isoformat() if record.expires_at else "never"
+            used = record.last_used_at.isoformat() if record.last_used_at else "never"
+            click.echo(
+                f"{record.id}  {record.prefix}…  {record.name!r}  user={record.user.email}  "
+                f"{state}  expires={expiry}  last-used={used}"
+            )
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke_command(token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `token list`)."""
+    from .auth import revoke_token
+    from .database import db
+    from .stack import get_state
+
+    app = _app_or_exit()
+    with app.app_context():
+        record = db.session.get(get_state(app).auth.token_model, token_id)
+        if record is None:
+            raise click.ClickException(f"there is no token with id {token_id}")
+        revoke_token(record)
+        db.session.commit()
+        click.echo(f"Revoked token {token_id} ({record.prefix}…).")

@@ -25,18 +25,19 @@ working on them.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import typing as t
 
-from flask import has_request_context, request
+from flask import has_request_context
 from flask import session as current_session
+from flask.globals import request_ctx
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
 from werkzeug.exceptions import ServiceUnavailable
 
+from .problems import PROBLEM_MIMETYPE, prefers_json, problem_body
 from .redis import RedisUnavailable
 
 if t.TYPE_CHECKING:
@@ -69,32 +70,35 @@ class SessionUnavailable(ServiceUnavailable):
     ) -> list[tuple[str, str]]:
         """``Retry-After``, and the content type :meth:`get_body` produces."""
         headers = super().get_headers(environ, scope)
-        if _prefers_json():
+        if prefers_json():
             headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
-            headers.append(("Content-Type", "application/problem+json"))
+            headers.append(("Content-Type", PROBLEM_MIMETYPE))
         return headers
 
     def get_body(
         self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
     ) -> str:
         """HTML for browsers; an RFC 9457 problem for clients that prefer JSON."""
-        if not _prefers_json():
+        if not prefers_json():
             return super().get_body(environ, scope)
-        problem = {
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": self.code,
-            "detail": self.description,
-        }
-        return json.dumps(problem)
+        return problem_body(self.code or 503, self.description or "")
 
 
-def _prefers_json() -> bool:
+def request_session() -> SessionMixin | None:
+    """The current request's session object, without marking it accessed.
+
+    Flask marks the session accessed whenever the ``session`` proxy is
+    touched, even to ask whether it was loaded; code that only wants to know
+    (the cache, the remember-me cookie) looks here instead.
+    """
     if not has_request_context():
-        return False
-    accept = request.accept_mimetypes
-    best = accept.best_match(["text/html", "application/json", "application/problem+json"])
-    return best is not None and best != "text/html"
+        return None
+    return request_ctx._session
+
+
+def is_untouched(session: SessionMixin | None) -> bool:
+    """Whether ``session`` is a Redis session nobody read in this request."""
+    return isinstance(session, RedisSession) and not session.loaded
 
 
 class RedisSession(SessionMixin):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from . import caching, cli, database, health, migrations, security, sessions
+from . import auth as auth_component
+from . import caching, cli, database, forms, headers, health, migrations, security, sessions
 from . import redis as redis_component
 from .config import SETTINGS, resolve
 from .errors import AlreadyInitialisedError
@@ -21,6 +22,7 @@ from .errors import AlreadyInitialisedError
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from .auth import AuthState
     from .config import Resolution
     from .health import Probe
     from .redis import RedisConnection
@@ -32,7 +34,12 @@ EXTENSION_KEY = "flaskstack"
 
 # Extensions flaskstack registers itself; an app that registered one by hand
 # would end up with two conflicting set-ups.
-_OWNED_EXTENSIONS = {"sqlalchemy": "db.init_app(app)", "migrate": "migrate.init_app(app, db)"}
+_OWNED_EXTENSIONS = {
+    "sqlalchemy": "db.init_app(app)",
+    "migrate": "migrate.init_app(app, db)",
+    "cache": "cache.init_app(app)",
+    "csrf": "csrf.init_app(app)",
+}
 
 
 @dataclasses.dataclass
@@ -42,12 +49,14 @@ class StackState:
     :ivar profile: The active profile.
     :ivar resolution: Every setting's effective value and where it came from.
     :ivar redis: The app's Redis connection, or ``None`` without a Redis URL.
+    :ivar auth: The user and API token models in use.
     :ivar readiness_probes: What ``/readyz`` checks, by name.
     """
 
     profile: str
     resolution: Resolution
     redis: RedisConnection | None = None
+    auth: AuthState = dataclasses.field(default=None)  # type: ignore[assignment]  # set by init_app
     readiness_probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
 
 
@@ -117,12 +126,14 @@ class Stack:
         resolution = resolve(app, config, options)
         resolution.problems.extend(database.prepare(app, resolution))
         resolution.problems.extend(caching.prepare(app, resolution))
+        resolution.problems.extend(auth_component.prepare(app, resolution))
         security.validate(app, resolution)
 
         resolution.apply(app)
         database.init_app(app)
         migrations.init_app(app, database.db)
         health.init_app(app)
+        headers.init_app(app)
         cli.init_app(app)
 
         state = StackState(
@@ -131,7 +142,9 @@ class Stack:
             redis=redis_component.init_app(app),
         )
         sessions.init_app(app, state.redis)
+        forms.init_app(app)
         caching.init_app(app, state.redis)
+        state.auth = auth_component.init_app(app)
         state.readiness_probes["database"] = health.probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component.probe

@@ -20,13 +20,15 @@ from decimal import Decimal
 
 import pytest
 import redis
+import sqlalchemy as sa
 from flask import Flask, Response, abort, flash, g, get_flashed_messages, session
 from markupsafe import Markup
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import NotFound
 
 import flaskstack
-from flaskstack import cache
+from flaskstack import cache, db
+from flaskstack.auth import User, login_user
 from flaskstack.caching import REDIS_BACKEND, SIMPLE_BACKEND, RedisCache, SimpleCache
 from flaskstack.redis import get_redis
 
@@ -85,6 +87,8 @@ def build(make_app: AppFactory, namespace: Callable[[], str]) -> Iterator[Callab
             settings["FLASKSTACK_REDIS_URL"] = redis_url
         settings.update(config)
         app = make_app(settings, profile="testing")
+        with app.app_context():
+            db.create_all()  # the users table: signing in is real
         apps.append(app)
         views = Views(app)
         _add_views(views)
@@ -94,6 +98,17 @@ def build(make_app: AppFactory, namespace: Callable[[], str]) -> Iterator[Callab
     for app in apps:
         if flaskstack.get_state(app).redis is not None:
             get_redis(app).close()
+
+
+def _user(name: str) -> User:
+    """The user called ``name``, created on first use."""
+    email = f"{name}@example.com"
+    user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one_or_none()
+    if user is None:
+        user = User(email=email)
+        db.session.add(user)
+        db.session.commit()
+    return user
 
 
 def _add_views(views: Views) -> None:
@@ -106,7 +121,7 @@ def _add_views(views: Views) -> None:
 
     @app.get("/signin/<name>")
     def signin(name: str) -> str:
-        session["_user_id"] = name  # what Flask-Login stores
+        login_user(_user(name))
         session["name"] = name
         return "ok"
 
@@ -274,7 +289,7 @@ def test_per_user_does_not_store_pages_that_change_the_user_or_the_session(
     @app.get("/autologin")
     @cache.cached(per_user=True)
     def autologin() -> str:
-        session["_user_id"] = "dave"  # as a remember-me cookie login does
+        login_user(_user("dave"))  # as a remember-me cookie login does
         return f"welcome dave #{next(views.calls)}"
 
     @app.get("/news")

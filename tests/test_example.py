@@ -126,7 +126,7 @@ def test_check_fails_until_the_migrations_are_applied(example: ExampleApp) -> No
 
     after = example.flask("stack", "check")
     assert "System check identified no issues (0 silenced)." in after.stdout
-    assert example.tables() == ["alembic_version", "note"]
+    assert example.tables() == ["alembic_version", "api_tokens", "note", "users"]
 
 
 def test_embedded_defaults_live_in_the_instance_folder(example: ExampleApp) -> None:
@@ -184,7 +184,7 @@ def test_downgrade_to_base_then_upgrade_round_trips(example: ExampleApp) -> None
     assert example.tables() == ["alembic_version"]
 
     example.flask("db", "upgrade")
-    assert example.tables() == ["alembic_version", "note"]
+    assert example.tables() == ["alembic_version", "api_tokens", "note", "users"]
     assert example.note_titles() == []
     check = example.flask("stack", "check")
     assert "no issues" in check.stdout

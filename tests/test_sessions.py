@@ -13,6 +13,7 @@ import pytest
 import redis
 from flask import Flask, session
 
+from flaskstack.forms import csrf
 from flaskstack.sessions import destroy, rotate
 
 if t.TYPE_CHECKING:
@@ -33,22 +34,26 @@ def add_views(app: Flask) -> Flask:
         return {"name": session.get("name"), "visits": session.get("visits")}
 
     @app.post("/login/<name>")
+    @csrf.exempt  # these tests are about sessions; CSRF has its own
     def login(name: str) -> str:
         rotate()
         session["name"] = name
         return "ok"
 
     @app.post("/visit")
+    @csrf.exempt  # these tests are about sessions; CSRF has its own
     def visit() -> dict[str, int]:
         session["visits"] = session.get("visits", 0) + 1
         return {"visits": session["visits"]}
 
     @app.post("/logout")
+    @csrf.exempt  # these tests are about sessions; CSRF has its own
     def logout() -> str:
         destroy()
         return "bye"
 
     @app.post("/store-types")
+    @csrf.exempt  # these tests are about sessions; CSRF has its own
     def store_types() -> str:
         session["when"] = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
         session["pair"] = (1, 2)
@@ -217,6 +222,7 @@ def test_permanent_sessions_get_an_expiring_cookie(client: FlaskClient) -> None:
     app = client.application
 
     @app.post("/remember")
+    @csrf.exempt  # these tests are about sessions; CSRF has its own
     def remember() -> str:
         session.permanent = True
         session["name"] = "alice"
@@ -323,6 +329,7 @@ def test_a_failed_save_is_a_503_not_a_500(
     app = client.application
 
     @app.post("/visit-then-outage")
+    @csrf.exempt  # these tests are about sessions; CSRF has its own
     def visit_then_outage() -> str:
         session["visits"] = session.get("visits", 0) + 1  # read succeeds
         fresh_redis_server.stop()  # the save will fail

@@ -68,7 +68,8 @@ def test_stack_instance_serves_several_apps(tmp_path: Path) -> None:
 def test_public_names_match_all() -> None:
     exported = {name for name in dir(flaskstack) if not name.startswith("_")} - {"annotations"}
     modules = {"cli", "checks", "config", "database", "errors", "health", "migrations"}
-    modules |= {"caching", "redis", "security", "sessions", "stack"}
+    modules |= {"auth", "caching", "forms", "headers", "problems", "redis", "security"}
+    modules |= {"sessions", "stack", "throttle", "urls"}
     assert set(flaskstack.__all__) - {"__version__"} == exported - modules
     for name in flaskstack.__all__:
         assert getattr(flaskstack, name) is not None

@@ -1,0 +1,121 @@
+"""Authentication: users, passwords, sessions that rotate, API tokens.
+
+Built on Flask-Login. Use :func:`login_user` and :func:`logout_user` from
+here rather than Flask-Login's: logging in gives the session a new id
+(session fixation) and logging out deletes the server-side session, so a
+stolen cookie is dead afterwards. :func:`auth_required` protects a view for
+session and API-token users alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing as t
+
+import flask_login
+from flask import abort, current_app
+from flask_login import current_user
+
+from flaskstack.errors import ConfigError
+from flaskstack.sessions import destroy, request_session, rotate
+
+from .manager import login_manager
+from .models import User, UserMixin, normalise_email, resolve_user_model, token_model
+from .passwords import PasswordPolicyError
+from .tokens import create_token, revoke_token
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from flaskstack.config import Resolution
+    from flaskstack.errors import Problem
+
+__all__ = [
+    "AuthState",
+    "PasswordPolicyError",
+    "User",
+    "UserMixin",
+    "auth_required",
+    "create_token",
+    "current_user",
+    "login_manager",
+    "login_user",
+    "logout_user",
+    "normalise_email",
+    "revoke_token",
+]
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthState:
+    """The models auth uses for one app (``get_state(app).auth``)."""
+
+    user_model: type[t.Any]
+    token_model: type[t.Any]
+
+
+def login_user(user: t.Any, remember: bool = False) -> bool:
+    """Log ``user`` in under a new session id; ``False`` if the user is inactive."""
+    if not user.is_active:
+        return False
+    rotate()
+    return bool(flask_login.login_user(user, remember=remember))
+
+
+def logout_user() -> None:
+    """Log out: delete the session and its cookie, and the remember-me cookie."""
+    flask_login.logout_user()
+    session = request_session()
+    remember = session.get("_remember") if session is not None else None
+    destroy()
+    if remember is not None and session is not None:
+        # Flask-Login clears the remember-me cookie after the request, then
+        # drops this last key, leaving the session empty (and deleted).
+        session["_remember"] = remember
+
+
+def auth_required(
+    view: F | None = None, *, check: t.Callable[[t.Any], bool] | None = None
+) -> t.Any:
+    """Require an authenticated user (session or API token) for ``view``.
+
+    With ``check``, also require ``check(current_user)`` to be true, else 403::
+
+        @auth_required(check=lambda user: user.is_admin)
+        def admin(): ...
+    """
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if check is not None and not check(current_user._get_current_object()):
+                abort(403)
+            return current_app.ensure_sync(function)(*args, **kwargs)
+
+        return t.cast("F", wrapper)
+
+    return decorate(view) if view is not None else decorate
+
+
+def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+    """Check that the configured user model can be used."""
+    try:
+        resolve_user_model(resolution["FLASKSTACK_USER_MODEL"])
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
+def init_app(app: Flask) -> AuthState:
+    """Register Flask-Login on ``app`` with the configured user model."""
+    from . import views
+
+    user_model = resolve_user_model(app.config["FLASKSTACK_USER_MODEL"])
+    login_manager.init_app(app)
+    views.init_app(app)
+    return AuthState(user_model, token_model(user_model))

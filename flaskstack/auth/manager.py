@@ -1,0 +1,106 @@
+"""Flask-Login, wired for server-side sessions, API tokens and JSON clients.
+
+:data:`login_manager` differs from a plain ``flask_login.LoginManager`` in
+three ways, each keeping a promise the rest of flaskstack makes:
+
+- A request whose ``Authorization`` header carries an API token is
+  authenticated by the token alone: no session, no remember-me cookie.
+- Nothing reads the session unless the request does: templates get the lazy
+  ``current_user`` proxy, and the remember-me cookie is only looked after
+  when the session was loaded anyway.
+- An unauthenticated request gets 401 ``application/problem+json`` with
+  ``WWW-Authenticate`` when it wants JSON, and a redirect to the login page
+  with a safe, relative ``next`` otherwise — never a flashed message (which
+  would create a session for every anonymous hit).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import flask_login
+import sqlalchemy as sa
+from flask import Flask, current_app, redirect, request, url_for
+from werkzeug.exceptions import Unauthorized
+
+from flaskstack.database import db
+from flaskstack.problems import prefers_json, problem
+from flaskstack.sessions import is_untouched, request_session
+
+from .tokens import authenticate, request_token
+
+if t.TYPE_CHECKING:
+    from werkzeug.wrappers import Response
+
+__all__ = ["LoginManager", "login_manager"]
+
+LOGIN_ENDPOINT = "flaskstack_auth.login"
+
+
+class LoginManager(flask_login.LoginManager):  # type: ignore[misc]
+    """``flask_login.LoginManager`` with token auth and no needless session reads."""
+
+    def init_app(self, app: Flask, add_context_processor: bool = True) -> None:
+        """Register on ``app``; templates get the lazy ``current_user`` proxy."""
+        super().init_app(app, add_context_processor=False)
+        if add_context_processor:
+            app.context_processor(_current_user_context)
+
+    def _load_user(self) -> t.Any:
+        token = request_token()
+        if token is not None:
+            return self._update_request_context_with_user(authenticate(token))
+        return super()._load_user()
+
+    def _update_remember_cookie(self, response: Response) -> Response:
+        # Look at the session object itself: touching the ``session`` proxy
+        # would mark it accessed (``Vary: Cookie`` on every response), and a
+        # Redis session nobody loaded holds no login or logout from this request.
+        session = request_session()
+        if session is None or is_untouched(session):
+            return response
+        refresh = current_app.config.get("REMEMBER_COOKIE_REFRESH_EACH_REQUEST", False)
+        if "_remember" in session or (refresh and "_user_id" in session):
+            return t.cast("Response", super()._update_remember_cookie(response))
+        return response
+
+
+def _current_user_context() -> dict[str, t.Any]:
+    return {"current_user": flask_login.current_user}
+
+
+login_manager = LoginManager()
+"""The Flask-Login extension shared by every app."""
+
+
+@login_manager.user_loader  # type: ignore[untyped-decorator]
+def _load_user_by_session_token(session_token: str) -> t.Any | None:
+    from flaskstack.stack import get_state
+
+    user_model = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
+    user = db.session.execute(
+        sa.select(user_model).where(user_model.session_token == session_token)
+    ).scalar_one_or_none()
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+def _relative_request_path() -> str:
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+@login_manager.unauthorized_handler  # type: ignore[untyped-decorator]
+def _unauthorized() -> Response:
+    schemes = current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]
+    challenge = f'{schemes[0] if schemes else "Bearer"} realm="{current_app.name}"'
+    if prefers_json() or LOGIN_ENDPOINT not in current_app.view_functions:
+        if not prefers_json():
+            raise Unauthorized(www_authenticate=None)
+        return problem(
+            401,
+            "Authentication is required: send an API token in the Authorization header.",
+            headers={"WWW-Authenticate": challenge},
+        )
+    return redirect(url_for(LOGIN_ENDPOINT, next=_relative_request_path()))

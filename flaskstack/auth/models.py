@@ -1,0 +1,198 @@
+"""User and API token models.
+
+:class:`UserMixin` gives any ``db.Model`` what flaskstack's auth needs: a
+unique, lower-cased email, a password hash, an active flag, timestamps and a
+``session_token`` — the id Flask-Login keeps in sessions and remember-me
+cookies. It changes with the password, so setting a new password logs out
+every other session and kills every remember-me cookie.
+
+:class:`User` is the default model, used unless the app names its own
+(``FLASKSTACK_USER_MODEL`` or ``init_app(app, user_model=...)``). The API
+token model is made for the user model in use (:func:`token_model`); only
+a SHA-256 of each token is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import secrets
+import typing as t
+
+import flask_login
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from flaskstack.database import db
+from flaskstack.errors import ConfigError, Problem
+
+from . import passwords
+
+__all__ = ["User", "UserMixin", "normalise_email", "resolve_user_model", "token_model"]
+
+
+def _new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def normalise_email(email: str) -> str:
+    """The form emails are stored and looked up in: stripped and lower-cased."""
+    return email.strip().lower()
+
+
+class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
+    """Columns and behaviour for a user model; combine it with ``db.Model``::
+
+        class Member(UserMixin, db.Model):
+            id: Mapped[int] = mapped_column(primary_key=True)
+            display_name: Mapped[str] = mapped_column(sa.String(80))
+
+    Set emails through :meth:`set_email` (or pass them already normalised)
+    and passwords through :meth:`set_password`.
+    """
+
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    session_token: Mapped[str] = mapped_column(
+        sa.String(64), unique=True, default=_new_session_token
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=_now, onupdate=_now, server_default=sa.func.now()
+    )
+
+    def get_id(self) -> str:
+        """The id kept in sessions: :attr:`session_token`, not the primary key."""
+        token: str | None = self.session_token  # None until the first flush
+        if token is None:
+            token = self.session_token = _new_session_token()
+        return token
+
+    @property
+    def is_active(self) -> bool:
+        """Inactive users cannot log in, and their sessions stop working."""
+        return bool(self.active)
+
+    def set_email(self, email: str) -> None:
+        """Store ``email`` normalised (emails are unique regardless of case)."""
+        self.email = normalise_email(email)
+
+    def set_password(self, password: str) -> None:
+        """Hash ``password`` and end every other session of this user.
+
+        :raises flaskstack.auth.passwords.PasswordPolicyError: when the
+            password is too short or too long.
+        """
+        self.password_hash = passwords.hash_password(password)
+        self.session_token = _new_session_token()
+
+    def check_password(self, password: str) -> bool:
+        """Whether ``password`` is right; an outdated hash is redone (commit to keep it)."""
+        if not passwords.verify(self.password_hash, password):
+            return False
+        if self.password_hash is not None and passwords.needs_rehash(self.password_hash):
+            self.password_hash = passwords.hash_password_unchecked(password)
+        return True
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    """flaskstack's default user model (table ``users``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email!r}>"
+
+
+_TOKEN_MODELS: dict[type[t.Any], type[t.Any]] = {}
+
+
+def token_model(user_model: type[t.Any]) -> type[t.Any]:
+    """The API token model for ``user_model`` (made once per user model).
+
+    For the default :class:`User` its table is ``api_tokens``; for another
+    user model it is ``<user table>_api_tokens``.
+    """
+    if user_model in _TOKEN_MODELS:
+        return _TOKEN_MODELS[user_model]
+    user_table = sa.inspect(user_model).local_table
+    (primary_key,) = user_table.primary_key.columns
+    table_name = "api_tokens" if user_model is User else f"{user_table.name}_api_tokens"
+
+    class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+        """An API token: only its SHA-256 is stored; the token is shown once."""
+
+        __tablename__ = table_name
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        user_id: Mapped[t.Any] = mapped_column(
+            sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True
+        )
+        name: Mapped[str] = mapped_column(sa.String(100))
+        token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+        prefix: Mapped[str] = mapped_column(sa.String(16))
+        created_at: Mapped[dt.datetime] = mapped_column(
+            sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        )
+        last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+        expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+        revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+        user: Mapped[t.Any] = relationship(user_model)
+
+        def __repr__(self) -> str:
+            return f"<ApiToken {self.id} {self.prefix}… of user {self.user_id}>"
+
+    ApiToken.__qualname__ = ApiToken.__name__ = f"{user_model.__name__}ApiToken"
+    _TOKEN_MODELS[user_model] = ApiToken
+    return ApiToken
+
+
+def resolve_user_model(value: object) -> type[t.Any]:
+    """The user model named by ``FLASKSTACK_USER_MODEL`` (a class, a path, or ``None``).
+
+    :raises ConfigError: when it cannot be imported or is not a suitable model.
+    """
+    if value is None:
+        return User
+    model: object = value
+    if isinstance(value, str):
+        module_name, _, attribute = value.partition(":")
+        try:
+            model = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        "config.E001",
+                        "FLASKSTACK_USER_MODEL",
+                        repr(value),
+                        "'package.module:ClassName' of an importable model",
+                        f"fix the path ({type(exc).__name__}: {exc})",
+                    )
+                ]
+            ) from exc
+    if not (
+        isinstance(model, type) and issubclass(model, UserMixin) and hasattr(model, "__table__")
+    ):
+        raise ConfigError(
+            [
+                Problem(
+                    "config.E001",
+                    "FLASKSTACK_USER_MODEL",
+                    repr(value),
+                    "a db.Model class that inherits flaskstack.auth.UserMixin",
+                    "add UserMixin to the model's bases",
+                )
+            ]
+        )
+    return model

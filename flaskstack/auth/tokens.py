@@ -1,0 +1,108 @@
+"""API tokens: create, authenticate, list and revoke.
+
+A token is ``fst_`` followed by 256 random bits, shown once at creation.
+The database keeps its SHA-256 (a fast hash is enough for a random secret
+that long) and a short prefix to recognise it in lists. Authentication
+looks the hash up and compares it again in constant time; a revoked or
+expired token, or one whose user is inactive, authenticates nobody.
+``last_used_at`` is written at most once a minute per token, so an API
+read does not turn into a write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import typing as t
+
+import sqlalchemy as sa
+from flask import current_app, request
+
+from flaskstack.database import db
+
+__all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "request_token", "revoke_token"]
+
+TOKEN_PREFIX = "fst_"
+_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _models() -> tuple[type[t.Any], type[t.Any]]:
+    from flaskstack.stack import get_state
+
+    auth = get_state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
+    return auth.user_model, auth.token_model
+
+
+def create_token(
+    user: t.Any, name: str, expires_in: dt.timedelta | None = None
+) -> tuple[str, t.Any]:
+    """Create a token for ``user``; return the token (shown once) and its record.
+
+    The record is added to the session; commit to keep it.
+    """
+    _, token_model = _models()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.timezone.utc)
+    record = token_model(
+        user=user,
+        name=name,
+        token_hash=_hash(token),
+        prefix=token[: len(TOKEN_PREFIX) + 6],
+        expires_at=None if expires_in is None else now + expires_in,
+    )
+    db.session.add(record)
+    return token, record
+
+
+def authenticate(token: str) -> t.Any | None:
+    """The active user ``token`` belongs to, or ``None``."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    _, token_model = _models()
+    digest = _hash(token)
+    record = db.session.execute(
+        sa.select(token_model).where(token_model.token_hash == digest)
+    ).scalar_one_or_none()
+    if record is None or not hmac.compare_digest(record.token_hash, digest):
+        return None
+    now = dt.datetime.now(dt.timezone.utc)
+    if record.revoked_at is not None:
+        return None
+    if record.expires_at is not None and _aware(record.expires_at) <= now:
+        return None
+    user = record.user
+    if user is None or not user.is_active:
+        return None
+    if record.last_used_at is None or now - _aware(record.last_used_at) > _LAST_USED_RESOLUTION:
+        record.last_used_at = now
+        db.session.commit()
+    return user
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes; they were stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def revoke_token(record: t.Any) -> None:
+    """Mark ``record`` revoked (commit to keep it); it authenticates nobody from now on."""
+    if record.revoked_at is None:
+        record.revoked_at = dt.datetime.now(dt.timezone.utc)
+
+
+def request_token() -> str | None:
+    """The API token in the request's ``Authorization`` header, if its scheme is accepted."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    schemes = {s.lower() for s in current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]}
+    if scheme.lower() not in schemes:
+        return None
+    return credentials.strip() or None

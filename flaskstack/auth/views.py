@@ -1,0 +1,157 @@
+"""The sign-in, sign-out and registration pages (blueprint ``flaskstack_auth``).
+
+Rendered from ``templates/flaskstack/auth/*.html``: an app overrides any of
+them by putting a template of the same name in its own templates folder.
+Signing in checks the throttles before the password, answers an unknown
+email exactly as a wrong password (same message, same hashing work), rehashes
+outdated hashes, rotates the session and follows ``next`` only to a path on
+this site. Signing out is POST only, so it needs a CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from wtforms import BooleanField, EmailField, PasswordField
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+
+from flaskstack.database import db
+from flaskstack.forms import Form
+from flaskstack.throttle import login_throttles
+from flaskstack.urls import safe_next
+
+from . import passwords
+from .models import normalise_email
+
+if t.TYPE_CHECKING:
+    from werkzeug.wrappers import Response
+
+__all__ = ["LoginForm", "RegisterForm", "blueprint"]
+
+GENERIC_FAILURE = "Invalid email or password."
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+blueprint = Blueprint("flaskstack_auth", __name__, template_folder="../templates")
+
+
+class LoginForm(Form):
+    """Email, password and "remember me"."""
+
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired()])
+    remember = BooleanField("Remember me")
+
+
+class RegisterForm(Form):
+    """Email and a password typed twice."""
+
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(),
+            Length(max=320),
+            Regexp(_EMAIL, message="Enter an email address."),
+        ],
+    )
+    password = PasswordField("Password", validators=[DataRequired()])
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+    )
+
+
+def _user_model() -> type[t.Any]:
+    from flaskstack.stack import get_state
+
+    model: type[t.Any] = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
+    return model
+
+
+def _find_user(email: str) -> t.Any | None:
+    model = _user_model()
+    return db.session.execute(sa.select(model).where(model.email == email)).scalar_one_or_none()
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    """Show the sign-in form; on a valid POST, sign in and go to ``next``."""
+    from . import login_user
+
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = normalise_email(form.email.data)
+        address = request.remote_addr or "unknown"
+        throttles = login_throttles(current_app._get_current_object())  # type: ignore[attr-defined]
+        throttles.guard(email, address)  # 429 before any password work
+        user = _find_user(email)
+        if user is None:
+            passwords.verify(None, form.password.data)  # the same work as a real check
+            signed_in = False
+        else:
+            signed_in = user.check_password(form.password.data) and user.is_active
+        if not signed_in:
+            throttles.failed(email, address)
+            form.form_errors.append(GENERIC_FAILURE)
+            return render_template(
+                "flaskstack/auth/login.html", form=form, registration=_registration()
+            )
+        throttles.succeeded(email)
+        db.session.commit()  # keeps a rehashed password
+        login_user(user, remember=bool(form.remember.data))
+        return redirect(safe_next(default=url_for("flaskstack_auth.login_done")))
+    return render_template("flaskstack/auth/login.html", form=form, registration=_registration())
+
+
+@blueprint.route("/logout", methods=["POST"])
+def logout() -> Response:
+    """Sign out (POST with a CSRF token): the session and its cookie are deleted."""
+    from . import logout_user
+
+    logout_user()
+    return redirect(safe_next(default=url_for("flaskstack_auth.login")))
+
+
+@blueprint.route("/register", methods=["GET", "POST"])
+def register() -> str | Response:
+    """Show the registration form; on a valid POST, create the user and sign in."""
+    from . import login_user
+
+    if not _registration():
+        abort(404)
+    form = RegisterForm()
+    if form.validate_on_submit():
+        email = normalise_email(form.email.data)
+        if _find_user(email) is not None:
+            form.email.errors.append("An account with this email already exists.")
+        else:
+            user = _user_model()(email=email)
+            try:
+                user.set_password(form.password.data)
+            except passwords.PasswordPolicyError as exc:
+                form.password.errors.append(str(exc))
+            else:
+                db.session.add(user)
+                db.session.commit()
+                login_user(user)
+                return redirect(safe_next(default=url_for("flaskstack_auth.login_done")))
+    return render_template("flaskstack/auth/register.html", form=form)
+
+
+@blueprint.route("/done")
+def login_done() -> Response:
+    """Where signing in lands without ``next``: the app's ``/``."""
+    return redirect(request.script_root + "/")
+
+
+def _registration() -> bool:
+    return bool(current_app.config["FLASKSTACK_REGISTRATION"])
+
+
+def init_app(app: t.Any) -> None:
+    """Register the pages under ``FLASKSTACK_AUTH_URL_PREFIX`` (``None``: no pages)."""
+    prefix = app.config["FLASKSTACK_AUTH_URL_PREFIX"]
+    if prefix:
+        app.register_blueprint(blueprint, url_prefix=prefix)

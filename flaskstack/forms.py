@@ -1,0 +1,196 @@
+"""CSRF protection and the base form, on Flask-WTF.
+
+The rule this module keeps: **every unsafe request (POST, PUT, PATCH,
+DELETE) carries a CSRF token, unless it authenticates in a way a browser
+never does on its own.** Exemption depends on how the request
+authenticates, not on where it goes: exempting a whole API blueprint opens a
+hole as soon as that API also accepts the session cookie. So:
+
+- a request whose ``Authorization`` header uses one of
+  ``FLASKSTACK_API_TOKEN_SCHEMES`` (``Bearer`` by default) is exempt: a
+  browser never attaches such a header to a cross-site request, and the auth
+  layer answers 401 to a bad token. ``Basic`` and ``Digest`` are *not*
+  exempt: browsers do resend cached HTTP credentials cross-site;
+- views marked with :func:`flaskstack.health.public` are exempt;
+- whatever the app exempts with ``csrf.exempt(view_or_blueprint)`` is exempt;
+- nothing else. A JavaScript client that authenticates with the session
+  cookie sends the token in the ``X-CSRFToken`` header; it gets one from
+  ``FLASKSTACK_CSRF_TOKEN_PATH`` (``GET /csrf-token`` →
+  ``{"csrf_token": "..."}``).
+
+Checking costs nothing on safe methods: a GET, HEAD or OPTIONS request never
+loads the session (no session-store round trip). A failed check is a 400
+naming the reason Flask-WTF gives ("The CSRF token is missing.", "The CSRF
+token has expired.", "The CSRF tokens do not match.", "The referrer header is
+missing."…): an HTML page for browsers, an RFC 9457
+``application/problem+json`` document for clients that send JSON or prefer
+it. An app that wants its own page registers its own handler for
+:class:`CSRFError` after :func:`flaskstack.init_app`.
+
+Two Flask-WTF settings cause most complaints; flaskstack only sets defaults
+for them, so a value the app sets always wins:
+
+``WTF_CSRF_TIME_LIMIT``
+    Seconds a token stays valid. flaskstack's default, ``None``, keeps a
+    token valid as long as the session it is bound to, which is rotated at
+    login and deleted at logout; Flask-WTF's own default (one hour) rejects
+    a long form ("The CSRF token has expired.") after the user spent an hour
+    on it. Set a number of seconds if your threat model wants tokens that
+    expire on their own; then keep pages that stay open for long (editors,
+    dashboards) refreshing their token from ``FLASKSTACK_CSRF_TOKEN_PATH``.
+
+``WTF_CSRF_SSL_STRICT``
+    On HTTPS requests, also require a ``Referer`` header from this very
+    host (scheme, host and port). It stops a man in the middle of a plain
+    HTTP page of your site from posting to its HTTPS side, but:
+
+    - behind a reverse proxy or load balancer that terminates TLS, the app
+      sees ``http`` and its internal host unless ``FLASKSTACK_PROXY_FIX``
+      is the number of trusted proxies, and then rejects every form with
+      "The referrer does not match the host.";
+    - a ``Referrer-Policy`` of ``no-referrer`` (page, header or
+      ``FLASKSTACK_REFERRER_POLICY``), or a browser extension stripping
+      the header, gives "The referrer header is missing." on every form.
+      flaskstack's default policy, ``strict-origin-when-cross-origin``, keeps
+      the same-origin ``Referer`` the check needs.
+
+    Turn it off only if you cannot fix those, and then serve HSTS.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app, g, jsonify, request
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
+from flask_wtf.csrf import (  # type: ignore[import-untyped]
+    CSRFError,
+    generate_csrf,
+)
+from flask_wtf.csrf import (
+    CSRFProtect as _FlaskWTFCSRFProtect,
+)
+from markupsafe import escape
+from werkzeug.wrappers import Response
+
+from .health import is_public
+from .problems import prefers_json, problem
+
+if t.TYPE_CHECKING:
+    from flask import Blueprint, Flask
+
+_Exempt = t.TypeVar("_Exempt", bound="t.Callable[..., t.Any] | Blueprint | str")
+
+__all__ = ["CSRFError", "CSRFProtect", "Form", "csrf"]
+
+TOKEN_ENDPOINT = "flaskstack.csrf_token"
+"""Endpoint name of the view at ``FLASKSTACK_CSRF_TOKEN_PATH``."""
+
+
+def _uses_api_token() -> bool:
+    # The auth layer's own rule, so that what is exempt here is exactly what
+    # it authenticates by token. Imported late: auth builds its forms on this
+    # module.
+    from .auth.tokens import request_token
+
+    return request_token() is not None
+
+
+class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
+    """Flask-WTF's :class:`~flask_wtf.csrf.CSRFProtect` with flaskstack's exemptions.
+
+    Behaves exactly like its base (``WTF_CSRF_*`` settings, ``exempt()``,
+    ``protect()``, the ``csrf_token()`` template function), and also
+    exempts, where Flask-WTF applies exemptions, requests that authenticate
+    with an API token (an ``Authorization`` header with a scheme from
+    ``FLASKSTACK_API_TOKEN_SCHEMES`` and a credential) and views marked
+    :func:`~flaskstack.health.public`. Use the module-level :data:`csrf`;
+    :func:`flaskstack.init_app` registers it.
+    """
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        """Validate the CSRF token of the current request, raising :class:`CSRFError`.
+
+        :param apply_exemptions: Skip exempt requests, as the automatic
+            check before every request does. ``False`` (a manual call)
+            checks every unsafe request.
+        """
+        if apply_exemptions and request.method in current_app.config["WTF_CSRF_METHODS"]:
+            if request.endpoint is not None and is_public(
+                current_app.view_functions.get(request.endpoint)
+            ):
+                return
+            if _uses_api_token():
+                # CSRF does not apply to this request at all, so a Form in
+                # the view must not ask for a token either.
+                g.csrf_valid = True
+                return
+        super().protect(apply_exemptions)
+
+    def exempt(self, view: _Exempt) -> _Exempt:
+        """Exclude a view (function or ``"module.name"``) or a blueprint from the check.
+
+        Usable as a decorator; returns its argument unchanged.
+        """
+        return t.cast("_Exempt", super().exempt(view))
+
+
+csrf = CSRFProtect()
+"""The app-independent CSRF extension, also exported as ``flaskstack.csrf``.
+
+Exempt a view or blueprint that authenticates some other way (a webhook
+checking a signature, say) with ``@csrf.exempt``.
+"""
+
+
+class Form(FlaskForm):  # type: ignore[misc]
+    """The base class for every form of a flaskstack app; derive your forms from it.
+
+    A Flask-WTF :class:`~flask_wtf.FlaskForm`: it reads ``request.form`` (or
+    a JSON body) on POST, PUT, PATCH and DELETE, and renders and checks the
+    hidden ``csrf_token`` field. Put ``{{ form.csrf_token }}`` (or
+    ``{{ form.hidden_tag() }}``) inside the ``<form>``; the check itself has
+    already run before the view, so :meth:`validate_on_submit` only
+    validates your fields. Forms of requests made with an API token need no
+    CSRF token.
+    """
+
+
+_PAGE = """\
+<!doctype html>
+<html lang=en>
+<title>400 Bad Request</title>
+<h1>Bad Request</h1>
+<p>The request was refused because its CSRF protection failed: {reason}</p>
+<p>Go back, reload the page and send the form again.</p>
+"""
+
+
+def handle_csrf_error(error: CSRFError) -> Response:
+    """Answer a failed CSRF check: 400, as HTML or as ``application/problem+json``."""
+    reason = str(error.description)
+    if prefers_json():
+        response = problem(400, reason)
+    else:
+        response = Response(_PAGE.format(reason=escape(reason)), 400, mimetype="text/html")
+    response.vary.add("Accept")
+    return response
+
+
+def csrf_token_view() -> Response:
+    """``GET FLASKSTACK_CSRF_TOKEN_PATH``: ``{"csrf_token": "..."}``, never cached.
+
+    Creates the session if there is none: the token is bound to it.
+    """
+    response = jsonify(csrf_token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Protect ``app``: register :data:`csrf`, its error page and the token endpoint."""
+    csrf.init_app(app)
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    path = app.config["FLASKSTACK_CSRF_TOKEN_PATH"]
+    if path:
+        app.add_url_rule(path, endpoint=TOKEN_ENDPOINT, view_func=csrf_token_view, methods=["GET"])

@@ -1,0 +1,71 @@
+"""RFC 9457 problem details, and telling JSON clients from browsers.
+
+Every error flaskstack produces for a client that prefers JSON is an
+``application/problem+json`` object with ``type``, ``title``, ``status`` and
+``detail``; browsers get HTML. :func:`prefers_json` is the one rule for
+telling them apart.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from flask import current_app, has_request_context, request
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Response
+
+__all__ = ["PROBLEM_MIMETYPE", "prefers_json", "problem", "problem_body"]
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+
+def prefers_json() -> bool:
+    """Whether the current request wants JSON rather than an HTML page.
+
+    True when the request body is JSON, when its ``Authorization`` header
+    carries an API token (``FLASKSTACK_API_TOKEN_SCHEMES``; a browser behind
+    Basic auth still gets HTML), or when its ``Accept`` header ranks a JSON
+    type above HTML.
+    """
+    if not has_request_context():
+        return False
+    if request.is_json or _has_api_token_header():
+        return True
+    accept = request.accept_mimetypes
+    best = accept.best_match(["text/html", "application/json", PROBLEM_MIMETYPE])
+    return best is not None and best != "text/html"
+
+
+def _has_api_token_header() -> bool:
+    scheme = request.headers.get("Authorization", "").strip().partition(" ")[0].lower()
+    schemes = current_app.config.get("FLASKSTACK_API_TOKEN_SCHEMES", ())
+    return bool(scheme) and scheme in {s.lower() for s in schemes}
+
+
+def problem_body(status: int, detail: str, title: str | None = None, **extra: t.Any) -> str:
+    """The JSON text of a problem object."""
+    body = {
+        "type": "about:blank",
+        "title": title or HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return json.dumps(body)
+
+
+def problem(
+    status: int,
+    detail: str,
+    title: str | None = None,
+    headers: t.Mapping[str, str] | None = None,
+    **extra: t.Any,
+) -> Response:
+    """A complete ``application/problem+json`` response."""
+    response = Response(
+        problem_body(status, detail, title, **extra), status=status, mimetype=PROBLEM_MIMETYPE
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
