@@ -216,7 +216,7 @@ def create_user_command(email: str, password_stdin: bool, inactive: bool) -> Non
     with app.app_context():
         model = get_state(app).auth.user_model
         address = normalise_email(email)
-        exists = db.session.execute(sa.select(model.id).where(model.email == address)).first()
+        exists = db.session.execute(sa.select(model).where(model.email == address)).first()
         if exists is not None:
             raise click.ClickException(f"a user with the email {address!r} already exists")
         user = model(email=address, active=not inactive)
@@ -226,7 +226,8 @@ def create_user_command(email: str, password_stdin: bool, inactive: bool) -> Non
             raise click.ClickException(f"the password was refused: {exc}") from None
         db.session.add(user)
         db.session.commit()
-        click.echo(f"Created user {address} (id {user.id}).")
+        (user_id,) = sa.inspect(user).identity
+        click.echo(f"Created user {address} (id {user_id}).")
 
 
 @stack.group("token")
@@ -270,7 +271,8 @@ def token_list_command(email: str | None) -> None:
         model = get_state(app).auth.token_model
         query = sa.select(model).order_by(model.id)
         if email is not None:
-            query = query.where(model.user_id == _user_by_email(email).id)
+            (user_id,) = sa.inspect(_user_by_email(email)).identity
+            query = query.where(model.user_id == user_id)
         records = db.session.execute(query).scalars().all()
         if not records:
             click.echo("No tokens.")

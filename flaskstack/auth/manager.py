@@ -25,7 +25,7 @@ from werkzeug.exceptions import Unauthorized
 
 from flaskstack.database import db
 from flaskstack.problems import prefers_json, problem
-from flaskstack.sessions import is_untouched, request_session
+from flaskstack.sessions import is_untouched, request_session, rotate
 
 from .tokens import authenticate, request_token
 
@@ -51,6 +51,14 @@ class LoginManager(flask_login.LoginManager):  # type: ignore[misc]
         if token is not None:
             return self._update_request_context_with_user(authenticate(token))
         return super()._load_user()
+
+    def _load_user_from_remember_cookie(self, cookie: str) -> t.Any:
+        # Signing in by remember-me cookie is a login: give the session a new
+        # id, so an id planted in the browser before does not become the user's.
+        user = super()._load_user_from_remember_cookie(cookie)
+        if user is not None:
+            rotate()
+        return user
 
     def _update_remember_cookie(self, response: Response) -> Response:
         # Look at the session object itself: touching the ``session`` proxy

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import secrets
+import types
 import typing as t
 
 import flask_login
@@ -113,6 +114,24 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"<User {self.id} {self.email!r}>"
 
 
+class _ApiTokenColumns:
+    """An API token: only its SHA-256 is stored; the token is shown once."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+    )
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} {self.prefix}… of user {self.user_id}>"  # type: ignore[attr-defined]
+
+
 _TOKEN_MODELS: dict[type[t.Any], type[t.Any]] = {}
 
 
@@ -128,31 +147,20 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
     (primary_key,) = user_table.primary_key.columns
     table_name = "api_tokens" if user_model is User else f"{user_table.name}_api_tokens"
 
-    class ApiToken(db.Model):  # type: ignore[name-defined,misc]
-        """An API token: only its SHA-256 is stored; the token is shown once."""
-
-        __tablename__ = table_name
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        user_id: Mapped[t.Any] = mapped_column(
-            sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True
-        )
-        name: Mapped[str] = mapped_column(sa.String(100))
-        token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-        prefix: Mapped[str] = mapped_column(sa.String(16))
-        created_at: Mapped[dt.datetime] = mapped_column(
-            sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
-        )
-        last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-        expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-        revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-
-        user: Mapped[t.Any] = relationship(user_model)
-
-        def __repr__(self) -> str:
-            return f"<ApiToken {self.id} {self.prefix}… of user {self.user_id}>"
-
-    ApiToken.__qualname__ = ApiToken.__name__ = f"{user_model.__name__}ApiToken"
+    name = f"{user_model.__name__}ApiToken"
+    attributes = {
+        "__module__": __name__,
+        "__qualname__": name,
+        "__doc__": _ApiTokenColumns.__doc__,
+        "__tablename__": table_name,
+        "user_id": mapped_column(sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True),
+        "user": relationship(user_model),
+    }
+    # Named before the class is declared: the declarative registry keys classes
+    # by module and name, so renaming afterwards makes a second model clash.
+    ApiToken = types.new_class(
+        name, (_ApiTokenColumns, db.Model), exec_body=lambda ns: ns.update(attributes)
+    )
     _TOKEN_MODELS[user_model] = ApiToken
     return ApiToken
 

@@ -34,13 +34,18 @@ __all__ = ["LoginForm", "RegisterForm", "blueprint"]
 GENERIC_FAILURE = "Invalid email or password."
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
 blueprint = Blueprint("flaskstack_auth", __name__, template_folder="../templates")
 
 
 class LoginForm(Form):
     """Email, password and "remember me"."""
 
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    email = EmailField("Email", filters=[_strip], validators=[DataRequired(), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired()])
     remember = BooleanField("Remember me")
 
@@ -50,6 +55,7 @@ class RegisterForm(Form):
 
     email = EmailField(
         "Email",
+        filters=[_strip],
         validators=[
             DataRequired(),
             Length(max=320),
