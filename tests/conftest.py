@@ -14,6 +14,7 @@ import uuid
 
 import psycopg
 import pytest
+import redis
 from flask import Flask
 from psycopg import sql
 from sqlalchemy import event
@@ -82,6 +83,30 @@ def postgres() -> t.Iterator[PostgresDatabases]:
 def postgres_url(postgres: PostgresDatabases) -> str:
     """A fresh, empty PostgreSQL database for one test (``postgresql://`` URL)."""
     return postgres.create("t")
+
+
+SHARED_REDIS_URL = os.environ.get("FLASKSTACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> t.Iterator[t.Callable[[], str]]:
+    """Make key namespaces on the shared Redis for this test; their keys are deleted after it.
+
+    Only this test's keys go: SCAN on the namespace and DEL, never FLUSHDB.
+    """
+    label = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"test-{label}-{uuid.uuid4().hex[:12]}")
+        return made[-1]
+
+    yield make
+    with redis.Redis.from_url(SHARED_REDIS_URL) as client:
+        for name in made:
+            keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 AppFactory = t.Callable[..., Flask]

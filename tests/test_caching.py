@@ -47,23 +47,6 @@ BACKOFF = 0.2
 # -- fixtures ------------------------------------------------------------------
 
 
-@pytest.fixture
-def namespace() -> Iterator[Callable[[], str]]:
-    """Make namespaces for this test; every key under them is deleted afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"test-cache-{uuid.uuid4().hex[:12]}")
-        return made[-1]
-
-    yield make
-    with redis.Redis.from_url(SHARED_REDIS_URL) as client:
-        for prefix in made:
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-
-
 class Views:
     """An app with cached views, and how often each view was computed."""
 

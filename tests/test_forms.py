@@ -13,11 +13,9 @@ import os
 import re
 import time
 import typing as t
-import uuid
 
 import psycopg
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask, abort, render_template_string, request, session
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
@@ -34,7 +32,7 @@ from flaskstack.forms import Form
 from flaskstack.health import public
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from conftest import AppFactory
     from flask.testing import FlaskClient
@@ -110,23 +108,6 @@ def add_views(app: Flask, save: Callable[[str], None] | None = None) -> Flask:
         abort(400)
 
     return app
-
-
-@pytest.fixture
-def namespace() -> Iterator[Callable[[], str]]:
-    """Make namespaces for this test; every key under them is deleted afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"test-forms-{uuid.uuid4().hex[:12]}")
-        return made[-1]
-
-    yield make
-    with redis.Redis.from_url(SHARED_REDIS_URL) as client:
-        for name in made:
-            keys = list(client.scan_iter(match=f"{name}:*"))
-            if keys:
-                client.delete(*keys)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 import typing as t
-import uuid
 
 import pytest
 import redis
@@ -47,23 +46,6 @@ Build = t.Callable[..., "Flask"]
 
 
 # -- fixtures ------------------------------------------------------------------
-
-
-@pytest.fixture
-def namespace() -> Iterator[Callable[[], str]]:
-    """Make namespaces for this test; their keys on the shared Redis are deleted afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"test-throttle-{uuid.uuid4().hex[:12]}")
-        return made[-1]
-
-    yield make
-    with redis.Redis.from_url(SHARED_REDIS_URL) as client:
-        for name in made:
-            keys = list(client.scan_iter(match=f"{name}:*", count=1000))
-            if keys:
-                client.delete(*keys)
 
 
 @pytest.fixture
