@@ -153,7 +153,9 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
         "__qualname__": name,
         "__doc__": _ApiTokenColumns.__doc__,
         "__tablename__": table_name,
-        "user_id": mapped_column(sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True),
+        "user_id": mapped_column(
+            sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True, nullable=False
+        ),
         "user": relationship(user_model),
     }
     # Named before the class is declared: the declarative registry keys classes
