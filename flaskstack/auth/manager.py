@@ -16,11 +16,13 @@ three ways, each keeping a promise the rest of flaskstack makes:
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 import flask_login
 import sqlalchemy as sa
-from flask import Flask, current_app, redirect, request, url_for
+from flask import Flask, current_app, redirect, request, session, url_for
+from flask_login.utils import encode_cookie
 from werkzeug.exceptions import Unauthorized
 
 from flaskstack.database import db
@@ -59,6 +61,29 @@ class LoginManager(flask_login.LoginManager):  # type: ignore[misc]
         if user is not None:
             rotate()
         return user
+
+    def _set_cookie(self, response: Response) -> None:
+        # Flask-Login 0.6 dates the cookie with datetime.utcnow(), deprecated
+        # since Python 3.12; a Max-Age gives browsers the same lifetime.
+        config = current_app.config
+        seconds = session.get("_remember_seconds")
+        duration = (
+            dt.timedelta(seconds=seconds)
+            if seconds is not None
+            else config.get("REMEMBER_COOKIE_DURATION", dt.timedelta(days=365))
+        )
+        if isinstance(duration, int):
+            duration = dt.timedelta(seconds=duration)
+        response.set_cookie(
+            config.get("REMEMBER_COOKIE_NAME", "remember_token"),
+            value=encode_cookie(str(session["_user_id"])),
+            max_age=duration,
+            domain=config.get("REMEMBER_COOKIE_DOMAIN"),
+            path=config.get("REMEMBER_COOKIE_PATH", "/"),
+            secure=config["REMEMBER_COOKIE_SECURE"],
+            httponly=config["REMEMBER_COOKIE_HTTPONLY"],
+            samesite=config["REMEMBER_COOKIE_SAMESITE"],
+        )
 
     def _update_remember_cookie(self, response: Response) -> Response:
         # Look at the session object itself: touching the ``session`` proxy
