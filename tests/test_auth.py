@@ -1009,3 +1009,15 @@ def test_a_custom_user_model_signs_in_and_gets_tokens(build: Callable[..., Site]
     with site.app.app_context():
         count = db.session.execute(sa.text("SELECT count(*) FROM members_api_tokens")).scalar()
     assert count == 1
+
+
+def test_the_user_model_can_be_named_by_its_import_path(make_app: t.Any) -> None:
+    from flaskstack import get_state
+    from flaskstack.auth import User
+
+    app = make_app({"FLASKSTACK_USER_MODEL": "flaskstack.auth.models:User"})
+    assert get_state(app).auth.user_model is User
+    with pytest.raises(flaskstack.ConfigError, match="FLASKSTACK_USER_MODEL"):
+        make_app({"FLASKSTACK_USER_MODEL": "no_such_module:User"})
+    with pytest.raises(flaskstack.ConfigError, match="UserMixin"):
+        make_app({"FLASKSTACK_USER_MODEL": "flaskstack.database:NAMING_CONVENTION"})
