@@ -21,8 +21,9 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 import flaskstack
+from flaskstack.testing import KEPT_CONNECTION_KEY, dispose_app
 
-pytest_plugins = ["redis_servers"]
+pytest_plugins = ["redis_servers", "flaskstack.testing.plugin", "pytester"]
 
 ADMIN_URL = os.environ.get(
     "FLASKSTACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -112,12 +113,12 @@ def namespace(request: pytest.FixtureRequest) -> t.Iterator[t.Callable[[], str]]
 AppFactory = t.Callable[..., Flask]
 
 
-_opened: list[t.Any] = []
+_opened: list[tuple[t.Any, t.Any]] = []
 
 
 @event.listens_for(Pool, "connect")
-def _remember_connection(dbapi_connection: t.Any, _record: t.Any) -> None:
-    _opened.append(dbapi_connection)
+def _remember_connection(dbapi_connection: t.Any, record: t.Any) -> None:
+    _opened.append((dbapi_connection, record))
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +132,9 @@ def close_every_connection() -> t.Iterator[None]:
     """
     yield
     while _opened:
-        _opened.pop().close()
+        connection, record = _opened.pop()
+        if not record.info.get(KEPT_CONNECTION_KEY):  # the plugin's, kept for the run
+            connection.close()
 
 
 def dispose_engines(app: Flask) -> None:
@@ -145,8 +148,20 @@ def dispose_engines(app: Flask) -> None:
         state.redis.close()
 
 
+@pytest.fixture(scope="session")
+def flaskstack_database_url(postgres: PostgresDatabases) -> str:
+    """The database of the plugin's fixtures (``app``, ``client``, ``db_session``): PostgreSQL."""
+    return postgres.create("plugin")
+
+
 @pytest.fixture
-def make_app(tmp_path: t.Any) -> t.Iterator[AppFactory]:
+def app(make_app: AppFactory, flaskstack_config: dict[str, t.Any]) -> Flask:
+    """The plugin's ``app``: built like every other app in this suite, on the shared Redis."""
+    return make_app({"FLASKSTACK_REDIS_URL": SHARED_REDIS_URL, **flaskstack_config})
+
+
+@pytest.fixture
+def make_app(tmp_path: t.Any, flaskstack_databases: t.Any) -> t.Iterator[AppFactory]:
     """Build apps whose instance folder is inside the test's temporary directory.
 
     ``make_app(config={...}, name="x", before=callable, **options)`` creates a
@@ -173,4 +188,4 @@ def make_app(tmp_path: t.Any) -> t.Iterator[AppFactory]:
 
     yield factory
     for app in apps:
-        dispose_engines(app)
+        dispose_app(app, keep=flaskstack_databases.owns)

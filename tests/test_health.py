@@ -9,6 +9,7 @@ import pytest
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory
+    from flask.testing import FlaskClient
 
 
 def test_healthz_answers_without_touching_the_session(make_app: AppFactory) -> None:
@@ -31,8 +32,9 @@ def test_readyz_on_sqlite(make_app: AppFactory) -> None:
     assert "Set-Cookie" not in response.headers
 
 
-def test_readyz_on_postgres(make_app: AppFactory, postgres_url: str) -> None:
-    response = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url}).test_client().get("/readyz")
+def test_readyz_on_postgres(client: FlaskClient) -> None:
+    # The plugin's client: PostgreSQL, inside the test's rolled-back transaction.
+    response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json()["checks"]["database"]["status"] == "ok"
 
