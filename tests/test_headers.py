@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import typing as t
-import uuid
 from http.cookies import SimpleCookie
 
 import pytest
@@ -77,15 +76,9 @@ def add_views(app: Flask) -> Flask:
 
 
 @pytest.fixture
-def namespace() -> t.Iterator[str]:
-    """A namespace of its own on the shared Redis, emptied afterwards."""
-    name = f"test-headers-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(SHARED_REDIS)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def namespace(namespace: t.Callable[[], str]) -> str:
+    """A namespace of its own on the shared Redis (conftest's), emptied afterwards."""
+    return namespace()
 
 
 def production_config(tmp_path: Path, namespace: str) -> dict[str, t.Any]:

@@ -7,7 +7,6 @@ import json
 import pickle
 import time
 import typing as t
-import uuid
 
 import pytest
 import redis
@@ -68,15 +67,9 @@ def add_views(app: Flask) -> Flask:
 
 
 @pytest.fixture
-def namespace() -> t.Iterator[str]:
-    """A namespace of its own on the shared Redis, emptied afterwards."""
-    name = f"test-sessions-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(SHARED_REDIS)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def namespace(namespace: t.Callable[[], str]) -> str:
+    """A namespace of its own on the shared Redis (conftest's), emptied afterwards."""
+    return namespace()
 
 
 @pytest.fixture
