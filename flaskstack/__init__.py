@@ -10,8 +10,8 @@ One call in an app factory wires everything::
         flaskstack.init_app(app, config)
         return app
 
-The extension objects (:data:`db`, :data:`migrate`, :data:`cache`) are created at import
-time and hold no app: declare models on ``flaskstack.db`` before any app
+The extension objects (:data:`db`, :data:`migrate`, :data:`cache`, :data:`csrf`,
+:data:`login_manager`) are created at import time and hold no app: declare models on ``flaskstack.db`` before any app
 exists. Everything that belongs to one app lives in
 ``app.extensions["flaskstack"]``.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import typing as _t
 
+from .auth.manager import login_manager
 from .caching import cache
 from .database import db
 from .errors import (
@@ -52,6 +53,7 @@ __all__ = [
     "db",
     "get_state",
     "init_app",
+    "login_manager",
     "migrate",
 ]
 
