@@ -11,9 +11,9 @@ One call in an app factory wires everything::
         return app
 
 The extension objects (:data:`db`, :data:`migrate`, :data:`cache`, :data:`csrf`,
-:data:`login_manager`) are created at import time and hold no app: declare models on ``flaskstack.db`` before any app
-exists. Everything that belongs to one app lives in
-``app.extensions["flaskstack"]``.
+:data:`login_manager`) are created at import time and hold no app: declare
+models on ``flaskstack.db`` before any app exists. Everything that belongs to
+one app lives in ``app.extensions["flaskstack"]``.
 """
 
 from __future__ import annotations
