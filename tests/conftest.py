@@ -105,7 +105,8 @@ def namespace(request: pytest.FixtureRequest) -> t.Iterator[t.Callable[[], str]]
     yield make
     with redis.Redis.from_url(SHARED_REDIS_URL) as client:
         for name in made:
-            keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+            # A prefix, not "<name>:": tests also make sibling namespaces ("<name>x").
+            keys = list(client.scan_iter(match=f"{name}*", count=1000))
             if keys:
                 client.delete(*keys)
 
