@@ -728,7 +728,13 @@ class ClusterSetup(_Running):
         try:
             _start_all(self._nodes)
             self._create()
-            _wait_for(self._healthy, "every cluster node to report cluster_state:ok")
+            # Forming is usually done in ~2 s, but on a loaded machine a node can
+            # be flagged as failing for a while under the short joining timeout.
+            _wait_for(
+                self._healthy,
+                "every cluster node to report cluster_state:ok",
+                timeout=4 * WAIT_TIMEOUT,
+            )
             for node in self._nodes:
                 node.execute("CONFIG", "SET", "cluster-node-timeout", str(self.node_timeout_ms))
                 node.cluster_node_timeout_ms = self.node_timeout_ms
@@ -830,6 +836,18 @@ def fresh_redis_sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetup]:
-    """A three-master Redis Cluster shared by the whole test run."""
-    with ClusterSetup(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+    """A three-master Redis Cluster shared by the whole test run.
+
+    A cluster that does not settle is started once more, on new ports, before
+    the tests that need it fail.
+    """
+    cluster = ClusterSetup(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+    except RedisSetupError:
+        cluster = ClusterSetup(tmp_path_factory.mktemp("redis-cluster-again"))
+        cluster.start()
+    try:
         yield cluster
+    finally:
+        cluster.stop()
