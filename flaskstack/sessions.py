@@ -93,7 +93,9 @@ def request_session() -> SessionMixin | None:
     """
     if not has_request_context():
         return None
-    return request_ctx._session
+    state = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
+    session = state.get("_session", state.get("session"))  # Flask >= 3.1.3, older
+    return t.cast("SessionMixin | None", session)
 
 
 def is_untouched(session: SessionMixin | None) -> bool:

@@ -29,21 +29,19 @@ import typing as t
 
 from flask import current_app, g, has_request_context
 from flask import session as current_session
-from flask.globals import request_ctx
 from flask_caching import Cache as _FlaskCache
 from flask_caching.utils import wants_args
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 from flaskstack.errors import Problem
-from flaskstack.sessions import RedisSession
+from flaskstack.sessions import RedisSession, request_session
 
 from .backends import _CONNECTION_KEY, REDIS_BACKEND, SIMPLE_BACKEND, RedisCache, SimpleCache
 from .serializer import CacheSerializer, UncacheableValue, _Once, logger
 
 if t.TYPE_CHECKING:
     from flask import Flask
-    from flask.sessions import SessionMixin
     from flask_caching import _CachedFunction
 
     from flaskstack.config import Resolution
@@ -68,22 +66,9 @@ R = t.TypeVar("R")
 # -- per-user safety -----------------------------------------------------------
 
 
-def _request_session() -> SessionMixin | None:
-    """The current request's session object, fetched without marking it accessed.
-
-    Since Flask 3.1.3 merely touching the ``session`` proxy sets ``accessed``,
-    so asking the proxy whether the session was used would always say yes.
-    """
-    if not has_request_context():
-        return None
-    state = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
-    session = state.get("_session", state.get("session"))  # Flask >= 3.1.3, older
-    return t.cast("SessionMixin | None", session)
-
-
 def _session_used() -> bool:
     """Whether the current request has used the session so far."""
-    session = _request_session()
+    session = request_session()
     if session is None:
         return False
     if isinstance(session, RedisSession):
