@@ -11,7 +11,7 @@ One call in an app factory wires everything::
         return app
 
 The extension objects (:data:`db`, :data:`migrate`, :data:`cache`, :data:`csrf`,
-:data:`login_manager`) are created at import time and hold no app: declare
+:data:`login_manager`, :data:`api`) are created at import time and hold no app: declare
 models on ``flaskstack.db`` before any app exists. Everything that belongs to
 one app lives in ``app.extensions["flaskstack"]``.
 """
@@ -33,6 +33,7 @@ from .errors import (
 )
 from .forms import csrf
 from .migrations import migrate
+from .rest import api
 from .stack import Stack, StackState, get_state
 
 if _t.TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "Stack",
     "StackState",
     "__version__",
+    "api",
     "cache",
     "csrf",
     "db",

@@ -104,6 +104,30 @@ def parse_path(value: object) -> str | None:
     raise ValueError
 
 
+def parse_url_prefix(value: object) -> str:
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and len(value) > 1
+        and not value.endswith("/")
+        and not any(c in value for c in " <>?#")
+    ):
+        return value
+    raise ValueError
+
+
+def parse_log_level(value: object) -> str:
+    if isinstance(value, str) and value.upper() in {
+        "DEBUG",
+        "INFO",
+        "WARNING",
+        "ERROR",
+        "CRITICAL",
+    }:
+        return value.upper()
+    raise ValueError
+
+
 def parse_redis_url(value: object) -> str | None:
     if value is None or value == "":
         return None

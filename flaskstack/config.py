@@ -573,6 +573,106 @@ SETTINGS: tuple[Setting, ...] = (
         concern="auth",
     ),
     Setting(
+        "FLASKSTACK_API_PREFIX",
+        "/api",
+        p.parse_url_prefix,
+        type="str",
+        expected="a URL path starting with '/' and not ending with '/', such as '/api'",
+        doc=(
+            "Where flaskstack.api serves its resources. Every error under it is "
+            "application/problem+json."
+        ),
+        env=("FLASKSTACK_API_PREFIX",),
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_API_PER_PAGE",
+        20,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="Items per page of a paginated API list when the request gives no per_page.",
+        env=("FLASKSTACK_API_PER_PAGE",),
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_API_MAX_PER_PAGE",
+        100,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="The most items a paginated API list returns; a larger per_page is capped to it.",
+        env=("FLASKSTACK_API_MAX_PER_PAGE",),
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_API_TITLE",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="a string",
+        doc="The title of the OpenAPI document. Unset: the app's name.",
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_API_VERSION",
+        "1.0.0",
+        p.parse_str,
+        type="str",
+        expected="a string such as '1.0.0'",
+        doc="The version of the API, as the OpenAPI document states it.",
+        env=("FLASKSTACK_API_VERSION",),
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_API_OPENAPI_PATH",
+        "/openapi.json",
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/', or None to disable",
+        doc="Where, under the API prefix, the OpenAPI 3.1 document is served.",
+        env=("FLASKSTACK_API_OPENAPI_PATH",),
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_REQUEST_ID_HEADER",
+        "X-Request-ID",
+        p.parse_str,
+        type="str",
+        expected="an HTTP header name",
+        doc=(
+            "The header carrying the request id: taken from the request when a proxy set a "
+            "well-formed one, generated otherwise, and returned on every response."
+        ),
+        env=("FLASKSTACK_REQUEST_ID_HEADER",),
+        concern="logging",
+    ),
+    Setting(
+        "FLASKSTACK_LOG_FORMAT",
+        "text",
+        p.parse_choice("text", "json", "none"),
+        type="str",
+        expected="one of 'text', 'json', 'none'",
+        doc=(
+            "How the app's log lines are written to stderr: readable text, one JSON object "
+            "per line, or 'none' to leave Flask's logging as it is. Each line carries the "
+            "request id."
+        ),
+        env=("FLASKSTACK_LOG_FORMAT",),
+        profiles={"production": "json"},
+        concern="logging",
+    ),
+    Setting(
+        "FLASKSTACK_LOG_LEVEL",
+        "INFO",
+        p.parse_log_level,
+        type="str",
+        expected="one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'",
+        doc="The level of the app's logger (flask's app.logger).",
+        env=("FLASKSTACK_LOG_LEVEL",),
+        concern="logging",
+    ),
+    Setting(
         "FLASKSTACK_HEALTH_PATH",
         "/healthz",
         p.parse_path,

@@ -79,7 +79,7 @@ from .problems import prefers_json, problem
 if t.TYPE_CHECKING:
     from flask import Blueprint, Flask
 
-_Exempt = t.TypeVar("_Exempt", bound="t.Callable[..., t.Any] | Blueprint | str")
+_Exempt = t.TypeVar("_Exempt", bound="t.Callable[..., t.Any] | Blueprint | str | type")
 
 __all__ = ["CSRFError", "CSRFProtect", "Form", "csrf"]
 
@@ -108,6 +108,10 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
     :func:`flaskstack.init_app` registers it.
     """
 
+    def __init__(self, app: Flask | None = None) -> None:
+        self._exempt_classes: set[type] = set()
+        super().__init__(app)
+
     def protect(self, apply_exemptions: bool = False) -> None:
         """Validate the CSRF token of the current request, raising :class:`CSRFError`.
 
@@ -116,22 +120,49 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
             checks every unsafe request.
         """
         if apply_exemptions and request.method in current_app.config["WTF_CSRF_METHODS"]:
-            if request.endpoint is not None and is_public(
-                current_app.view_functions.get(request.endpoint)
-            ):
+            view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+            if self._exempt_by_flaskstack(view):
                 return
-            if _uses_api_token():
-                # CSRF does not apply to this request at all, so a Form in
-                # the view must not ask for a token either.
-                g.csrf_valid = True
-                return
+            if getattr(getattr(view, "view_class", None), "checks_csrf_in_dispatch", False):
+                return  # flaskstack.rest.Resource checks after authenticating
         super().protect(apply_exemptions)
 
-    def exempt(self, view: _Exempt) -> _Exempt:
-        """Exclude a view (function or ``"module.name"``) or a blueprint from the check.
+    def protect_in_dispatch(self) -> None:
+        """The automatic check, run by :class:`flaskstack.rest.Resource` after its decorators."""
+        config = current_app.config
+        if (
+            not config["WTF_CSRF_ENABLED"]
+            or not config["WTF_CSRF_CHECK_DEFAULT"]
+            or request.method not in config["WTF_CSRF_METHODS"]
+        ):
+            return
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        if not self._exempt_by_flaskstack(view):
+            super().protect(apply_exemptions=True)
 
-        Usable as a decorator; returns its argument unchanged.
+    def _exempt_by_flaskstack(self, view: t.Callable[..., t.Any] | None) -> bool:
+        if view is not None and is_public(view):
+            return True
+        view_class = getattr(view, "view_class", None)
+        if view_class is not None and any(issubclass(view_class, c) for c in self._exempt_classes):
+            return True
+        if _uses_api_token():
+            # CSRF does not apply to this request at all, so a Form in
+            # the view must not ask for a token either.
+            g.csrf_valid = True
+            return True
+        return False
+
+    def exempt(self, view: _Exempt) -> _Exempt:
+        """Exclude a view (function or ``"module.name"``), a blueprint or a resource class.
+
+        Usable as a decorator, also on a class-based view (a
+        :class:`flaskstack.rest.Resource`, a ``MethodView``) and its
+        subclasses; returns its argument unchanged.
         """
+        if isinstance(view, type):
+            self._exempt_classes.add(view)
+            return view
         return t.cast("_Exempt", super().exempt(view))
 
 

@@ -1,9 +1,11 @@
 """RFC 9457 problem details, and telling JSON clients from browsers.
 
 Every error flaskstack produces for a client that prefers JSON is an
-``application/problem+json`` object with ``type``, ``title``, ``status`` and
-``detail``; browsers get HTML. :func:`prefers_json` is the one rule for
-telling them apart.
+``application/problem+json`` object with ``type``, ``title``, ``status``,
+``detail`` and the ``request_id`` of the request; browsers get HTML.
+:func:`prefers_json` is the one rule for telling them apart, and
+:func:`is_api_request` says whether a request is under an API prefix, where
+every error is a problem document whatever the client asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from flask import current_app, has_request_context, request
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
-__all__ = ["PROBLEM_MIMETYPE", "prefers_json", "problem", "problem_body"]
+from .logs import request_id
+
+__all__ = ["PROBLEM_MIMETYPE", "is_api_request", "prefers_json", "problem", "problem_body"]
 
 PROBLEM_MIMETYPE = "application/problem+json"
 
@@ -23,18 +27,34 @@ PROBLEM_MIMETYPE = "application/problem+json"
 def prefers_json() -> bool:
     """Whether the current request wants JSON rather than an HTML page.
 
-    True when the request body is JSON, when its ``Authorization`` header
+    True under an API prefix (:func:`is_api_request`), when the request body
+    is JSON, when its ``Authorization`` header
     carries an API token (``FLASKSTACK_API_TOKEN_SCHEMES``; a browser behind
     Basic auth still gets HTML), or when its ``Accept`` header ranks a JSON
     type above HTML.
     """
     if not has_request_context():
         return False
-    if request.is_json or _has_api_token_header():
+    if request.is_json or _has_api_token_header() or is_api_request():
         return True
     accept = request.accept_mimetypes
     best = accept.best_match(["text/html", "application/json", PROBLEM_MIMETYPE])
     return best is not None and best != "text/html"
+
+
+def is_api_request() -> bool:
+    """Whether the current request's path is under one of the app's API prefixes.
+
+    The prefixes are ``FLASKSTACK_API_PREFIX`` and those of every
+    :class:`flaskstack.rest.Api` registered on a blueprint.
+    """
+    if not has_request_context():
+        return False
+    state = current_app.extensions.get("flaskstack")
+    if state is None:
+        return False
+    path = request.path
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in state.api_prefixes)
 
 
 def _has_api_token_header() -> bool:
@@ -44,7 +64,9 @@ def _has_api_token_header() -> bool:
 
 
 def problem_body(status: int, detail: str, title: str | None = None, **extra: t.Any) -> str:
-    """The JSON text of a problem object."""
+    """The JSON text of a problem object; in a request, it carries the request id."""
+    if has_request_context():
+        extra.setdefault("request_id", request_id())
     body = {
         "type": "about:blank",
         "title": title or HTTP_STATUS_CODES.get(status, "Error"),

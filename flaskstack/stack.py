@@ -14,7 +14,19 @@ import dataclasses
 import typing as t
 
 from . import auth as auth_component
-from . import caching, cli, database, forms, headers, health, migrations, security, sessions
+from . import (
+    caching,
+    cli,
+    database,
+    forms,
+    headers,
+    health,
+    logs,
+    migrations,
+    rest,
+    security,
+    sessions,
+)
 from . import redis as redis_component
 from .config import SETTINGS, resolve
 from .errors import AlreadyInitialisedError
@@ -51,6 +63,9 @@ class StackState:
     :ivar redis: The app's Redis connection, or ``None`` without a Redis URL.
     :ivar auth: The user and API token models in use.
     :ivar readiness_probes: What ``/readyz`` checks, by name.
+    :ivar api_prefixes: URL prefixes under which every error is
+        ``application/problem+json``: ``FLASKSTACK_API_PREFIX`` and those of
+        APIs on blueprints.
     """
 
     profile: str
@@ -58,6 +73,7 @@ class StackState:
     redis: RedisConnection | None = None
     auth: AuthState = dataclasses.field(default=None)  # type: ignore[assignment]  # set by init_app
     readiness_probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
+    api_prefixes: list[str] = dataclasses.field(default_factory=list)
 
 
 def get_state(app: Flask) -> StackState:
@@ -130,6 +146,7 @@ class Stack:
         security.validate(app, resolution)
 
         resolution.apply(app)
+        logs.init_app(app)
         database.init_app(app)
         migrations.init_app(app, database.db)
         health.init_app(app)
@@ -145,6 +162,7 @@ class Stack:
         forms.init_app(app)
         caching.init_app(app, state.redis)
         state.auth = auth_component.init_app(app)
+        rest.init_app(app, state)
         state.readiness_probes["database"] = health.probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component.probe

@@ -149,6 +149,7 @@ def assert_problem(response: TestResponse, detail: str) -> None:
         "title": "Bad Request",
         "status": 400,
         "detail": detail,
+        "request_id": response.headers["X-Request-ID"],
     }
 
 

@@ -1,0 +1,149 @@
+"""Request ids and the app's log lines.
+
+Every request has an id: the one a proxy in front put in
+``FLASKSTACK_REQUEST_ID_HEADER`` (``X-Request-ID``) when it is well formed,
+a new random one otherwise. The response returns it in the same header, and
+every line the app logs while serving the request carries it, so a user's
+error report ("request id 3f2a…") leads straight to the log lines and the
+traceback.
+
+The app's logger (``app.logger``) writes to stderr in one format per
+profile (``FLASKSTACK_LOG_FORMAT``): readable text in development and
+testing, one JSON object per line in production, where log collectors parse
+them. ``none`` leaves Flask's logging untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+import typing as t
+import uuid
+
+from flask import current_app, g, has_request_context, request
+from flask.logging import default_handler
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+    from werkzeug.wrappers import Response
+
+__all__ = ["JSONFormatter", "RequestIdFilter", "TextFormatter", "init_app", "request_id"]
+
+# Printable ASCII without spaces or quotes: ids from proxies and tracing
+# systems (UUIDs, "Root=1-5759e988-bd862e3fe1be46a994272793") fit, while
+# nothing that could forge or split a log line does.
+_WELL_FORMED = re.compile(r"[A-Za-z0-9._:;=+/@-]{1,200}", re.ASCII)
+
+
+def request_id() -> str:
+    """The id of the current request; ``"-"`` outside a request.
+
+    Computed once per request: taken from the request's
+    ``FLASKSTACK_REQUEST_ID_HEADER`` when it is well formed, otherwise a
+    new random hexadecimal id.
+    """
+    if not has_request_context():
+        return "-"
+    value: str | None = g.get("_flaskstack_request_id")
+    if value is None:
+        header = current_app.config.get("FLASKSTACK_REQUEST_ID_HEADER") or "X-Request-ID"
+        given = request.headers.get(header, "")
+        value = given if _WELL_FORMED.fullmatch(given) else uuid.uuid4().hex
+        g._flaskstack_request_id = value
+    return value
+
+
+def _return_request_id(response: Response) -> Response:
+    header = current_app.config["FLASKSTACK_REQUEST_ID_HEADER"]
+    response.headers[header] = request_id()
+    return response
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` (and ``method``, ``path``) to every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            in_request = has_request_context()
+            record.request_id = request_id()
+            record.method = request.method if in_request else None
+            record.path = request.path if in_request else None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-22 10:00:00,123 ERROR [<request id>] myapp: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, t.Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        for key in ("method", "path"):
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(data, default=str)
+
+
+class _StackHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler flaskstack puts on ``app.logger``; recognised so it is put there once.
+
+    Writes to whatever ``sys.stderr`` is at the time of the call, so a
+    process that swaps it (a test runner capturing output) never leaves the
+    handler writing to a closed stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> t.TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: t.TextIO) -> None:
+        pass
+
+
+def _install_handler(app: Flask) -> None:
+    log_format = app.config["FLASKSTACK_LOG_FORMAT"]
+    logger = app.logger
+    logger.setLevel(app.config["FLASKSTACK_LOG_LEVEL"])
+    if log_format == "none":
+        return
+    formatter = JSONFormatter() if log_format == "json" else TextFormatter()
+    # Apps created with the same import name share one logger (a test suite
+    # creates many): reuse the handler rather than stacking up copies.
+    handler = next((h for h in logger.handlers if isinstance(h, _StackHandler)), None)
+    if handler is None:
+        handler = _StackHandler()
+        handler.addFilter(RequestIdFilter())
+        logger.removeHandler(default_handler)
+        logger.addHandler(handler)
+    handler.setFormatter(formatter)
+
+
+def init_app(app: Flask) -> None:
+    """Return the request id on every response and set up ``app.logger``."""
+    app.after_request(_return_request_id)
+    _install_handler(app)

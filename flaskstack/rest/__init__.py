@@ -1,0 +1,136 @@
+"""REST APIs on Flask-RESTful: problem+json errors, validated input, pagination, OpenAPI.
+
+:data:`flaskstack.api` is the app-independent :class:`Api`; this module holds
+what resources are written with::
+
+    from flaskstack import api, db, rest
+    from flaskstack.auth import auth_required, current_user
+
+    class NewNote(rest.Schema):
+        title = rest.String(required=True, min_length=1, max_length=200)
+        body = rest.String(default="")
+
+    NOTE = {"id": rest.fields.Integer, "title": rest.fields.String,
+            "created_at": rest.fields.DateTime}
+
+    @api.resource("/notes")
+    class Notes(rest.Resource):
+        method_decorators = {"post": [auth_required]}
+
+        @rest.paginated(NOTE)
+        def get(self):
+            \"\"\"List the notes, oldest first.\"\"\"
+            return db.select(Note).order_by(Note.id)
+
+        @rest.body(NewNote)
+        @rest.marshal_with(NOTE, status=201)
+        def post(self, body):
+            \"\"\"Write a note.\"\"\"
+            note = Note(author=current_user, **body)
+            db.session.add(note)
+            db.session.commit()
+            return note
+
+What flaskstack promises under the API prefix (``FLASKSTACK_API_PREFIX``,
+``/api`` by default):
+
+- **Errors** are RFC 9457 ``application/problem+json`` — unknown URLs, wrong
+  methods, CSRF failures, 401/403, invalid input, throttling, ``abort()``
+  and uncaught exceptions alike (:mod:`flaskstack.rest.errors`). A 500 says
+  only its request id, which the log line with the traceback carries too.
+- **Input** is declared with a :class:`Schema` and checked by :func:`body`
+  and :func:`query`: 415, 400, 413 and 422 each say precisely what is wrong,
+  field by field (:mod:`flaskstack.rest.inputs`).
+- **Auth**: :func:`flaskstack.auth.auth_required` accepts an API token or
+  the session; requests with a token need no CSRF token, cookie-authenticated
+  unsafe requests need ``X-CSRFToken``. A :class:`Resource` checks CSRF
+  after its ``method_decorators``, so a client without credentials gets 401.
+  Exempt a public unsafe resource (sign-up returning a token) with
+  ``@flaskstack.csrf.exempt`` on its class.
+- **Pagination** with a cap, an envelope and ``Link`` headers
+  (:mod:`flaskstack.rest.pagination`).
+- **Output**: :func:`marshal_with` and :mod:`flaskstack.rest.fields`
+  (ISO 8601 datetimes with time zones, UUIDs, exact decimals); :func:`etag`
+  for conditional GETs; ``flaskstack.cache.cached(query_string=True)`` on a
+  ``get`` for server-side caching.
+- **OpenAPI 3.1** at ``<prefix>/openapi.json`` (:mod:`flaskstack.rest.openapi`).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from . import fields
+from .api import Api, Resource
+from .errors import abort
+from .inputs import (
+    UUID,
+    Boolean,
+    Date,
+    DateTime,
+    Decimal,
+    Email,
+    Field,
+    Float,
+    Integer,
+    InvalidQuery,
+    List,
+    Nested,
+    Schema,
+    String,
+    ValidationError,
+    body,
+    query,
+)
+from .output import etag, marshal, marshal_with
+from .pagination import Page, paginate, paginated
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from flaskstack.stack import StackState
+
+__all__ = [
+    "UUID",
+    "Api",
+    "Boolean",
+    "Date",
+    "DateTime",
+    "Decimal",
+    "Email",
+    "Field",
+    "Float",
+    "Integer",
+    "InvalidQuery",
+    "List",
+    "Nested",
+    "Page",
+    "Resource",
+    "Schema",
+    "String",
+    "ValidationError",
+    "abort",
+    "api",
+    "body",
+    "etag",
+    "fields",
+    "marshal",
+    "marshal_with",
+    "paginate",
+    "paginated",
+    "query",
+]
+
+api = Api()
+"""The app-independent API, also exported as ``flaskstack.api``.
+
+Its resources are served under each app's ``FLASKSTACK_API_PREFIX``.
+"""
+
+
+def init_app(app: Flask, state: StackState) -> None:
+    """Route ``app``'s errors under API prefixes to problem documents and serve :data:`api`."""
+    from . import errors
+
+    errors.install(app)
+    api.setup(app, state)

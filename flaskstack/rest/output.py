@@ -1,0 +1,134 @@
+"""Turning what a resource returns into a JSON response.
+
+A resource method returns data (``dict``, ``list``, a model marshalled by
+:func:`marshal_with`), optionally with a status and headers, as in
+Flask-RESTful; :func:`output_json` writes it. Values JSON has no type for are
+written the way API clients expect: datetimes and dates in ISO 8601 (naive
+datetimes as UTC), UUIDs as text, decimals as strings (no digit lost to
+floating point), sets and tuples as arrays. Anything else is a programming
+error, reported as such rather than sent half-encoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import functools
+import json
+import typing as t
+import uuid
+
+from flask import current_app, request
+from flask_restful import marshal as _marshal
+from flask_restful.utils import unpack
+from werkzeug.wrappers import Response
+
+from ._meta import describe
+
+__all__ = ["etag", "marshal", "marshal_with", "output_json", "to_response"]
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def _encode(value: object) -> t.Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(
+        f"a resource returned a {type(value).__name__}, which has no JSON form: marshal it "
+        "with rest.marshal_with(fields) or return plain data"
+    )
+
+
+def output_json(data: t.Any, code: int, headers: t.Mapping[str, str] | None = None) -> Response:
+    """The ``application/json`` representation of ``data`` (204 and 304 have no body)."""
+    if code in (204, 304):
+        body = ""
+    else:
+        indent = 2 if current_app.debug else None
+        body = json.dumps(data, default=_encode, ensure_ascii=False, indent=indent) + "\n"
+    response = Response(body, status=code, mimetype="application/json")
+    if code in (204, 304):
+        del response.headers["Content-Type"]
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def to_response(value: t.Any) -> Response:
+    """What a resource method returned, as a response (as the API would send it)."""
+    if isinstance(value, Response):
+        return value
+    data, code, headers = unpack(value)
+    return output_json(data, code or 200, headers)
+
+
+def marshal(data: t.Any, fields: t.Mapping[str, t.Any], envelope: str | None = None) -> t.Any:
+    """Flask-RESTful's :func:`~flask_restful.marshal`: keep and format only ``fields``.
+
+    Use :mod:`flaskstack.rest.fields` for datetimes, dates, UUIDs and decimals.
+    """
+    return _marshal(data, fields, envelope)
+
+
+def marshal_with(
+    fields: t.Mapping[str, t.Any], envelope: str | None = None, *, status: int | None = None
+) -> t.Callable[[F], F]:
+    """Marshal what the method returns with ``fields``; like Flask-RESTful's, plus ``status``.
+
+    :param fields: A dict of output fields (:mod:`flaskstack.rest.fields`).
+    :param envelope: Wrap the output in an object under this key.
+    :param status: The status when the method returns only data (``201``
+        for a create, say); also the success status in the OpenAPI document.
+    """
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            value = view(*args, **kwargs)
+            if isinstance(value, Response):
+                return value
+            data, code, headers = unpack(value)
+            if status is not None and not isinstance(value, tuple):
+                code = status
+            return _marshal(data, fields, envelope), code, headers
+
+        return describe(t.cast("F", wrapper), output=fields, envelope=envelope, status=status)
+
+    return decorate
+
+
+def etag(view: F) -> F:
+    """Answer ``GET`` and ``HEAD`` with an ``ETag``, and ``If-None-Match`` with 304.
+
+    The tag is a hash of the JSON body, so a client revalidating an unchanged
+    resource downloads nothing (the view still runs: put
+    ``cache.cached(...)`` around it as well to skip that work). Responses get
+    ``Cache-Control: private, no-cache`` unless the view set its own, so
+    clients revalidate every time and shared caches keep nothing.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        response = to_response(view(*args, **kwargs))
+        if request.method not in ("GET", "HEAD") or response.status_code != 200:
+            return response
+        response.add_etag()
+        if "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "private, no-cache"
+        return response.make_conditional(request)
+
+    return describe(t.cast("F", wrapper), etag=True)

@@ -1,0 +1,163 @@
+"""Paginated lists: ``?page=&per_page=`` with a cap, an envelope and ``Link`` headers.
+
+The response is an envelope, because a client then needs nothing but the
+body (some HTTP clients and proxies hide headers), plus a ``Link`` header
+(RFC 8288) for clients that follow links::
+
+    GET /api/notes?page=2&per_page=20
+
+    200 OK
+    Link: </api/notes?page=1&per_page=20>; rel="first", </api/notes?page=1&per_page=20>; rel="prev",
+          </api/notes?page=3&per_page=20>; rel="next", </api/notes?page=5&per_page=20>; rel="last"
+    X-Total-Count: 97
+
+    {"items": [...], "page": 2, "per_page": 20, "total": 97, "pages": 5}
+
+``page`` starts at 1; a page past the end is an empty list, not an error.
+``per_page`` defaults to ``FLASKSTACK_API_PER_PAGE`` and is capped at
+``FLASKSTACK_API_MAX_PER_PAGE`` (the envelope says what was used); anything
+that is not a whole number of at least 1 is a 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import typing as t
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import current_app, request
+from flask_restful.utils import unpack
+
+from flaskstack.database import db
+
+from ._meta import describe
+from .inputs import InvalidQuery
+from .output import marshal
+
+__all__ = ["Page", "page_args", "paginate", "paginated"]
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One page of a list.
+
+    :ivar items: The rows (or values) on this page.
+    :ivar page: The page number, from 1.
+    :ivar per_page: The page size in effect (after the cap).
+    :ivar total: How many items all pages hold together.
+    """
+
+    items: list[t.Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are (at least 1)."""
+        return max(1, math.ceil(self.total / self.per_page))
+
+    def envelope(self, items: list[t.Any] | None = None) -> dict[str, t.Any]:
+        """The response body: ``items`` (as given, or this page's) and the counts."""
+        return {
+            "items": self.items if items is None else items,
+            "page": self.page,
+            "per_page": self.per_page,
+            "total": self.total,
+            "pages": self.pages,
+        }
+
+    def headers(self) -> dict[str, str]:
+        """``Link`` (first, prev, next, last) and ``X-Total-Count`` for this page."""
+        links = [("first", 1)]
+        if self.page > 1:
+            links.append(("prev", min(self.page - 1, self.pages)))
+        if self.page < self.pages:
+            links.append(("next", self.page + 1))
+        links.append(("last", self.pages))
+        return {
+            "Link": ", ".join(
+                f'<{_page_url(number, self.per_page)}>; rel="{rel}"' for rel, number in links
+            ),
+            "X-Total-Count": str(self.total),
+        }
+
+
+def _page_url(page: int, per_page: int) -> str:
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
+    args += [("page", str(page)), ("per_page", str(per_page))]
+    return f"{request.script_root}{request.path}?{urlencode(args)}"
+
+
+def page_args() -> tuple[int, int]:
+    """The request's ``page`` and ``per_page``, defaulted and capped.
+
+    :raises InvalidQuery: (400) if either is not a whole number of at least 1.
+    """
+    config = current_app.config
+    errors: dict[str, list[str]] = {}
+    values = {"page": 1, "per_page": config["FLASKSTACK_API_PER_PAGE"]}
+    for name in values:
+        given = request.args.getlist(name)
+        if not given:
+            continue
+        text = given[0].strip()
+        if len(given) > 1:
+            errors[name] = ["Give this parameter once."]
+        elif not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) < 1:
+            errors[name] = ["Must be a whole number of at least 1."]
+        else:
+            values[name] = int(text)
+    if errors:
+        raise InvalidQuery(errors)
+    return values["page"], min(values["per_page"], config["FLASKSTACK_API_MAX_PER_PAGE"])
+
+
+def paginate(
+    select: sa.Select[t.Any], *, page: int | None = None, per_page: int | None = None
+) -> Page:
+    """Run one page of ``select`` (and a count of all its rows) on ``flaskstack.db``.
+
+    ``page`` and ``per_page`` default to the request's (:func:`page_args`).
+    Give ``select`` an ``order_by``: without one the database may return
+    rows in any order, and pages overlap.
+    """
+    if page is None or per_page is None:
+        asked_page, asked_per_page = page_args()
+        page = page or asked_page
+        per_page = per_page or asked_per_page
+    total = db.session.execute(
+        sa.select(sa.func.count()).select_from(select.order_by(None).subquery())
+    ).scalar_one()
+    items = list(db.session.scalars(select.limit(per_page).offset((page - 1) * per_page)))
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def paginated(fields: t.Mapping[str, t.Any] | None = None) -> t.Callable[[F], F]:
+    """Paginate what the method returns: a ``select``, or a :class:`Page` it built itself.
+
+    Each item is marshalled with ``fields`` when given. The response is the
+    envelope of :class:`Page` with its ``Link`` and ``X-Total-Count`` headers::
+
+        @rest.paginated(NOTE)
+        def get(self):
+            return db.select(Note).order_by(Note.id)
+    """
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            page_args()  # refuse a bad page before doing any work
+            value, code, headers = unpack(view(*args, **kwargs))
+            page = value if isinstance(value, Page) else paginate(value)
+            items = [marshal(item, fields) for item in page.items] if fields else None
+            return page.envelope(items), code, {**page.headers(), **dict(headers or {})}
+
+        return describe(t.cast("F", wrapper), paginated=True, output=fields, envelope=None)
+
+    return decorate
