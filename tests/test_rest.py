@@ -351,7 +351,7 @@ def writer(api_client: Callable[..., FlaskClient], make_user: Callable[..., t.An
 @pytest.mark.parametrize(
     ("data", "content_type", "status", "detail"),
     [
-        ('{"title": "x",}', "application/json", 400, "not valid JSON: Expecting property name"),
+        ('{"title": "x",}', "application/json", 400, "not valid JSON: "),
         ('{"title": NaN}', "application/json", 400, "NaN is not valid JSON"),
         ("[" * 100_000, "application/json", 413, "exceeds the capacity limit"),
         ("", "application/json", 400, "The request body is empty"),

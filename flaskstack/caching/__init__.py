@@ -280,8 +280,11 @@ class Cache(_FlaskCache):
             key_function = make_cache_key
             if per_user and key_function is not None:
                 key_function = guard.make_key(key_function)
-            # ``is_stale`` exists from Flask-Caching 2.5 (Python 3.11+) on.
-            extra = {} if is_stale is None else {"is_stale": is_stale}
+            # ``is_stale`` exists from Flask-Caching 2.5 (Python 3.11+) on;
+            # before 2.5, ``hash_method=None`` is called as the hash function.
+            extra: dict[str, t.Any] = {} if is_stale is None else {"is_stale": is_stale}
+            if hash_method is not None:
+                extra["hash_method"] = hash_method
             cached_function = upstream(
                 timeout=timeout,
                 key_prefix=key_prefix,
@@ -290,7 +293,6 @@ class Cache(_FlaskCache):
                 **extra,
                 response_filter=guard.response_filter,
                 query_string=query_string,
-                hash_method=hash_method,
                 cache_none=cache_none,
                 make_cache_key=key_function,
                 source_check=source_check,
