@@ -76,31 +76,93 @@ class _Check:
 
 _REGISTRY: list[_Check] = []
 
-CATALOGUE: dict[str, str] = {
-    "stack.E001": "The app could not be loaded (import error, exception in the factory).",
-    "stack.E002": "The app does not use flaskstack: flaskstack.init_app(app) was not called.",
-    "config.E001": "A setting has a value of the wrong type or form.",
-    "config.E002": "SECRET_KEY is not set (production), or is the development key generated "
-    "into the instance folder (--deploy).",
-    "config.E003": "SECRET_KEY is too short or a well-known value.",
-    "config.E004": "DEBUG is on in production.",
-    "config.E005": "TESTING is on in production.",
-    "config.E006": "No Redis URL in production.",
-    "config.E007": "No database URL in production (the SQLite default is for development).",
-    "config.E008": "A session cookie setting is insecure in production "
-    "(Secure, HttpOnly or SameSite off).",
-    "config.E009": "No SECRET_KEY and the instance folder cannot hold a generated one.",
-    "config.W001": "A FLASKSTACK_* key that flaskstack does not know (usually a typo).",
-    "database.E001": "The database does not answer.",
-    "database.E002": "A PostgreSQL URL is configured but the psycopg driver is not installed.",
-    "database.W001": "The database is SQLite (--deploy): one host only, no concurrent writers.",
-    "redis.E001": "Redis does not answer.",
-    "migrations.W001": "There is no migration repository.",
-    "migrations.E001": "The database is behind the migration repository (unapplied migrations).",
-    "migrations.E002": "The database is at a revision the migration repository does not have.",
-    "migrations.W002": "The models have changes that no migration contains.",
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "stack.E001": (
+        "The app could not be loaded (import error, exception in the factory).",
+        "Run the command with the same FLASK_APP and read the error it shows; fix the import "
+        "or the factory.",
+    ),
+    "stack.E002": (
+        "The app does not use flaskstack: flaskstack.init_app(app) was not called.",
+        "Call flaskstack.init_app(app) in the app factory, or point FLASK_APP at the right app.",
+    ),
+    "config.E001": (
+        "A setting has a value of the wrong type or form.",
+        "Set the key to a value of the form the message names (flask stack config shows where "
+        "the value came from).",
+    ),
+    "config.E002": (
+        "SECRET_KEY is not set (production), or is the development key generated into the "
+        "instance folder (--deploy).",
+        "Set SECRET_KEY in the environment to a random value of 32 bytes or more, the same "
+        "for every worker: python -c 'import secrets; print(secrets.token_urlsafe(48))'.",
+    ),
+    "config.E003": (
+        "SECRET_KEY is too short or a well-known value.",
+        "Generate a new random key of 32 bytes or more and keep it secret.",
+    ),
+    "config.E004": ("DEBUG is on in production.", "Unset FLASK_DEBUG / DEBUG in production."),
+    "config.E005": ("TESTING is on in production.", "Unset TESTING in production."),
+    "config.E006": (
+        "No Redis URL in production.",
+        "Set REDIS_URL: sessions, the cache and login throttling need a Redis shared by every "
+        "worker.",
+    ),
+    "config.E007": (
+        "No database URL in production (the SQLite default is for development).",
+        "Set DATABASE_URL to the production database.",
+    ),
+    "config.E008": (
+        "A session cookie setting is insecure in production (Secure, HttpOnly or SameSite off).",
+        "Leave SESSION_COOKIE_SECURE, SESSION_COOKIE_HTTPONLY and SESSION_COOKIE_SAMESITE at "
+        "flaskstack's production defaults, and serve the app over HTTPS.",
+    ),
+    "config.E009": (
+        "No SECRET_KEY and the instance folder cannot hold a generated one.",
+        "Set SECRET_KEY, or make the instance folder writable.",
+    ),
+    "config.W001": (
+        "A FLASKSTACK_* key that flaskstack does not know (usually a typo).",
+        "Correct the key's name (the message suggests the closest known one) or remove it.",
+    ),
+    "database.E001": (
+        "The database does not answer.",
+        "Check DATABASE_URL (host, port, credentials, database name) and that the server runs "
+        "and accepts connections from this host.",
+    ),
+    "database.E002": (
+        "A PostgreSQL URL is configured but the psycopg driver is not installed.",
+        "Install flaskstack[postgres] (psycopg 3).",
+    ),
+    "database.W001": (
+        "The database is SQLite (--deploy): one host only, no concurrent writers.",
+        "Use PostgreSQL in production (DATABASE_URL), or silence database.W001 if one host "
+        "and one writer are enough.",
+    ),
+    "redis.E001": (
+        "Redis does not answer.",
+        "Check REDIS_URL and that the Redis server (or its Sentinels or Cluster nodes) runs and "
+        "is reachable from this host.",
+    ),
+    "migrations.W001": (
+        "There is no migration repository.",
+        "Create one with flask db init, then flask db migrate and flask db upgrade.",
+    ),
+    "migrations.E001": (
+        "The database is behind the migration repository (unapplied migrations).",
+        "Run flask db upgrade (in a deployment: before starting the new code).",
+    ),
+    "migrations.E002": (
+        "The database is at a revision the migration repository does not have.",
+        "Deploy the code that holds that revision, or downgrade the database with the code "
+        "that has it.",
+    ),
+    "migrations.W002": (
+        "The models have changes that no migration contains.",
+        "Run flask db migrate -m '...', review the new file, and commit it.",
+    ),
 }
-"""Every check id flaskstack can report, with what it means."""
+"""Every check id flaskstack can report: what it means, and how to fix it."""
 
 
 def register(*tags: str, deploy: bool = False) -> t.Callable[[CheckFunction], CheckFunction]:

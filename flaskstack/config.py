@@ -612,6 +612,7 @@ SETTINGS: tuple[Setting, ...] = (
         type="str",
         expected="a string",
         doc="The title of the OpenAPI document. Unset: the app's name.",
+        env=("FLASKSTACK_API_TITLE",),
         concern="api",
     ),
     Setting(

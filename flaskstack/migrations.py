@@ -63,7 +63,10 @@ class Migrate:
     def init_app(self, app: Flask, db: SQLAlchemy, directory: str = "migrations") -> None:
         """Record the migration settings of ``app`` and add the ``flask db`` command group."""
         app.extensions["migrate"] = _AppMigrations(
-            self, db, directory, {"compare_type": True, "render_as_batch": True}
+            self,
+            db,
+            directory,
+            {"compare_type": True, "render_as_batch": True, "render_item": render_item},
         )
         app.cli.add_command(
             LazyGroup(
@@ -162,3 +165,22 @@ def repository_config(app: Flask) -> t.Any:
         raise FileNotFoundError(directory)
     with app.app_context():
         return migrate.get_config(directory)
+
+
+def render_item(type_: str, obj: object, autogen_context: object) -> str | t.Literal[False]:
+    """Alembic's ``render_item`` hook: boolean server defaults portable across databases.
+
+    A ``server_default=sa.true()`` compiles to ``1`` on SQLite, which
+    Alembic would write into the migration as ``sa.text('1')``, a default
+    PostgreSQL refuses for a boolean column. Written as ``sa.true()`` /
+    ``sa.false()``, a migration generated on SQLite runs on both.
+    """
+    if type_ == "server_default":
+        import sqlalchemy as sa
+
+        argument = getattr(obj, "arg", None)
+        if isinstance(argument, sa.sql.elements.True_):
+            return "sa.true()"
+        if isinstance(argument, sa.sql.elements.False_):
+            return "sa.false()"
+    return False

@@ -476,7 +476,7 @@ class Throttle:
 
 
 def normalize_email(email: str) -> str:
-    """Strip and case-fold ``email``, so ``Alice@x`` and ``alice@X `` share a counter."""
+    """Strip and case-fold ``email``, so ``"Alice@x"`` and ``"alice@X "`` share a counter."""
     return email.strip().casefold()
 
 

@@ -1021,3 +1021,20 @@ def test_the_user_model_can_be_named_by_its_import_path(make_app: t.Any) -> None
         make_app({"FLASKSTACK_USER_MODEL": "no_such_module:User"})
     with pytest.raises(flaskstack.ConfigError, match="UserMixin"):
         make_app({"FLASKSTACK_USER_MODEL": "flaskstack.database:NAMING_CONVENTION"})
+
+
+def test_an_apps_own_login_view_receives_the_redirect(
+    make_app: AppFactory, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url})
+
+    @app.get("/sign-in")
+    def sign_in() -> str:
+        return "our sign-in page"
+
+    add_views(app)
+    monkeypatch.setattr(flaskstack.login_manager, "login_view", "sign_in")
+    response = app.test_client().get("/account", headers=BROWSER)
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/sign-in"
+    assert parse_qs(urlsplit(response.headers["Location"]).query) == {"next": ["/account"]}

@@ -245,6 +245,26 @@ def test_migrate_upgrade_downgrade_through_a_model_change(project: Project) -> N
 # -- flask stack check -----------------------------------------------------------
 
 
+def test_a_migration_generated_on_sqlite_runs_on_postgresql(
+    tmp_path: Path, postgres: PostgresDatabases
+) -> None:
+    on_sqlite = make_project(tmp_path / "project", f"sqlite:///{tmp_path / 'gadgets.sqlite3'}")
+    on_sqlite.flask_ok("db", "init")
+    on_sqlite.flask_ok("db", "migrate", "-m", "v1")
+    (script,) = (tmp_path / "project" / "migrations" / "versions").glob("*.py")
+    assert "server_default=sa.true()" in script.read_text()
+
+    on_postgres = Project(tmp_path / "project", postgres.create("portable"))
+    on_postgres.flask_ok("db", "upgrade")
+    on_postgres.execute("INSERT INTO gadget (code, name) VALUES ('g1', 'Gizmo')")
+    engine = on_postgres.engine()
+    try:
+        with engine.connect() as connection:
+            assert connection.scalar(sa.text("SELECT enabled FROM gadget")) is True
+    finally:
+        engine.dispose()
+
+
 def test_stack_check_follows_the_migration_state(project: Project) -> None:
     no_repository = project.flask("stack", "check")
     assert no_repository.returncode == 0, no_repository

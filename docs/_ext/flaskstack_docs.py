@@ -160,9 +160,104 @@ class ChecksDirective(_GeneratingDirective):
         for area, group in itertools.groupby(ids, key=lambda i: i.partition(".")[0]):
             out += _title(f"``{area}``")
             for check_id in group:
-                meaning = flaskstack.checks.CATALOGUE[check_id]
+                meaning, fix = _meaning_and_fix(flaskstack.checks.CATALOGUE[check_id])
                 out += [f".. check:: {check_id}", "", f"   {_plain(meaning)}", ""]
+                if fix:
+                    out += [f"   :Fix: {_plain(fix)}", ""]
         return out
+
+
+def _meaning_and_fix(entry: object) -> tuple[str, str | None]:
+    """A catalogue entry's meaning and fix: a string, or an object or pair holding both."""
+    if isinstance(entry, str):
+        return entry, None
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return str(entry[0]), str(entry[1])
+    meaning = getattr(entry, "meaning", None)
+    if meaning is None:
+        raise TypeError(f"unexpected check catalogue entry {entry!r}")
+    fix = getattr(entry, "fix", None)
+    return str(meaning), None if fix is None else str(fix)
+
+
+class CliDirective(_GeneratingDirective):
+    """``.. flaskstack-cli:: module:command name [parent]`` — a click command and its
+    sub-commands, generated from the click objects.
+
+    ``name`` is the command's name on the command line; ``parent`` the program
+    it is a sub-command of (``flask`` for ``flask stack``).
+    """
+
+    required_arguments = 2
+    optional_arguments = 1
+
+    def lines(self) -> list[str]:
+        import importlib
+
+        import click
+
+        module_name, _, attribute = self.arguments[0].partition(":")
+        module = importlib.import_module(module_name)
+        if module.__file__:
+            self.env.note_dependency(module.__file__)
+        command = getattr(module, attribute)
+        parent = None
+        if len(self.arguments) > 2:
+            parent = click.Context(click.Group(self.arguments[2]), info_name=self.arguments[2])
+        out: list[str] = []
+        self.command_lines(command, self.arguments[1], parent, out)
+        return out
+
+    def command_lines(self, command: t.Any, name: str, parent: t.Any, out: list[str]) -> None:
+        import inspect
+
+        import click
+
+        ctx = click.Context(command, info_name=name, parent=parent)
+        path = ctx.command_path
+        out += _title(f"``{path}``")
+        out += [f".. program:: {path}", ""]
+        out += [".. code-block:: text", "", f"    {command.get_usage(ctx)}", ""]
+        out += [
+            _plain(line) if line else ""
+            for line in inspect.cleandoc(command.help or "").splitlines()
+        ]
+        out.append("")
+        for param in command.params:
+            if isinstance(param, click.Argument):
+                continue
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            names, help_text = record
+            out += [f".. option:: {names}", "", f"   {_plain(help_text) or 'No description.'}", ""]
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                self.command_lines(command.get_command(ctx, sub), sub, ctx, out)
+
+
+class OptionalIncludeDirective(SphinxDirective):
+    """``.. flaskstack-include-if-present:: path`` — include a generated reST file if it exists.
+
+    The directive's content is shown instead when the file is missing.
+    """
+
+    required_arguments = 1
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        import os
+
+        relative, path = self.env.relfn2path(self.arguments[0])
+        self.env.note_dependency(relative)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            self.state_machine.insert_input(text.splitlines(), path)
+            return []
+        container = nodes.container()
+        self.state.nested_parse(self.content, self.content_offset, container)
+        return container.children
 
 
 def _check_sort_key(check_id: str) -> tuple[str, str]:
@@ -222,4 +317,6 @@ def setup(app: Sphinx) -> dict[str, t.Any]:
     )
     app.add_directive("flaskstack-settings", SettingsDirective)
     app.add_directive("flaskstack-checks", ChecksDirective)
+    app.add_directive("flaskstack-cli", CliDirective)
+    app.add_directive("flaskstack-include-if-present", OptionalIncludeDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -128,7 +128,8 @@ def _relative_request_path() -> str:
 def _unauthorized() -> Response:
     schemes = current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]
     challenge = f'{schemes[0] if schemes else "Bearer"} realm="{current_app.name}"'
-    if prefers_json() or LOGIN_ENDPOINT not in current_app.view_functions:
+    login_endpoint = _login_endpoint()
+    if prefers_json() or login_endpoint not in current_app.view_functions:
         if not prefers_json():
             raise Unauthorized(www_authenticate=None)
         return problem(
@@ -136,4 +137,14 @@ def _unauthorized() -> Response:
             "Authentication is required: send an API token in the Authorization header.",
             headers={"WWW-Authenticate": challenge},
         )
-    return redirect(url_for(LOGIN_ENDPOINT, next=_relative_request_path()))
+    return redirect(url_for(login_endpoint, next=_relative_request_path()))
+
+
+def _login_endpoint() -> str:
+    # The app's own login page when it named one (``login_manager.login_view``,
+    # per blueprint with ``blueprint_login_views``), else flaskstack's.
+    manager = current_app.login_manager  # type: ignore[attr-defined]
+    for blueprint in request.blueprints:
+        if blueprint in manager.blueprint_login_views:
+            return str(manager.blueprint_login_views[blueprint])
+    return str(manager.login_view or LOGIN_ENDPOINT)

@@ -61,7 +61,6 @@ from __future__ import annotations
 import typing as t
 
 from . import fields
-from .api import Api, Resource
 from .errors import abort
 from .inputs import (
     UUID,
@@ -84,6 +83,7 @@ from .inputs import (
 )
 from .output import etag, marshal, marshal_with
 from .pagination import Page, paginate, paginated
+from .resources import Api, Resource
 
 if t.TYPE_CHECKING:
     from flask import Flask

@@ -27,8 +27,8 @@ from .fields import json_schema as output_schema
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .api import Api
     from .inputs import Schema
+    from .resources import Api
 
 __all__ = ["build_document"]
 

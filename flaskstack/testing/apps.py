@@ -180,7 +180,7 @@ def dispose_app(app: Flask, keep: t.Callable[[t.Any], bool] = lambda engine: Fal
     """Close the database pools and the Redis client of ``app``.
 
     :param keep: Engines for which it returns true are left alone (the
-        engines a :class:`~flaskstack.testing.TestDatabases` keeps for the run).
+        engines a :class:`~flaskstack.testing.database.TestDatabases` keeps for the run).
     """
     from flaskstack.database import db
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+import sqlalchemy as sa
 from flask import Flask, jsonify
 
 import flaskstack
@@ -31,6 +32,7 @@ class Gadget(db.Model):  # type: ignore[name-defined,misc]
     id = db.Column(db.Integer, primary_key=True)
     code = db.Column(db.String(20), nullable=False, unique=MODEL_VERSION == "1")
     name = db.Column(db.String(50 if MODEL_VERSION == "1" else 200), nullable=False)
+    enabled = db.Column(db.Boolean, nullable=False, server_default=sa.true())
 
 
 def create_app() -> Flask:
