@@ -18,6 +18,7 @@ import secrets
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from flask import current_app, request
 
 from flaskstack.database import db
@@ -66,8 +67,11 @@ def authenticate(token: str) -> t.Any | None:
         return None
     _, token_model = _models()
     digest = _hash(token)
+    # One statement: the token and its user together.
     record = db.session.execute(
-        sa.select(token_model).where(token_model.token_hash == digest)
+        sa.select(token_model)
+        .where(token_model.token_hash == digest)
+        .options(orm.joinedload(token_model.user))
     ).scalar_one_or_none()
     if record is None or not hmac.compare_digest(record.token_hash, digest):
         return None
