@@ -314,7 +314,10 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
     heads = set(script.get_heads())
     with app.app_context():
         engine = db.engine
-    with engine.connect() as connection:
+    with engine.connect() as borrowed:
+        # Under flaskstack.testing, engine.connect() lends a wrapper around the
+        # test's own connection; Alembic's comparison inspects the real one.
+        connection = getattr(borrowed, "wrapped_connection", borrowed)
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "render_as_batch": True}
         )

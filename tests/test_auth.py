@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 import typing as t
 import uuid
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -1038,3 +1040,34 @@ def test_an_apps_own_login_view_receives_the_redirect(
     assert response.status_code == 302
     assert urlsplit(response.headers["Location"]).path == "/sign-in"
     assert parse_qs(urlsplit(response.headers["Location"]).query) == {"next": ["/account"]}
+
+
+def test_an_app_with_its_own_user_model_gets_no_default_users_table(tmp_path: t.Any) -> None:
+    # A fresh interpreter: in this one other tests have declared the default model.
+    (tmp_path / "ownusers.py").write_text(
+        "import sqlalchemy as sa\n"
+        "from flask import Flask\n"
+        "from sqlalchemy.orm import Mapped, mapped_column\n"
+        "import flaskstack\n"
+        "from flaskstack import db\n"
+        "from flaskstack.auth import UserMixin\n"
+        "class User(UserMixin, db.Model):\n"
+        "    __tablename__ = 'people'\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+        "    nickname: Mapped[str] = mapped_column(sa.String(40), default='')\n"
+        "app = Flask('ownusers')\n"
+        "flaskstack.init_app(app, {'SQLALCHEMY_DATABASE_URI': 'sqlite://',\n"
+        "                          'FLASKSTACK_USER_MODEL': 'ownusers:User'})\n"
+        "print(sorted(db.metadata.tables))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import ownusers"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['people', 'people_api_tokens']"

@@ -22,7 +22,13 @@ from flaskstack.rest._meta import describe
 from flaskstack.sessions import destroy, request_session, rotate
 
 from .manager import login_manager
-from .models import User, UserMixin, normalise_email, resolve_user_model, token_model
+from .models import (
+    UserMixin,
+    default_user_model,
+    normalise_email,
+    resolve_user_model,
+    token_model,
+)
 from .passwords import PasswordPolicyError
 from .tokens import create_token, revoke_token
 
@@ -151,3 +157,10 @@ def init_app(app: Flask) -> AuthState:
     login_manager.init_app(app)
     views.init_app(app)
     return AuthState(user_model, token_model(user_model))
+
+
+def __getattr__(name: str) -> t.Any:
+    # ``User``, flaskstack's default model, is declared when first asked for.
+    if name == "User":
+        return default_user_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,13 @@ from flaskstack.errors import ConfigError, Problem
 
 from . import passwords
 
-__all__ = ["User", "UserMixin", "normalise_email", "resolve_user_model", "token_model"]
+__all__ = [
+    "UserMixin",
+    "default_user_model",
+    "normalise_email",
+    "resolve_user_model",
+    "token_model",
+]
 
 
 def _new_session_token() -> str:
@@ -103,15 +109,39 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
         return True
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
-    """flaskstack's default user model (table ``users``)."""
+_default_user: type[t.Any] | None = None
 
-    __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+def default_user_model() -> type[t.Any]:
+    """flaskstack's default user model, ``User`` (table ``users``), declared on first use.
 
-    def __repr__(self) -> str:
-        return f"<User {self.id} {self.email!r}>"
+    It is declared only when something asks for it (an app without
+    ``FLASKSTACK_USER_MODEL``, or ``from flaskstack.auth import User``), so
+    an app with a model of its own gets no unused ``users`` table in its
+    migrations, and may call its own model ``User``.
+    """
+    global _default_user
+    if _default_user is None:
+
+        class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+            """flaskstack's default user model (table ``users``)."""
+
+            __tablename__ = "users"
+            __qualname__ = "User"
+
+            id: Mapped[int] = mapped_column(primary_key=True)
+
+            def __repr__(self) -> str:
+                return f"<User {self.id} {self.email!r}>"
+
+        _default_user = User
+    return _default_user
+
+
+def __getattr__(name: str) -> t.Any:
+    if name == "User":
+        return default_user_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _ApiTokenColumns:
@@ -145,7 +175,7 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
         return _TOKEN_MODELS[user_model]
     user_table = sa.inspect(user_model).local_table
     (primary_key,) = user_table.primary_key.columns
-    table_name = "api_tokens" if user_model is User else f"{user_table.name}_api_tokens"
+    table_name = "api_tokens" if user_model is _default_user else f"{user_table.name}_api_tokens"
 
     name = f"{user_model.__name__}ApiToken"
     attributes = {
@@ -173,7 +203,7 @@ def resolve_user_model(value: object) -> type[t.Any]:
     :raises ConfigError: when it cannot be imported or is not a suitable model.
     """
     if value is None:
-        return User
+        return default_user_model()
     model: object = value
     if isinstance(value, str):
         module_name, _, attribute = value.partition(":")

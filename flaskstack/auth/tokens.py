@@ -18,8 +18,8 @@ import secrets
 import typing as t
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 from flask import current_app, request
+from sqlalchemy import orm
 
 from flaskstack.database import db
 

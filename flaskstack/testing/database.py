@@ -209,6 +209,16 @@ class _BorrowedConnection:
         self.close()
 
     @property
+    def wrapped_connection(self) -> TestConnection:
+        """The test's connection itself, for code that needs a real ``Connection`` object.
+
+        ``sqlalchemy.inspect()`` and Alembic's autogenerate look at the type
+        of what they are given; inside this connection's SAVEPOINT, the
+        test's connection sees the same data.
+        """
+        return self._shared
+
+    @property
     def closed(self) -> bool:
         return self._savepoint is None
 

@@ -1,0 +1,262 @@
+"""A project's Dockerfile, docker-compose.yml and .env.example, read together.
+
+:class:`Deployment` derives what the containers would run from the files
+themselves (the migrate service's command, the web service's command, which
+is the image's ``CMD``, and the environment each gets), so a test that runs
+those commands cannot drift from the files. The ``check_*`` functions assert
+the properties both this repository's files and a generated project's must
+have; each fails with a message naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from .files import (
+    Stage,
+    UnsetVariable,
+    interpolate,
+    load_compose,
+    parse_dockerfile,
+    read_env_file,
+    referenced_variables,
+)
+
+__all__ = ["APP_SERVICES", "SECRETS", "Deployment"]
+
+APP_SERVICES = ("migrate", "web")
+"""The services that run the app's image."""
+
+SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD")
+"""Variables that must come from .env and never have a value in a committed file."""
+
+# Image variables that describe the image's own file system, not the app.
+_IMAGE_ONLY = frozenset({"PATH"})
+_BUILD_TOOLS = re.compile(
+    r"\b(apt-get|apt|apk|yum|dnf)\s+(install|add)\b|\b(gcc|g\+\+|make|build-essential|"
+    r"build-base|libpq-dev|python3-dev)\b"
+)
+
+
+@dataclasses.dataclass
+class Deployment:
+    """The deployment files of the project at ``root``."""
+
+    root: Path
+    compose: dict[str, t.Any]
+    stages: list[Stage]
+    env_example: dict[str, str]
+
+    @classmethod
+    def read(cls, root: Path) -> Deployment:
+        return cls(
+            root=root,
+            compose=load_compose(root / "docker-compose.yml"),
+            stages=parse_dockerfile(root / "Dockerfile"),
+            env_example=read_env_file(root / ".env.example"),
+        )
+
+    @property
+    def final_stage(self) -> Stage:
+        return self.stages[-1]
+
+    def service(self, name: str) -> dict[str, t.Any]:
+        services = self.compose.get("services", {})
+        assert name in services, f"docker-compose.yml has no {name!r} service"
+        return t.cast("dict[str, t.Any]", services[name])
+
+    def migrate_command(self) -> list[str]:
+        """What the migrate service runs."""
+        command = self.service("migrate")["command"]
+        assert isinstance(command, list), "give the migrate service's command in exec form"
+        return command
+
+    def web_command(self) -> list[str]:
+        """What the web service runs: its own command, else the image's CMD."""
+        command = self.service("web").get("command")
+        if command is not None:
+            assert isinstance(command, list), "give the web service's command in exec form"
+            return t.cast("list[str]", command)
+        cmd = self.final_stage.last("CMD")
+        assert cmd is not None, "the Dockerfile's last stage has no CMD"
+        return cmd.exec_form()
+
+    def web_healthcheck(self) -> list[str]:
+        """The web service's health check, as the command the container runs."""
+        test = self.service("web")["healthcheck"]["test"]
+        assert isinstance(test, list), "give the web health check in exec form"
+        assert test[0] == "CMD", f"the web health check is {test[0]}, not CMD (exec form)"
+        return t.cast("list[str]", test[1:])
+
+    def variables(self, **values: str) -> dict[str, str]:
+        """.env as a user fills it in from .env.example: its values, plus ``values``."""
+        return {**self.env_example, **values}
+
+    def environment(self, service: str, variables: t.Mapping[str, str]) -> dict[str, str]:
+        """The app's environment in ``service``: the image's ENV, then the service's.
+
+        ``variables`` fills in the compose file's ``${...}`` references, as .env does.
+        """
+        values = {k: v for k, v in self.final_stage.env().items() if k not in _IMAGE_ONLY}
+        declared = self.service(service).get("environment", {})
+        if isinstance(declared, list):
+            declared = dict(item.split("=", 1) for item in declared)
+        for key, value in declared.items():
+            values[key] = interpolate(str(value), variables)
+        return values
+
+    def bind_port(self) -> int:
+        """The port the web command listens on."""
+        command = self.web_command()
+        for index, word in enumerate(command):
+            if word in ("--bind", "-b"):
+                return int(command[index + 1].rpartition(":")[2])
+            if word.startswith("--bind="):
+                return int(word.rpartition(":")[2])
+        raise AssertionError(f"the web command {command} has no --bind")
+
+
+# -- properties ---------------------------------------------------------------------------
+
+
+def _volume_source(entry: t.Any) -> str:
+    if isinstance(entry, dict):
+        return str(entry["source"])
+    return str(entry).split(":", 1)[0]
+
+
+def _official(image: str, name: str) -> bool:
+    repository, _, tag = image.partition(":")
+    return repository in (name, f"library/{name}", f"docker.io/library/{name}") and bool(tag)
+
+
+def check_data_services(deployment: Deployment) -> None:
+    """PostgreSQL and Redis: official images with a tag, health checks, named volumes."""
+    top_level = deployment.compose.get("volumes") or {}
+    for service, image in (("db", "postgres"), ("redis", "redis")):
+        spec = deployment.service(service)
+        assert _official(spec["image"], image), f"{service}: {spec['image']!r} is not {image}:<tag>"
+        test = spec.get("healthcheck", {}).get("test")
+        assert test, f"{service} has no health check"
+        volumes = spec.get("volumes") or []
+        assert volumes, f"{service} keeps its data in no volume"
+        for entry in volumes:
+            source = _volume_source(entry)
+            assert source in top_level, f"{service}: volume {source!r} is not a named volume"
+
+
+def check_migration_gate(deployment: Deployment) -> None:
+    """A one-shot ``flask db upgrade`` that the web service waits for."""
+    assert deployment.migrate_command() == ["flask", "db", "upgrade"]
+    migrate = deployment.service("migrate")
+    assert migrate.get("restart") == "no", "the migrate service must run once"
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+    web = deployment.service("web")["depends_on"]
+    assert web["migrate"]["condition"] == "service_completed_successfully"
+    assert web["db"]["condition"] == "service_healthy"
+    assert web["redis"]["condition"] == "service_healthy"
+
+
+def check_web_service(deployment: Deployment) -> None:
+    """gunicorn, healthy on /readyz, and scalable: no fixed name, no single fixed host port."""
+    web = deployment.service("web")
+    assert deployment.web_command()[0] == "gunicorn"
+    probe = " ".join(deployment.web_healthcheck())
+    assert f"127.0.0.1:{deployment.bind_port()}/readyz" in probe, probe
+    assert "container_name" not in web, "a fixed container name prevents --scale web=N"
+    for port in web.get("ports", []):
+        published = str(port).rsplit(":", 1)[0]
+        host_port = published.rsplit(":", 1)[-1]
+        assert "-" in host_port, f"{port!r}: one fixed host port prevents --scale web=N"
+        assert published.startswith("127.0.0.1:"), f"{port!r} publishes on every interface"
+
+
+def check_configuration(deployment: Deployment) -> None:
+    """Production profile, settings only from the environment and .env, no secret written down."""
+    variables = deployment.variables(SECRET_KEY="k" * 48, POSTGRES_PASSWORD="pw")
+    for service in APP_SERVICES:
+        spec = deployment.service(service)
+        env_files = spec.get("env_file")
+        paths = [e["path"] if isinstance(e, dict) else e for e in (env_files or [])]
+        assert paths == [".env"], f"{service}: env_file is {env_files!r}, expected .env"
+        environment = deployment.environment(service, variables)
+        assert environment["FLASKSTACK_PROFILE"] == "production"
+        for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+            assert environment.get(key), f"{service} gets no {key}"
+        assert "build" in spec or "image" in spec
+    references = referenced_variables(deployment.compose)
+    for name in SECRETS:
+        assert references.get(name) == ":?", f"{name} must be required (${{{name}:?...}})"
+        without = {k: v for k, v in variables.items() if k != name}
+        for service in APP_SERVICES:
+            with pytest.raises(UnsetVariable, match=name):
+                deployment.environment(service, without)
+    text = (deployment.root / "docker-compose.yml").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and re.search(r"SECRET|PASSWORD|TOKEN", key) and value.strip():
+            assert value.strip().startswith("${"), f"a literal secret in docker-compose.yml: {line}"
+
+
+def check_env_example(deployment: Deployment) -> None:
+    """.env.example names every variable the compose file uses and holds no secret."""
+    text = (deployment.root / ".env.example").read_text(encoding="utf-8")
+    for name in referenced_variables(deployment.compose):
+        assert re.search(rf"^#? ?{name}=", text, re.MULTILINE), f".env.example lacks {name}"
+    for name in SECRETS:
+        assert deployment.env_example.get(name) == "", f".env.example must leave {name} empty"
+    for service in APP_SERVICES:
+        try:
+            deployment.environment(service, deployment.env_example)
+        except UnsetVariable:
+            continue
+        raise AssertionError(f"{service} starts with .env.example's empty secrets")
+
+
+def check_dockerfile(deployment: Deployment) -> None:
+    """Multi-stage, a final stage without build tools, running as a user that is not root."""
+    stages = deployment.stages
+    assert len(stages) >= 2, "the Dockerfile has one stage"
+    names = {stage.name for stage in stages[:-1]}
+    final = deployment.final_stage
+    assert final.base not in names, "the final stage must start from a clean base image"
+    for run in final.all("RUN"):
+        assert not _BUILD_TOOLS.search(run.arguments), f"the final stage installs tools: {run}"
+    copied_from = {c.flags().get("from") for c in final.all("COPY")} - {None}
+    assert copied_from, "the final stage copies nothing from a build stage"
+    assert copied_from <= names, f"the final stage copies from {copied_from}"
+    user = final.last("USER")
+    assert user is not None, "the final stage runs as root"
+    assert user.words()[0].split(":")[0] not in ("root", "0"), f"USER {user.arguments}"
+    keywords = [i.keyword for i in final.instructions]
+    last_cmd = len(keywords) - 1 - keywords[::-1].index("CMD")
+    assert keywords.index("USER") < last_cmd, "USER must come before CMD"
+    assert final.env().get("FLASKSTACK_PROFILE") == "production"
+
+
+def check_dockerignore(deployment: Deployment) -> None:
+    """The build context leaves out secrets, history and local environments."""
+    patterns = {
+        line.strip()
+        for line in (deployment.root / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for pattern in (".env", ".git", ".venv*", "instance"):
+        assert pattern in patterns, f".dockerignore does not exclude {pattern}"
+
+
+ALL_CHECKS = (
+    check_data_services,
+    check_migration_gate,
+    check_web_service,
+    check_configuration,
+    check_env_example,
+    check_dockerfile,
+    check_dockerignore,
+)
+"""Every property check, for projects that are checked as a whole."""

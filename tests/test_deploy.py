@@ -1,0 +1,288 @@
+"""The deployment files (Dockerfile, docker-compose.yml, .env.example), tested without Docker.
+
+No Docker engine runs where the tests run, so:
+
+- docker-compose.yml is validated against the Compose Specification's JSON
+  schema, and the properties the deployment promises (health checks, named
+  volumes, a migration the web service waits for, the production profile,
+  settings only from the environment, no secret in a committed file, a
+  multi-stage image running as a user that is not root) are asserted on the
+  parsed files;
+- the commands the compose services run are read from those files (the
+  migrate service's ``flask db upgrade``, then the image's gunicorn ``CMD``
+  for the web service) and run here with the environment compose gives
+  them, against the local PostgreSQL and Redis instead of the ``db`` and
+  ``redis`` services; the app is then driven over HTTP as a browser would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import typing as t
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import SHARED_REDIS_URL
+from deploy_support import deployment as checks
+from deploy_support.deployment import Deployment
+from deploy_support.files import check_compose_file
+from deploy_support.http import Browser, Response, form_fields
+from deploy_support.server import Server, free_port, local_command, run, with_bind
+
+if t.TYPE_CHECKING:
+    from conftest import PostgresDatabases
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+ROUNDS = 8
+"""Rounds of requests that each use both gunicorn workers."""
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Deployment:
+    return Deployment.read(ROOT)
+
+
+# -- the files --------------------------------------------------------------------------
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    result = check_compose_file(ROOT / "docker-compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_wrong_condition(tmp_path: Path) -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "service_completed_successfully" in text
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace("service_completed_successfully", "service_done"))
+    result = check_compose_file(broken)
+    assert result.returncode == 1
+    assert "service_done" in result.stdout
+
+
+def test_postgres_and_redis_have_health_checks_and_named_volumes(deployment: Deployment) -> None:
+    checks.check_data_services(deployment)
+
+
+def test_the_web_service_waits_for_a_successful_migration(deployment: Deployment) -> None:
+    checks.check_migration_gate(deployment)
+
+
+def test_the_web_service_is_healthy_on_readyz_and_can_be_scaled(deployment: Deployment) -> None:
+    checks.check_web_service(deployment)
+
+
+def test_settings_come_from_the_environment_and_no_secret_is_committed(
+    deployment: Deployment,
+) -> None:
+    checks.check_configuration(deployment)
+
+
+def test_env_example_documents_every_variable(deployment: Deployment) -> None:
+    checks.check_env_example(deployment)
+
+
+def test_the_image_is_multi_stage_and_runs_as_a_user(deployment: Deployment) -> None:
+    checks.check_dockerfile(deployment)
+    assert deployment.final_stage.env()["FLASK_APP"] == "example:create_app"
+    copied = [c.words() for c in deployment.final_stage.all("COPY") if not c.flags()]
+    assert copied == [["example/", "example/"], ["migrations/", "migrations/"]]
+
+
+def test_the_build_context_leaves_out_local_files(deployment: Deployment) -> None:
+    checks.check_dockerignore(deployment)
+
+
+def test_a_dockerfile_without_user_is_refused(tmp_path: Path) -> None:
+    """The property checks themselves catch what they are for."""
+    for name in ("docker-compose.yml", ".env.example", ".dockerignore"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    (tmp_path / "Dockerfile").write_text(re.sub(r"^USER .*$", "", text, flags=re.MULTILINE))
+    with pytest.raises(AssertionError, match="runs as root"):
+        checks.check_dockerfile(Deployment.read(tmp_path))
+
+
+# -- the services' commands, run here ------------------------------------------------------
+
+
+def _session_keys(client: redis.Redis, namespace: str) -> dict[str, dict[str, t.Any]]:
+    keys = client.keys(f"{namespace}:session:*")
+    return {key.decode(): json.loads(t.cast("bytes", client.get(key))) for key in keys}
+
+
+def _worker(server: Server, response: Response) -> int:
+    """The pid of the gunicorn worker that served ``response``, from the access log."""
+    pattern = rf"pid=<(\d+)> request_id={response.request_id}$"
+    server.wait_until(
+        lambda: bool(server.log_lines_matching(pattern)),
+        timeout=10,
+        what=f"an access log line for request {response.request_id}",
+    )
+    return int(server.log_lines_matching(pattern)[0].group(1))
+
+
+def _csrf_token(browser: Browser) -> str:
+    response = browser.get("/csrf-token")
+    assert response.status == 200, response.body
+    return t.cast("str", json.loads(response.body)["csrf_token"])
+
+
+def test_the_compose_services_run_here(
+    deployment: Deployment,
+    postgres: PostgresDatabases,
+    namespace: t.Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    # What compose gives the app containers, with .env filled in from .env.example;
+    # the db and redis services are this machine's servers.
+    variables = deployment.variables(
+        SECRET_KEY=secrets.token_urlsafe(48), POSTGRES_PASSWORD=secrets.token_hex(16)
+    )
+    redis_namespace = namespace()
+    local = {
+        "DATABASE_URL": postgres.create("deploy"),
+        "REDIS_URL": SHARED_REDIS_URL,
+        "FLASKSTACK_NAMESPACE": redis_namespace,
+    }
+    environments = {}
+    for service in ("migrate", "web"):
+        environment = deployment.environment(service, variables)
+        assert environment["FLASKSTACK_PROFILE"] == "production"
+        environments[service] = {**environment, **local}
+    workers = int(environments["web"]["WEB_CONCURRENCY"])
+    assert workers == 2
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    migrate = local_command(deployment.migrate_command(), sys.executable)
+    migrated = run(migrate, env={**base, **environments["migrate"]}, cwd=ROOT)
+    assert migrated.returncode == 0, migrated.stdout
+    assert "Running upgrade" in migrated.stdout
+
+    # The release check the docs ask for, with the same environment.
+    checked = run(
+        [sys.executable, "-m", "flask", "stack", "check", "--deploy"],
+        env={**base, **environments["migrate"]},
+        cwd=ROOT,
+    )
+    assert checked.returncode == 0, checked.stdout
+    assert "no issues" in checked.stdout
+
+    port = free_port()
+    web = with_bind(local_command(deployment.web_command(), sys.executable), f"127.0.0.1:{port}")
+    server = Server(web, env={**base, **environments["web"]}, cwd=ROOT, log=tmp_path / "web.log")
+    with server:
+        server.wait_for_http(f"http://127.0.0.1:{port}/readyz")
+        probe = [
+            word.replace(f"127.0.0.1:{deployment.bind_port()}", f"127.0.0.1:{port}")
+            for word in deployment.web_healthcheck()
+        ]
+        healthy = run(local_command(probe, sys.executable), env=base, cwd=tmp_path, timeout=30)
+        assert healthy.returncode == 0, healthy.stdout
+
+        _drive_the_app(server, Browser("127.0.0.1", port), redis_namespace, workers)
+        status = server.stop()
+    assert status == 0, server.output()
+    assert "Shutting down: Master" in server.output()
+
+
+def _drive_the_app(server: Server, browser: Browser, redis_namespace: str, workers: int) -> None:
+    store = redis.Redis.from_url(SHARED_REDIS_URL)
+    try:
+        _register_and_sign_in(browser, store, redis_namespace)
+        _use_the_session_on_every_worker(server, browser, store, redis_namespace, workers)
+        _sign_out(browser, store, redis_namespace)
+    finally:
+        store.close()
+
+
+def _register_and_sign_in(browser: Browser, store: redis.Redis, redis_namespace: str) -> None:
+    email = f"deploy-{uuid.uuid4().hex[:8]}@example.com"
+    page = browser.get("/auth/register")
+    assert page.status == 200
+    assert page.headers["X-Request-ID"] == page.request_id
+    (cookie,) = page.set_cookies()
+    # Production cookies: HTTPS only, hidden from scripts, same-site.
+    assert cookie["secure"]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    form = {
+        "email": email,
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+        "csrf_token": form_fields(page.body)["csrf_token"],
+    }
+    registered = browser.post("/auth/register", form)
+    assert registered.status == 302, registered.body
+    sessions = _session_keys(store, redis_namespace)
+    assert len(sessions) == 1
+    assert "_user_id" in next(iter(sessions.values()))
+
+    signed_out = browser.post("/auth/logout", {"csrf_token": _csrf_token(browser)})
+    assert signed_out.status == 302
+    assert _session_keys(store, redis_namespace) == {}
+
+    page = browser.get("/auth/login")
+    before = dict(browser.cookies)
+    form = {
+        "email": email,
+        "password": PASSWORD,
+        "csrf_token": form_fields(page.body)["csrf_token"],
+    }
+    signed_in = browser.post("/auth/login", form)
+    assert signed_in.status == 302, signed_in.body
+    assert browser.cookies != before  # a new session id at login
+    sessions = _session_keys(store, redis_namespace)
+    assert len(sessions) == 1
+    assert "_user_id" in next(iter(sessions.values()))
+
+
+def _use_the_session_on_every_worker(
+    server: Server, browser: Browser, store: redis.Redis, redis_namespace: str, workers: int
+) -> None:
+    """Each round holds one worker with a stalled POST while another serves a GET.
+
+    The POST carries a CSRF token minted in an earlier round, possibly by the
+    other worker; it is accepted only if its worker finds the session in
+    Redis. Neither response sets a cookie: no worker had to start a session.
+    """
+    session = dict(browser.cookies)
+    (stored,) = _session_keys(store, redis_namespace).values()
+    token = _csrf_token(browser)
+    seen: set[int] = set()
+    mismatch = {"email": "someone@example.com", "password": PASSWORD, "confirm": PASSWORD + "!"}
+    for _ in range(ROUNDS):
+        held = browser.stall("POST", "/auth/register", form={**mismatch, "csrf_token": token})
+        fetched = browser.get("/csrf-token")
+        posted = held.finish()
+        assert fetched.status == 200, fetched.body
+        assert posted.status == 200, posted.body  # CSRF accepted, the form re-shown
+        assert "The passwords differ." in posted.body
+        assert fetched.set_cookies() == []
+        assert posted.set_cookies() == []
+        pair = {_worker(server, posted), _worker(server, fetched)}
+        assert len(pair) == 2, "both requests were served by the same worker"
+        seen |= pair
+        token = json.loads(fetched.body)["csrf_token"]
+    assert len(seen) == workers
+    assert browser.cookies == session
+    assert list(_session_keys(store, redis_namespace).values()) == [stored]
+
+
+def _sign_out(browser: Browser, store: redis.Redis, redis_namespace: str) -> None:
+    old = dict(browser.cookies)
+    signed_out = browser.post("/auth/logout", {"csrf_token": _csrf_token(browser)})
+    assert signed_out.status == 302
+    assert [(m.key, m["max-age"]) for m in signed_out.set_cookies()] == [("session", "0")]
+    assert _session_keys(store, redis_namespace) == {}
+    # The old cookie is dead on every worker: it only gets a new, empty session.
+    browser.cookies = dict(old)
+    assert browser.get("/csrf-token").set_cookies()[0].value != old["session"]

@@ -1,0 +1,410 @@
+"""``flaskstack new``: the generated project works as its README says.
+
+A project is generated once per module with the ``flaskstack`` console
+script, then installed the way its README says (``python -m pip install -e
+'.[test]'``) into a virtual environment of its own. That environment sees
+the packages of the one running these tests (flaskstack included) through a
+``.pth`` file, so the install needs ``--no-deps --no-build-isolation
+--no-index`` and no network. Then the README's commands run there, as
+written: ``flask db upgrade`` (SQLite), the project's own test suite,
+``flask run`` serving a page. The same project also runs on PostgreSQL and
+Redis: its tests, and the commands of its docker-compose.yml in the
+production profile.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+import typing as t
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED_REDIS_URL
+from deploy_support.deployment import ALL_CHECKS, Deployment
+from deploy_support.files import check_compose_file
+from deploy_support.server import Server, free_port, local_command, run, with_bind
+
+from flaskstack.scaffold import cli
+from flaskstack.scaffold.project import readme_commands
+
+if t.TYPE_CHECKING:
+    from conftest import PostgresDatabases
+
+NAME = "notekeeper"
+
+# What the README's pip command needs here: everything is already installed.
+OFFLINE_INSTALL = ["--no-deps", "--no-build-isolation", "--no-index", "--quiet"]
+
+EXPECTED_FILES = {
+    ".dockerignore",
+    ".env.example",
+    ".gitignore",
+    "Dockerfile",
+    "README.md",
+    "docker-compose.yml",
+    "migrations/README",
+    "migrations/alembic.ini",
+    "migrations/env.py",
+    "migrations/script.py.mako",
+    f"{NAME}/__init__.py",
+    f"{NAME}/api.py",
+    f"{NAME}/models.py",
+    f"{NAME}/templates/flaskstack/base.html",
+    f"{NAME}/templates/index.html",
+    f"{NAME}/views.py",
+    "pyproject.toml",
+    "tests/test_accounts.py",
+    "tests/test_api.py",
+    "tests/test_migrations.py",
+    "tests/test_pages.py",
+}
+
+
+def _clean_environment() -> dict[str, str]:
+    """This process's environment without anything that configures an app or a test run."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FLASK_", "FLASKSTACK_", "PYTEST_", "COV_CORE_", "COVERAGE_"))
+        and name not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PYTHONPATH")
+    }
+
+
+class Project:
+    """A generated project and the virtual environment it is installed in."""
+
+    def __init__(self, root: Path, venv: Path) -> None:
+        self.root = root
+        self.venv = venv
+        self.python = venv / "bin" / "python"
+
+    def run(
+        self, command: t.Sequence[str], timeout: float = 300, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a README-style command (``flask ...``, ``python ...``) in the project."""
+        return run(
+            local_command(command, self.python),
+            env={**_clean_environment(), **env},
+            cwd=self.root,
+            timeout=timeout,
+        )
+
+    def files(self) -> set[str]:
+        return {
+            path.relative_to(self.root).as_posix()
+            for path in self.root.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+
+
+def _readme_block(readme: str) -> list[str]:
+    """The commands of the README's first ``sh`` block, comments removed."""
+    block = re.search(r"```sh\n(.*?)```", readme, re.DOTALL)
+    assert block is not None, "the README has no sh block"
+    return [line.split(" #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def _make_venv(path: Path) -> None:
+    """A virtual environment that sees this one's packages (through a .pth file)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    purelib = subprocess.run(
+        [
+            str(path / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('purelib'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = [*site.getsitepackages(), sysconfig.get_path("purelib")]
+    lines = [f"import site; site.addsitedir({directory!r})" for directory in dict.fromkeys(ours)]
+    (Path(purelib) / "_flaskstack_tests_parent.pth").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The project ``flaskstack new notekeeper`` generates, installed as its README says."""
+    base = tmp_path_factory.mktemp("scaffold")
+    script = shutil.which("flaskstack", path=str(Path(sys.executable).parent))
+    assert script is not None, "no flaskstack console script: reinstall (pip install -e .)"
+    root = base / NAME
+    created = subprocess.run(
+        [script, "new", NAME, "--directory", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_environment(),
+        check=False,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert f"Created project {NAME!r}" in created.stdout
+    _make_venv(base / "venv")
+    return Project(root, base / "venv")
+
+
+# -- what is generated --------------------------------------------------------------------
+
+
+def test_the_project_has_every_part(project: Project) -> None:
+    files = project.files()
+    migrations = {f for f in files if f.startswith("migrations/versions/")}
+    assert len(migrations) == 1
+    assert files - migrations == EXPECTED_FILES
+    factory = (project.root / NAME / "__init__.py").read_text()
+    assert "flaskstack.init_app(app, config)" in factory
+    assert f'"FLASKSTACK_USER_MODEL"] = "{NAME}.models:Account"' in factory
+    pyproject = (project.root / "pyproject.toml").read_text()
+    assert f'flaskstack_app = "{NAME}:create_app"' in pyproject
+
+
+def test_the_first_migration_creates_the_models_tables(project: Project) -> None:
+    (migration,) = (project.root / "migrations" / "versions").glob("*.py")
+    text = migration.read_text()
+    assert "create accounts and notes" in text
+    for table in ("accounts", "accounts_api_tokens", "notes"):
+        assert f"op.create_table('{table}'" in text
+    # Written portably: PostgreSQL refuses SQLite's sa.text('1') for a boolean.
+    assert "server_default=sa.true()" in text
+    assert "sa.text('1')" not in text
+
+
+def test_the_code_passes_ruff(project: Project) -> None:
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deployment_files_are_valid(project: Project) -> None:
+    result = check_compose_file(project.root / "docker-compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    deployment = Deployment.read(project.root)
+    for check in ALL_CHECKS:
+        check(deployment)
+    assert deployment.final_stage.env()["FLASK_APP"] == NAME
+    assert deployment.web_command()[-1] == f"{NAME}:create_app()"
+
+
+# -- the README, run as written ----------------------------------------------------------
+
+
+def test_the_readme_commands_work(project: Project, tmp_path: Path) -> None:
+    commands = _readme_block((project.root / "README.md").read_text())
+    assert commands == [command for command, _ in readme_commands(NAME)]
+    install, upgrade, tests, serve = (shlex.split(command) for command in commands)
+
+    installed = project.run([*install, *OFFLINE_INSTALL])
+    assert installed.returncode == 0, installed.stdout
+    assert _editable_install(project), installed.stdout
+
+    upgraded = project.run(upgrade)
+    assert upgraded.returncode == 0, upgraded.stdout
+    assert "create accounts and notes" in upgraded.stdout
+    assert (project.root / "instance" / f"{NAME}.sqlite3").is_file()
+
+    tested = project.run(tests)
+    assert tested.returncode == 0, tested.stdout
+    _passed(project, tested.stdout)
+
+    port = free_port()
+    command = local_command([*serve, "--host", "127.0.0.1", "--port", str(port)], project.python)
+    log = tmp_path / "run.log"
+    with Server(command, env=_clean_environment(), cwd=project.root, log=log) as server:
+        server.wait_for_http(f"http://127.0.0.1:{port}/")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            page = response.read().decode()
+    assert "<h1>Notes</h1>" in page
+    assert "Notekeeper" in page
+    assert "Sign in" in page
+
+
+def _passed(project: Project, output: str) -> None:
+    """The whole suite of the project ran and passed."""
+    tests = sum(
+        len(re.findall(r"^def test_", path.read_text(), re.MULTILINE))
+        for path in (project.root / "tests").glob("test_*.py")
+    )
+    assert tests >= 10
+    assert re.search(rf"\b{tests} passed\b", output), output
+    assert not re.search(r"\b\d+ (failed|errors?|skipped)\b", output), output
+
+
+# -- PostgreSQL and Redis -----------------------------------------------------------------
+
+
+def test_the_tests_pass_on_postgres_and_redis(
+    project: Project, postgres: PostgresDatabases
+) -> None:
+    _installed(project)
+    database = postgres.create("scaffold")
+    tested = project.run(
+        ["python", "-m", "pytest"], DATABASE_URL=database, REDIS_URL=SHARED_REDIS_URL
+    )
+    assert tested.returncode == 0, tested.stdout
+    _passed(project, tested.stdout)
+    # The plugin ran them on a database of its own on the same server, and dropped it.
+    name = database.rpartition("/")[2]
+    with psycopg.connect(database, autocommit=True) as connection:
+        left = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{name}_test%",)
+        ).fetchall()
+    assert left == []
+
+
+def test_the_compose_services_run_here(
+    project: Project, postgres: PostgresDatabases, namespace: t.Callable[[], str], tmp_path: Path
+) -> None:
+    """The migrate service's command, then the image's CMD, in the production profile."""
+    _installed(project)
+    deployment = Deployment.read(project.root)
+    variables = deployment.variables(SECRET_KEY="s" * 48, POSTGRES_PASSWORD="unused")
+    local = {
+        "DATABASE_URL": postgres.create("scaffold_deploy"),
+        "REDIS_URL": SHARED_REDIS_URL,
+        "FLASKSTACK_NAMESPACE": namespace(),
+    }
+    migrate_env = {**deployment.environment("migrate", variables), **local}
+    migrated = project.run(deployment.migrate_command(), **migrate_env)
+    assert migrated.returncode == 0, migrated.stdout
+    checked = project.run(["flask", "stack", "check", "--deploy"], **migrate_env)
+    assert checked.returncode == 0, checked.stdout
+    assert "no issues" in checked.stdout
+
+    port = free_port()
+    web = with_bind(local_command(deployment.web_command(), project.python), f"127.0.0.1:{port}")
+    web_env = {**_clean_environment(), **deployment.environment("web", variables), **local}
+    with Server(web, env=web_env, cwd=project.root, log=tmp_path / "web.log") as server:
+        server.wait_for_http(f"http://127.0.0.1:{port}/readyz")
+        server.wait_for_http(f"http://127.0.0.1:{port}/")
+        server.wait_for_http(f"http://127.0.0.1:{port}/api/notes")
+        assert server.stop() == 0, server.output()
+
+
+def _editable_install(project: Project) -> list[Path]:
+    """The files pip wrote into the project's environment for its editable install."""
+    return list(project.venv.glob(f"lib/python*/site-packages/__editable__*{NAME}*"))
+
+
+def _installed(project: Project) -> None:
+    if not _editable_install(project):
+        installed = project.run(["python", "-m", "pip", "install", "-e", ".", *OFFLINE_INSTALL])
+        assert installed.returncode == 0, installed.stdout
+
+
+# -- options and refusals -----------------------------------------------------------------
+
+
+def test_no_api_and_no_docker_leave_those_parts_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # By default the project goes into ./NAME, which may exist if it is empty.
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "plain_notes"
+    target.mkdir()
+    inode = target.stat().st_ino
+    result = CliRunner().invoke(cli, ["new", "plain_notes", "--no-api", "--no-docker"])
+    assert result.exit_code == 0, result.output
+    assert "cd plain_notes" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["plain_notes"]  # no staging left behind
+    assert target.stat().st_ino == inode  # filled, not replaced: a shell may be in it
+    files = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+    assert "plain_notes/views.py" in files
+    assert "plain_notes/api.py" not in files
+    assert "tests/test_api.py" not in files
+    assert not files & {"Dockerfile", "docker-compose.yml", ".env.example", ".dockerignore"}
+    assert "api" not in (target / "plain_notes" / "__init__.py").read_text()
+    readme = (target / "README.md").read_text()
+    assert "/api" not in readme
+    assert "docker" not in readme
+    smoke = (
+        "from flaskstack import db\n"
+        "from plain_notes import create_app\n"
+        "app = create_app({'FLASKSTACK_PROFILE': 'testing', 'SQLALCHEMY_DATABASE_URI': 'sqlite://'})\n"
+        "with app.app_context():\n"
+        "    db.create_all()\n"
+        "client = app.test_client()\n"
+        "print(client.get('/').status_code, client.get('/api/notes').status_code)\n"
+    )
+    served = run(
+        [sys.executable, "-c", smoke],
+        env={**_clean_environment(), "PYTHONPATH": str(target)},
+        cwd=target,
+    )
+    assert served.stdout.split()[-2:] == ["200", "404"], served.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("My-App", "not a valid project name"),
+        ("my-app", "(e.g. 'my_app')"),
+        ("1app", "starting with a letter"),
+        ("class", "is a Python keyword"),
+        ("json", "would shadow it"),
+        ("flaskstack", "would shadow it"),
+        ("tests", "would shadow it"),
+        ("pytest_cov", "is already installed"),
+        ("a" * 51, "too long"),
+    ],
+)
+def test_an_invalid_name_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["new", name, "--directory", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_with_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["new", "notes_app", "--directory", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is not empty (it holds keep.txt)" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_file_as_the_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    result = CliRunner().invoke(cli, ["new", "notes_app", "--directory", str(tmp_path / "taken")])
+    assert result.exit_code == 1
+    assert "exists and is not a directory" in result.output
+
+
+def test_a_failed_migration_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The migration step runs the new project's `flask db`; give it a broken Flask.
+    broken = tmp_path / "broken" / "flask"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('this Flask is broken')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))
+    target = tmp_path / "out" / "notes_app"
+    result = CliRunner().invoke(cli, ["new", "notes_app", "--directory", str(target)])
+    assert result.exit_code == 1
+    assert "failed while writing the first migration" in result.output
+    assert "this Flask is broken" in result.output
+    assert "then run flaskstack new again" in result.output
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_help_lists_the_options() -> None:
+    result = CliRunner().invoke(cli, ["new", "--help"])
+    assert result.exit_code == 0
+    for option in ("--directory", "--api / --no-api", "--docker / --no-docker"):
+        assert option in result.output
