@@ -18,6 +18,7 @@ import math
 import os
 import typing as t
 
+import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
@@ -123,7 +124,21 @@ def init_app(app: Flask) -> None:
         # SQLite creates the file but not the folder it goes in.
         os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                sa.event.listen(engine, "connect", _enforce_foreign_keys)
     app.shell_context_processor(_shell_context)
+
+
+def _enforce_foreign_keys(dbapi_connection: t.Any, record: object) -> None:
+    # SQLite ignores foreign keys (and ON DELETE CASCADE) unless each
+    # connection asks for them; PostgreSQL always enforces them.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
 
 
 def _shell_context() -> dict[str, object]:

@@ -71,6 +71,7 @@ from flask_wtf.csrf import (
     CSRFProtect as _FlaskWTFCSRFProtect,
 )
 from markupsafe import escape
+from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
 from .health import is_public
@@ -174,6 +175,28 @@ checking a signature, say) with ``@csrf.exempt``.
 """
 
 
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds characters no database column can store.
+
+    NUL (PostgreSQL refuses it in text) and lone surrogates (they have no
+    UTF-8 form) only reach an app from a client probing it.
+    """
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(text: str) -> str:
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+UNSTORABLE_MESSAGE = "Contains characters that are not allowed (NUL or invalid Unicode)."
+
+
 class Form(FlaskForm):  # type: ignore[misc]
     """The base class for every form of a flaskstack app; derive your forms from it.
 
@@ -184,7 +207,35 @@ class Form(FlaskForm):  # type: ignore[misc]
     already run before the view, so :meth:`validate_on_submit` only
     validates your fields. Forms of requests made with an API token need no
     CSRF token.
+
+    A JSON body must be an object (anything else is a 400), and a text value
+    holding NUL or invalid Unicode fails validation instead of reaching the
+    database.
     """
+
+    class Meta(FlaskForm.Meta):  # type: ignore[misc]
+        def wrap_formdata(self, form: t.Any, formdata: t.Any) -> t.Any:
+            """Flask-WTF's, refusing a JSON body that is not an object with 400."""
+            if request.is_json and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                try:
+                    data = request.get_json()
+                except RecursionError:
+                    raise BadRequest("The JSON body is nested too deeply.") from None
+                if not isinstance(data, dict):
+                    raise BadRequest("A form sent as JSON must be a JSON object.")
+            return super().wrap_formdata(form, formdata)
+
+    def validate(self, extra_validators: t.Mapping[str, t.Any] | None = None) -> bool:
+        """Validate every field; text with NUL or invalid Unicode is an error too."""
+        valid = bool(super().validate(extra_validators))
+        for field in self:
+            if isinstance(field.data, str) and unstorable(field.data):
+                field.errors = [*field.errors, UNSTORABLE_MESSAGE]
+                # The page showing the error renders the value back: make it printable.
+                field.data = _printable(field.data)
+                field.raw_data = [_printable(str(value)) for value in field.raw_data or ()]
+                valid = False
+        return valid
 
 
 _PAGE = """\

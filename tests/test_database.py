@@ -466,3 +466,9 @@ def test_a_second_init_app_on_the_same_app_is_refused(make_app: AppFactory) -> N
 
     with pytest.raises(flaskstack.AlreadyInitialisedError, match="already called"):
         flaskstack.init_app(app)
+
+
+def test_sqlite_enforces_foreign_keys(make_app: AppFactory) -> None:
+    app = make_app()
+    with app.app_context():
+        assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1

@@ -1,33 +1,84 @@
-"""The reference app in ``example/`` with its migrations, driven through the real CLI.
+"""The reference app (Conduit, in ``example/``) with its migrations, as a developer runs it.
 
-Each test copies ``example/`` and ``migrations/`` into a temporary working
-directory and runs ``flask --app example:create_app …`` there in a
-subprocess, as a developer would: the example's models never enter this
-process's ``flaskstack.db.metadata``, and the instance folder (the SQLite
-file, the generated secret key) is the copy's, not the repository's. The
-tests run on SQLite (the embedded default) and on a fresh PostgreSQL
-database.
+Two kinds of tests, both in subprocesses, so that the app's models and API
+resources, which it declares on flaskstack's shared ``db`` and ``api``, never
+enter this process (every other test here would see them):
+
+- The command line, in a temporary working copy of ``example/`` and
+  ``migrations/``: migrations on SQLite and PostgreSQL, ``flask stack
+  check``, ``flask example seed`` run twice, and ``make run``'s three
+  commands ending with a newcomer signing up and publishing in the served
+  app. The instance folder (the SQLite file, the generated secret key) is
+  the copy's, not the repository's.
+- The app's own test suite (``example/tests``: the API and the pages through
+  flaskstack's pytest plugin), on SQLite without Redis and on PostgreSQL
+  with Redis.
+
+The RealWorld Postman collection runs against the app in
+``tests/realworld``.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import typing as t
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
 
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = "example:create_app"
-DEMO_NOTE_COUNT = 3
+ADMIN_URL = os.environ.get(
+    "FLASKSTACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("FLASKSTACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
-# Environment variables that would change what the subprocess loads or measures.
-_DROPPED = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "COVERAGE_PROCESS_START")
+TABLES = [
+    "alembic_version",
+    "article",
+    "article_tag",
+    "comment",
+    "favorite",
+    "follow",
+    "tag",
+    "user_account",
+    "user_account_api_tokens",
+]
+DEMO_TITLES = [
+    "Welcome to Conduit",
+    "Caching without surprises",
+    "Tokens for APIs",
+    "Migrations on two databases",
+]
+
+
+def _clean_environment() -> dict[str, str]:
+    """This process's environment without what would change what a subprocess loads.
+
+    conftest's ``clean_environment`` already removed the variables flaskstack
+    reads; pytest's and coverage's own variables go too.
+    """
+    dropped = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "COVERAGE_PROCESS_START")
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in dropped and not name.startswith(("PYTEST_", "COV_CORE_"))
+    }
 
 
 class ExampleApp:
@@ -36,8 +87,7 @@ class ExampleApp:
     def __init__(self, workdir: Path, database_url: str | None) -> None:
         self.workdir = workdir
         self.database_url = database_url
-        # conftest's clean_environment already removed the variables flaskstack reads.
-        self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+        self.env = _clean_environment()
         # Deprecation warnings from the stack or the migration environment fail the run.
         self.env["PYTHONWARNINGS"] = "error"
         if database_url is not None:
@@ -70,7 +120,10 @@ class ExampleApp:
 
     def python(self, code: str) -> t.Any:
         """Run ``code`` with ``app`` created; return what it ``print``\\ s last, as JSON."""
-        prelude = "import json\nfrom example import create_app\napp = create_app()\n"
+        prelude = (
+            "import json\nimport sqlalchemy as sa\nfrom flaskstack import db\n"
+            "from example import create_app\napp = create_app()\n"
+        )
         output = self.run("-c", prelude + code).stdout
         return json.loads(output.strip().splitlines()[-1])
 
@@ -78,31 +131,17 @@ class ExampleApp:
         return t.cast(
             "list[str]",
             self.python(
-                "import sqlalchemy as sa\n"
-                "from flaskstack import db\n"
                 "with app.app_context():\n"
                 "    print(json.dumps(sorted(sa.inspect(db.engine).get_table_names())))\n"
-            ),
-        )
-
-    def note_titles(self) -> list[str]:
-        return t.cast(
-            "list[str]",
-            self.python(
-                "import sqlalchemy as sa\n"
-                "from flaskstack import db\n"
-                "from example.models import Note\n"
-                "with app.app_context():\n"
-                "    titles = db.session.scalars(sa.select(Note.title).order_by(Note.id))\n"
-                "    print(json.dumps(list(titles)))\n"
+                "    db.engine.dispose()\n"
             ),
         )
 
 
 def working_copy(tmp_path: Path) -> Path:
-    """Copy the example app and its migrations, without caches or an instance folder."""
+    """Copy the example app and its migrations, without caches, tests or an instance folder."""
     workdir = tmp_path / "work"
-    ignore = shutil.ignore_patterns("__pycache__", "instance")
+    ignore = shutil.ignore_patterns("__pycache__", "instance", "tests", "READY")
     for name in ("example", "migrations"):
         shutil.copytree(ROOT / name, workdir / name, ignore=ignore)
     return workdir
@@ -117,85 +156,159 @@ def example(request: pytest.FixtureRequest, tmp_path: Path) -> ExampleApp:
     return ExampleApp(working_copy(tmp_path), database_url)
 
 
-def test_check_fails_until_the_migrations_are_applied(example: ExampleApp) -> None:
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_migrations_upgrade_check_and_downgrade(example: ExampleApp) -> None:
     before = example.flask("stack", "check", check=False)
     assert before.returncode == 1, before.stdout + before.stderr
     assert "migrations.E001" in before.stdout
 
     example.flask("db", "upgrade")
-
     after = example.flask("stack", "check")
-    assert "System check identified no issues (0 silenced)." in after.stdout
-    assert example.tables() == ["alembic_version", "api_tokens", "note", "users"]
-
-
-def test_embedded_defaults_live_in_the_instance_folder(example: ExampleApp) -> None:
+    upgraded = example.tables()
+    example.flask("db", "downgrade", "base")
+    downgraded = example.tables()
     example.flask("db", "upgrade")
+    again = example.flask("stack", "check")
 
+    assert "System check identified no issues (0 silenced)." in after.stdout
+    assert upgraded == TABLES
+    assert downgraded == ["alembic_version"]
+    assert "System check identified no issues (0 silenced)." in again.stdout
+    # The embedded defaults live in the copy's instance folder.
     assert (example.instance / "secret_key").is_file()
     assert (example.instance / "example.sqlite3").is_file() == (example.database_url is None)
+    if example.database_url is not None:
+        with psycopg.connect(example.database_url, connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT conname, contype FROM pg_constraint "
+                "WHERE conrelid = 'favorite'::regclass ORDER BY conname"
+            ).fetchall()
+        assert rows == [  # the naming convention's names
+            ("fk_favorite_article_id_article", "f"),
+            ("fk_favorite_user_id_user_account", "f"),
+            ("pk_favorite", "p"),
+        ]
 
 
-def test_seed_twice_leaves_the_same_notes(example: ExampleApp) -> None:
-    example.flask("db", "upgrade")
-
-    first = example.flask("example", "seed")
-    titles = example.note_titles()
-    second = example.flask("example", "seed")
-
-    assert f"Added {DEMO_NOTE_COUNT} demo note(s)" in first.stdout
-    assert "Added 0 demo note(s)" in second.stdout
-    assert len(titles) == DEMO_NOTE_COUNT
-    assert example.note_titles() == titles
+# -- make run: migrate, seed, serve; a newcomer signs up and publishes ----------------------
 
 
-def test_pages_list_the_notes(example: ExampleApp) -> None:
-    example.flask("db", "upgrade")
-    example.flask("example", "seed")
+class Browser:
+    """Just enough of a browser: cookies, redirects, forms with their CSRF token."""
 
-    pages = example.python(
-        "client = app.test_client()\n"
-        "pages = {}\n"
-        "for path in ('/', '/notes', '/readyz'):\n"
-        "    r = client.get(path)\n"
-        "    pages[path] = [r.status_code, r.mimetype, r.get_data(as_text=True)]\n"
-        "print(json.dumps(pages))\n"
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            return t.cast("str", response.read().decode())
+
+    def submit(self, path: str, fields: dict[str, str]) -> str:
+        """Load the form at ``path``, fill in ``fields`` and post it; return the final page."""
+        page = self.get(path)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+        assert token is not None, page
+        data = urllib.parse.urlencode({"csrf_token": token.group(1), **fields}).encode()
+        with self.opener.open(self.base + path, data=data, timeout=10) as response:
+            return t.cast("str", response.read().decode())
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ExampleApp, str]]:
+    """``make run``'s commands in a fresh working copy, on the embedded defaults.
+
+    Migrating and seeding run twice, as when ``make run`` is started again:
+    the second time adds nothing.
+    """
+    app = ExampleApp(working_copy(tmp_path), None)
+    app.flask("db", "upgrade")
+    first = app.flask("example", "seed")
+    app.flask("db", "upgrade")
+    second = app.flask("example", "seed")
+    assert "4 added now, 3 comment(s) added now" in first.stdout
+    assert "0 added now, 0 comment(s) added now" in second.stdout
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", APP, "run", "--port", "0"],
+            cwd=app.workdir,
+            env=app.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        found = None
+        while found is None and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.1)
+            found = re.search(r"Running on (http://127\.0\.0\.1:\d+)", log_path.read_text())
+        assert found is not None, log_path.read_text()
+        yield app, found.group(1)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+def test_make_run_serves_the_app_a_newcomer_signs_up_and_publishes(
+    served: tuple[ExampleApp, str],
+) -> None:
+    _app, base = served
+    browser = Browser(base)
+
+    home = browser.get("/")
+    assert [home.count(f"<h2>{title}</h2>") for title in DEMO_TITLES] == [1, 1, 1, 1]
+    after_sign_up = browser.submit(
+        "/auth/register",
+        {
+            "email": "newcomer@example.com",
+            "password": "a fine password",
+            "confirm": "a fine password",
+        },
+    )
+    article = browser.submit(
+        "/editor",
+        {
+            "title": "Hello from a newcomer",
+            "description": "My first article",
+            "body": "It works.",
+            "tags": "hello",
+        },
+    )
+    home = browser.get("/")
+
+    assert 'href="/profile/newcomer"' in after_sign_up  # signed in, on the home page
+    assert "<h1>Hello from a newcomer</h1>" in article
+    assert home.index("Hello from a newcomer") < home.index(DEMO_TITLES[0])  # newest first
+    with urllib.request.urlopen(base + "/api/articles?author=newcomer", timeout=10) as response:
+        listed = json.load(response)
+    assert [item["title"] for item in listed["articles"]] == ["Hello from a newcomer"]
+
+
+# -- the app's own test suite ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("services", ["sqlite", "postgresql+redis"])
+def test_the_example_apps_own_tests_pass(services: str) -> None:
+    env = _clean_environment()
+    if services == "postgresql+redis":
+        env.update(DATABASE_URL=ADMIN_URL, REDIS_URL=REDIS_URL)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "example/tests", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
-    status, mimetype, html = pages["/"]
-    assert (status, mimetype) == (200, "text/html")
-    status, mimetype, body = pages["/notes"]
-    assert (status, mimetype) == (200, "application/json")
-    notes = json.loads(body)["notes"]
-    assert len(notes) == DEMO_NOTE_COUNT
-    assert notes[0]["title"] == "Welcome to flaskstack"  # newest first
-    for note in notes:
-        assert set(note) == {"id", "title", "body", "created_at"}
-        assert note["created_at"].endswith("+00:00")
-        assert f"<h2>{note['title']}</h2>" in html
-    assert pages["/readyz"][0] == 200
-
-
-def test_downgrade_to_base_then_upgrade_round_trips(example: ExampleApp) -> None:
-    example.flask("db", "upgrade")
-    example.flask("example", "seed")
-
-    example.flask("db", "downgrade", "base")
-    assert example.tables() == ["alembic_version"]
-
-    example.flask("db", "upgrade")
-    assert example.tables() == ["alembic_version", "api_tokens", "note", "users"]
-    assert example.note_titles() == []
-    check = example.flask("stack", "check")
-    assert "no issues" in check.stdout
-
-
-def test_postgresql_constraints_have_conventional_names(postgres_url: str, tmp_path: Path) -> None:
-    ExampleApp(working_copy(tmp_path), postgres_url).flask("db", "upgrade")
-
-    with psycopg.connect(postgres_url, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT conname, contype FROM pg_constraint "
-            "WHERE conrelid = 'note'::regclass ORDER BY conname"
-        ).fetchall()
-    assert rows == [("pk_note", "p")]
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+    assert re.fullmatch(r"\d+ passed in .*", summary), summary

@@ -520,3 +520,25 @@ def test_an_oversize_body_is_a_413(build: Callable[..., Flask]) -> None:
     client = build(MAX_CONTENT_LENGTH=1000).test_client()
     response = client.post("/notes/new", data={"title": "x" * 5000})
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("body", ["false", "[1, 2]", '"title"', "[" * 5000 + "]" * 5000])
+def test_a_form_sent_as_json_must_be_an_object(client: FlaskClient, body: str) -> None:
+    response = client.post(
+        "/notes/new",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": "Bearer x", "Accept": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert client.get("/notes").get_json() == {"notes": []}
+
+
+@pytest.mark.parametrize("title", ["nul\x00byte", "lone \ud800 surrogate"])
+def test_text_a_database_cannot_store_fails_validation(client: FlaskClient, title: str) -> None:
+    response = client.post(
+        "/notes/new", json={"title": title}, headers={"Authorization": "Bearer x"}
+    )
+    assert response.status_code == 200
+    assert "saved" not in response.text
+    assert client.get("/notes").get_json() == {"notes": []}

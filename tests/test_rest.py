@@ -181,6 +181,15 @@ class Tags(rest.Resource):
         return {"tags": ["a", "b"], "calls": CALLS["tags"]}
 
 
+class CachedNote(rest.Resource):
+    @cache.cached(timeout=60)
+    @rest.marshal_with(NOTE)
+    def get(self, note_id: int) -> t.Any:
+        """One note, marshalled and cached."""
+        CALLS["tags"] += 1
+        return db.session.get(RestNote, note_id)
+
+
 RESOURCES: list[tuple[type[t.Any], tuple[str, ...]]] = [
     (Notes, ("/notes",)),
     (NoteItem, ("/notes/<int:note_id>",)),
@@ -188,6 +197,7 @@ RESOURCES: list[tuple[type[t.Any], tuple[str, ...]]] = [
     (NoteSearch, ("/search",)),
     (Failures, ("/fail/<kind>",)),
     (Tags, ("/tags",)),
+    (CachedNote, ("/cached/<int:note_id>",)),
 ]
 
 
@@ -413,6 +423,25 @@ def test_invalid_fields_are_named_each_with_its_message(app: Flask, writer: Flas
         "tags.1": ["Must be a string."],
         "tags.2": ["Must be at most 10 characters long."],
     }
+
+
+@pytest.mark.parametrize("title", ["nul\x00byte", "lone \ud800 surrogate"])
+def test_text_no_database_can_store_is_refused(app: Flask, writer: FlaskClient, title: str) -> None:
+    response = writer.post("/api/notes", json={"title": title})
+    assert assert_problem(response, 422)["errors"] == {
+        "title": ["Contains characters that are not allowed (NUL or invalid Unicode)."]
+    }
+    assert note_count(app) == 0
+
+
+def test_marshalled_output_can_be_cached(app: Flask, writer: FlaskClient) -> None:
+    note_id = writer.post("/api/notes", json={"title": "cache me"}).get_json()["id"]
+    CALLS["tags"] = 0
+    first = writer.get(f"/api/cached/{note_id}")
+    second = writer.get(f"/api/cached/{note_id}")
+    assert first.get_json() == second.get_json()
+    assert first.get_json()["title"] == "cache me"
+    assert CALLS["tags"] == 1
 
 
 def test_a_view_can_report_its_own_field_errors(app: Flask, writer: FlaskClient) -> None:
@@ -659,6 +688,7 @@ def test_the_openapi_document_validates_and_lists_every_resource(client: FlaskCl
         ("/api/search", "get"),
         ("/api/fail/{kind}", "get"),
         ("/api/tags", "get"),
+        ("/api/cached/{note_id}", "get"),
     }
     post = document["paths"]["/api/notes"]["post"]
     assert post["summary"] == "Write a note."

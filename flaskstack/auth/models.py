@@ -179,7 +179,9 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
 
     name = f"{user_model.__name__}ApiToken"
     attributes = {
-        "__module__": __name__,
+        # In the user model's module: the registry keys classes by module and
+        # name, and two apps' models may share a name.
+        "__module__": user_model.__module__,
         "__qualname__": name,
         "__doc__": _ApiTokenColumns.__doc__,
         "__tablename__": table_name,

@@ -9,6 +9,7 @@ every time), with one warning per type.
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import datetime as dt
 import decimal
@@ -178,7 +179,7 @@ class CacheSerializer(BaseSerializer):
             return value
         if kind is list:
             return [self._tag(item) for item in value]
-        if kind is dict:
+        if kind is dict or kind is collections.OrderedDict:
             if _TAG not in value and all(type(key) is str for key in value):
                 return {key: self._tag(item) for key, item in value.items()}
             pairs = [[self._tag(key), self._tag(item)] for key, item in value.items()]

@@ -42,6 +42,8 @@ import uuid
 from flask import request
 from werkzeug.exceptions import BadRequest, UnprocessableEntity, UnsupportedMediaType
 
+from flaskstack.forms import UNSTORABLE_MESSAGE, unstorable
+
 from ._meta import describe
 
 if t.TYPE_CHECKING:
@@ -58,6 +60,7 @@ __all__ = [
     "Field",
     "Float",
     "Integer",
+    "Invalid",
     "InvalidQuery",
     "List",
     "Nested",
@@ -206,6 +209,8 @@ class String(Field):
     def load(self, value: object) -> t.Any:
         if not isinstance(value, str):
             raise Invalid("Must be a string.")
+        if unstorable(value):
+            raise Invalid(UNSTORABLE_MESSAGE)
         if self.strip:
             value = value.strip()
         if self.min_length is not None and len(value) < self.min_length:
