@@ -19,6 +19,7 @@ import os
 import typing as t
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
@@ -26,13 +27,15 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .config import app_short_name
 from .errors import Problem
+from .problems import ServiceUnavailableProblem
 
 if t.TYPE_CHECKING:
     from flask import Flask
+    from werkzeug.wrappers import Response
 
     from .config import Resolution
 
-__all__ = ["NAMING_CONVENTION", "db", "normalise_database_url"]
+__all__ = ["NAMING_CONVENTION", "DatabaseUnavailable", "db", "normalise_database_url"]
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
@@ -124,11 +127,58 @@ def init_app(app: Flask) -> None:
         # SQLite creates the file but not the folder it goes in.
         os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
     db.init_app(app)
+    for error in (sa.exc.DBAPIError, sa.exc.TimeoutError, sa.exc.PendingRollbackError):
+        app.register_error_handler(error, _database_unavailable)
+    # Runs before Flask-SQLAlchemy's own teardown (teardowns run last first).
+    app.teardown_appcontext(_remove_session)
     with app.app_context():
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 sa.event.listen(engine, "connect", _enforce_foreign_keys)
     app.shell_context_processor(_shell_context)
+
+
+class DatabaseUnavailable(ServiceUnavailableProblem):
+    """503: the database cannot be reached (or is too busy). Carries ``Retry-After``."""
+
+    description = (
+        "The database cannot be reached right now, so the request could not be completed. "
+        "Please try again in a few seconds."
+    )
+
+
+def _database_unavailable(error: Exception) -> Response:
+    # A lost connection (server restarted, network gone), a pool that stays
+    # empty, a deadlock or serialization failure: the request may succeed if
+    # retried, so 503 rather than 500. The pool drops the broken connection,
+    # and pool_pre_ping keeps the next checkout from getting another. Any
+    # other database error (a constraint, bad SQL) is a bug: a 500.
+    unavailable = isinstance(
+        error, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+    ) or getattr(error, "connection_invalidated", False)
+    if isinstance(error, sa.exc.PendingRollbackError):
+        # Left over from a connection lost earlier in this request.
+        unavailable = True
+    if not unavailable:
+        raise error
+    try:
+        db.session.rollback()
+    except sa.exc.SQLAlchemyError:
+        db.session.close()
+    current_app.logger.warning("database unavailable, answered 503: %s", error)
+    return DatabaseUnavailable(retry_after=5).get_response()
+
+
+def _remove_session(error: BaseException | None) -> None:
+    # Ending the request's session rolls back on its connection; when the
+    # database went away during the request that rollback fails, and an
+    # exception from a teardown would turn a finished response into a bare
+    # 500 from the WSGI server. The pool has discarded the dead connection.
+    try:
+        db.session.remove()
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.registry.clear()
+        current_app.logger.warning("closing the database session failed: %s", exc)
 
 
 def _enforce_foreign_keys(dbapi_connection: t.Any, record: object) -> None:

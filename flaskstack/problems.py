@@ -14,12 +14,23 @@ import json
 import typing as t
 
 from flask import current_app, has_request_context, request
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
 from .logs import request_id
 
-__all__ = ["PROBLEM_MIMETYPE", "is_api_request", "prefers_json", "problem", "problem_body"]
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = [
+    "PROBLEM_MIMETYPE",
+    "ServiceUnavailableProblem",
+    "is_api_request",
+    "prefers_json",
+    "problem",
+    "problem_body",
+]
 
 PROBLEM_MIMETYPE = "application/problem+json"
 
@@ -91,3 +102,32 @@ def problem(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+class ServiceUnavailableProblem(ServiceUnavailable):
+    """503 with ``Retry-After``: an HTML page for browsers, a problem document for JSON clients.
+
+    :param retry_after: Seconds until the client may try again; rounded to a
+        whole number of at least 1.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after=max(1, round(retry_after)))
+
+    def get_headers(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """``Retry-After``, and the content type :meth:`get_body` produces."""
+        headers = super().get_headers(environ, scope)
+        if prefers_json():
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+            headers.append(("Content-Type", PROBLEM_MIMETYPE))
+        return headers
+
+    def get_body(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
+    ) -> str:
+        """HTML for browsers; an RFC 9457 problem for clients that prefer JSON."""
+        if not prefers_json():
+            return super().get_body(environ, scope)
+        return problem_body(self.code or 503, self.description or "")

@@ -35,13 +35,11 @@ from flask.globals import request_ctx
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
-from werkzeug.exceptions import ServiceUnavailable
 
-from .problems import PROBLEM_MIMETYPE, prefers_json, problem_body
+from .problems import ServiceUnavailableProblem
 from .redis import RedisUnavailable
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
     from flask import Flask, Request, Response
 
     from .redis import RedisConnection
@@ -54,34 +52,13 @@ SESSION_ID_BYTES = 32
 _serializer = TaggedJSONSerializer()
 
 
-class SessionUnavailable(ServiceUnavailable):
+class SessionUnavailable(ServiceUnavailableProblem):
     """503: the session store cannot be reached. Carries ``Retry-After``."""
 
     description = (
         "Your session cannot be loaded or saved right now because the session store is "
         "unreachable. Please try again in a few seconds."
     )
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(retry_after=max(1, round(retry_after)))
-
-    def get_headers(
-        self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
-    ) -> list[tuple[str, str]]:
-        """``Retry-After``, and the content type :meth:`get_body` produces."""
-        headers = super().get_headers(environ, scope)
-        if prefers_json():
-            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
-            headers.append(("Content-Type", PROBLEM_MIMETYPE))
-        return headers
-
-    def get_body(
-        self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
-    ) -> str:
-        """HTML for browsers; an RFC 9457 problem for clients that prefer JSON."""
-        if not prefers_json():
-            return super().get_body(environ, scope)
-        return problem_body(self.code or 503, self.description or "")
 
 
 def request_session() -> SessionMixin | None:

@@ -472,3 +472,45 @@ def test_sqlite_enforces_foreign_keys(make_app: AppFactory) -> None:
     app = make_app()
     with app.app_context():
         assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+
+
+def test_an_unreachable_database_is_a_503_not_a_500(make_app: AppFactory) -> None:
+    # Nothing listens on port 1: every connection attempt is refused at once.
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none",
+            "PROPAGATE_EXCEPTIONS": False,
+        }
+    )
+
+    @app.get("/count")
+    def count() -> str:
+        return str(db.session.execute(sa.text("SELECT 1")).scalar_one())
+
+    client = app.test_client()
+    page = client.get("/count", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert page.mimetype == "text/html"
+    assert page.headers["Retry-After"] == "5"
+    assert "database cannot be reached" in page.text
+
+    as_json = client.get("/count", headers={"Accept": "application/json"})
+    assert as_json.status_code == 503
+    assert as_json.mimetype == "application/problem+json"
+    assert as_json.get_json()["status"] == 503
+
+
+def test_other_database_errors_stay_500s(make_app: AppFactory, postgres_url: str) -> None:
+    app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url, "PROPAGATE_EXCEPTIONS": False})
+
+    @app.get("/broken")
+    def broken() -> str:
+        return str(db.session.execute(sa.text("SELECT * FROM no_such_table")).scalar_one())
+
+    @app.get("/after")
+    def after() -> str:
+        return str(db.session.execute(sa.text("SELECT 41 + 1")).scalar_one())
+
+    client = app.test_client()
+    assert client.get("/broken").status_code == 500
+    assert client.get("/after").text == "42"

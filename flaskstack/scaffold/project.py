@@ -232,7 +232,9 @@ def _context(options: Options) -> dict[str, t.Any]:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    # The templates are Python, TOML, YAML and Dockerfiles, not HTML: escaping
+    # for HTML would corrupt them.
+    return jinja2.Environment(  # nosec B701
         block_start_string="[%",
         block_end_string="%]",
         variable_start_string="[[",

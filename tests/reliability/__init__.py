@@ -1,0 +1,1 @@
+"""Fault, scale-out and load tests against the stack running under gunicorn."""

@@ -1,0 +1,1 @@
+"""Hostile input and security probes against the stack running under gunicorn."""
