@@ -7,8 +7,8 @@ namespace of this test's own. newman comes from npm, pinned by
 ``package.json`` and ``package-lock.json`` beside this file and installed
 with ``npm ci`` when ``node_modules`` is missing.
 
-The collection is the RealWorld project's own (``shared/realworld``, next to
-the repository, or ``FLASKSTACK_REALWORLD_DIR``).
+The collection is the RealWorld project's own (``tests/realworld/spec``, or
+``FLASKSTACK_REALWORLD_DIR``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ if t.TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 REALWORLD_DIR = Path(
-    os.environ.get("FLASKSTACK_REALWORLD_DIR", ROOT.parent / "shared" / "realworld")
+    os.environ.get("FLASKSTACK_REALWORLD_DIR", HERE / "spec")
 ).resolve()
 COLLECTION = REALWORLD_DIR / "Conduit.postman_collection.json"
 NEWMAN = HERE / "node_modules" / ".bin" / "newman"

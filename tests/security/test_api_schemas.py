@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
 EXAMPLES = int(os.environ.get("FLASKSTACK_SCHEMA_EXAMPLES") or 3)
 REALWORLD = Path(
     os.environ.get("FLASKSTACK_REALWORLD_OPENAPI")
-    or REPOSITORY.parent / "shared" / "realworld" / "openapi.yml"
+    or REPOSITORY / "tests" / "realworld" / "spec" / "openapi.yml"
 )
 PROBLEM = "application/problem+json"
 
