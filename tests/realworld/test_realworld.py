@@ -35,9 +35,7 @@ if t.TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-REALWORLD_DIR = Path(
-    os.environ.get("FLASKSTACK_REALWORLD_DIR", HERE / "spec")
-).resolve()
+REALWORLD_DIR = Path(os.environ.get("FLASKSTACK_REALWORLD_DIR", HERE / "spec")).resolve()
 COLLECTION = REALWORLD_DIR / "Conduit.postman_collection.json"
 NEWMAN = HERE / "node_modules" / ".bin" / "newman"
 REDIS_URL = os.environ.get("FLASKSTACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
