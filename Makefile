@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 FLASK := $(BIN)/flask --app example:create_app
-PYTEST := $(BIN)/python -m pytest --cov=flaskstack --cov-report=term $(PYTEST_ARGS)
+PYTEST := $(BIN)/python -m pytest --cov=flaskstack --cov-report=term --durations=15 $(PYTEST_ARGS)
 
 # Stamps record what was installed, and are redone when pyproject.toml changes.
 BASE_STAMP := $(VENV)/.installed-base

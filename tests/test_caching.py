@@ -679,3 +679,16 @@ def test_values_that_need_pickle_are_computed_every_time(
     messages = [r.getMessage() for r in caplog.records if "not caching" in r.getMessage()]
     assert len(messages) == 1
     assert "Model" in messages[0]
+
+
+@pytest.mark.parametrize("redis_url", [SHARED_REDIS_URL, None], ids=["redis", "in-process"])
+def test_delete_many_deletes_every_key_even_after_a_missing_one(
+    build: Callable[..., Views], redis_url: str | None
+) -> None:
+    app = build(redis_url).app
+    with app.app_context():
+        cache.set("kept-b", 2)
+        cache.set("kept-c", 3)
+        cache.delete_many("never-set", "kept-b", "kept-c")
+        assert cache.get("kept-b") is None
+        assert cache.get("kept-c") is None

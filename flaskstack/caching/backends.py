@@ -279,6 +279,13 @@ class SimpleCache(_SimpleCache):
             _skip(self._once, exc)
             return False
 
+    def delete_many(self, *keys: str) -> list[t.Any]:
+        """Delete every one of ``keys``; returns those that existed.
+
+        (Flask-Caching before 2.5 stops at the first key that does not exist.)
+        """
+        return [key for key in keys if self.delete(key)]
+
     def add(self, key: str, value: t.Any, timeout: int | dt.timedelta | None = None) -> bool:
         """Store ``value`` unless ``key`` exists; ``False`` if it cannot be encoded."""
         try:
