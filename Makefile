@@ -25,13 +25,14 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint typecheck pytest docs dist clean
+.PHONY: help run test lint typecheck pytest docs dist bench bench-quick clean
 
 help:
 	@echo "make run     install, migrate and seed the example app, then serve it on http://$(HOST):$(PORT)"
 	@echo "make test    ruff, mypy and pytest with coverage (needs the local PostgreSQL and Redis)"
 	@echo "make pytest  the test suite only"
 	@echo "make docs    build the documentation into docs/_build/html (warnings are errors)"
+	@echo "make bench   flaskstack vs hand-wired, bare Flask and Django (about 20 minutes)"
 	@echo "make dist    build the sdist and wheel into dist/"
 	@echo "make clean   remove the virtual environment, build output and caches"
 
@@ -70,6 +71,12 @@ pytest: $(DEV_STAMP)
 
 docs: $(DEV_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(DEV_STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 dist: $(DEV_STAMP)
 	$(BIN)/python -m build --outdir dist .

@@ -120,7 +120,9 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
             check before every request does. ``False`` (a manual call)
             checks every unsafe request.
         """
-        if apply_exemptions and request.method in current_app.config["WTF_CSRF_METHODS"]:
+        if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return  # safe methods are never checked, exempt or not
+        if apply_exemptions:
             view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
             if self._exempt_by_flaskstack(view):
                 return

@@ -69,10 +69,18 @@ class _SecurityHeaders:
 
     def __call__(self, response: Response) -> Response:
         """Add each header the response does not already carry."""
+        # ``in`` then assignment: Headers.setdefault raises and catches an
+        # exception for every header that is missing, which is most of them.
+        headers = response.headers
         for name, value in self.headers:
-            response.headers.setdefault(name, value)
-        if self.hsts is not None and request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", self.hsts)
+            if name not in headers:
+                headers[name] = value
+        if (
+            self.hsts is not None
+            and request.is_secure
+            and "Strict-Transport-Security" not in headers
+        ):
+            headers["Strict-Transport-Security"] = self.hsts
         return response
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
 import typing as t
-import uuid
 
 from flask import current_app, g, has_request_context, request
 from flask.logging import default_handler
@@ -51,7 +51,7 @@ def request_id() -> str:
     if value is None:
         header = current_app.config.get("FLASKSTACK_REQUEST_ID_HEADER") or "X-Request-ID"
         given = request.headers.get(header, "")
-        value = given if _WELL_FORMED.fullmatch(given) else uuid.uuid4().hex
+        value = given if _WELL_FORMED.fullmatch(given) else os.urandom(16).hex()
         g._flaskstack_request_id = value
     return value
 
