@@ -100,8 +100,6 @@ class _Builder:
         config = self.app.config
         paths: dict[str, dict[str, t.Any]] = {}
         for rule in sorted(self.app.url_map.iter_rules(), key=lambda r: r.rule):
-            if not rule.endpoint.startswith(self.endpoint_prefix):
-                continue
             if not self.api.owns(rule.endpoint, self.endpoint_prefix):
                 continue
             view = self.app.view_functions[rule.endpoint]

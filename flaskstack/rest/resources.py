@@ -209,12 +209,11 @@ class Api(flask_restful.Api):  # type: ignore[misc]
             taken_by = getattr(target.view_functions[endpoint], "view_class", None)
             if taken_by is resource:
                 return  # already served on this app
-            if taken_by is not resource:
-                raise ValueError(
-                    f"endpoint {endpoint!r} of resource {resource.__name__} is already the "
-                    f"endpoint of {getattr(taken_by, '__name__', 'another view')}: pass "
-                    "endpoint='...' to add_resource"
-                )
+            raise ValueError(
+                f"endpoint {endpoint!r} of resource {resource.__name__} is already the "
+                f"endpoint of {getattr(taken_by, '__name__', 'another view')}: pass "
+                "endpoint='...' to add_resource"
+            )
         resource.endpoint = endpoint
         view = self.output(resource.as_view(endpoint, *class_args, **class_kwargs))
         for decorator in self.decorators:
