@@ -4,6 +4,10 @@ The group is installed as a Flask CLI plugin, so ``flask stack check`` and
 ``flask stack config`` exist even when the app cannot be created: they load
 the app themselves and turn a failure to load it (an invalid configuration,
 an import error) into findings instead of a traceback.
+
+:func:`flaskstack.init_app` does not import this module (nor
+:mod:`flaskstack.checks`): it adds a stand-in group to ``app.cli`` that
+imports it when a ``stack`` command is invoked.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from flask.cli import ScriptInfo
 
 from . import checks
 from .errors import ConfigError
+from .stack import STACK_COMMANDS_HELP
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -85,9 +90,9 @@ def _load_app() -> _Loaded:
     return _Loaded(app, state.resolution, [])
 
 
-@click.group("stack")
+@click.group("stack", help=STACK_COMMANDS_HELP)
 def stack() -> None:
-    """flaskstack: system checks and effective settings."""
+    pass
 
 
 @stack.command("check")
@@ -159,11 +164,6 @@ def config_command() -> None:
         for finding in loaded.findings:
             click.echo(f"{finding.id}: {finding.msg} HINT: {finding.hint}", err=True)
         raise SystemExit(1)
-
-
-def init_app(app: Flask) -> None:
-    """Make ``flask stack`` available through ``app.cli`` too (``app.test_cli_runner()``)."""
-    app.cli.add_command(stack)
 
 
 def _app_or_exit() -> Flask:

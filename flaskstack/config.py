@@ -213,9 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
         type="dict",
         expected="a dict of keyword arguments for sqlalchemy.create_engine",
         doc=(
-            "Engine options. flaskstack adds ``pool_pre_ping=True`` (stale connections are "
-            "replaced after a database restart) and, on PostgreSQL, a connect timeout, unless "
-            "the dict sets them."
+            "Engine options. flaskstack adds a connect timeout on PostgreSQL and "
+            "``pool_pre_ping=True`` for drivers other than psycopg and SQLite, unless the dict "
+            "sets them (on PostgreSQL a dead pooled connection is replaced without a ping)."
         ),
         concern="db",
     ),
@@ -227,6 +227,20 @@ SETTINGS: tuple[Setting, ...] = (
         expected="a number of seconds greater than 0",
         doc="Seconds to wait for a new PostgreSQL connection before giving up.",
         env=("FLASKSTACK_DATABASE_CONNECT_TIMEOUT",),
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_DATABASE_AUTOCOMMIT_READS",
+        True,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "On PostgreSQL, run plain reads outside a transaction (no ``BEGIN``/``ROLLBACK`` "
+            "round trips for a request that only reads); the first statement that writes or "
+            "locks opens one. Off: every statement runs in a transaction."
+        ),
+        env=("FLASKSTACK_DATABASE_AUTOCOMMIT_READS",),
         concern="db",
     ),
     Setting(

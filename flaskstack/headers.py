@@ -29,8 +29,11 @@ import typing as t
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ._hooks import after_response
+
 if t.TYPE_CHECKING:
-    from flask import Flask, Response
+    from flask import Flask
+    from werkzeug.wrappers import Response
 
 __all__ = ["init_app"]
 
@@ -74,13 +77,13 @@ class _SecurityHeaders:
         headers = response.headers
         for name, value in self.headers:
             if name not in headers:
-                headers[name] = value
+                headers.add(name, value)
         if (
             self.hsts is not None
             and request.is_secure
             and "Strict-Transport-Security" not in headers
         ):
-            headers["Strict-Transport-Security"] = self.hsts
+            headers.add("Strict-Transport-Security", self.hsts)
         return response
 
 
@@ -95,12 +98,13 @@ def init_app(app: Flask) -> None:
     it is, never doubled.
     """
     config = app.config
-    app.after_request(
+    after_response(
+        app,
         _SecurityHeaders(
             frame_options=config["FLASKSTACK_FRAME_OPTIONS"],
             referrer_policy=config["FLASKSTACK_REFERRER_POLICY"],
             hsts_seconds=config["FLASKSTACK_HSTS_SECONDS"],
-        )
+        ),
     )
     proxies: int = config["FLASKSTACK_PROXY_FIX"]
     if proxies > 0 and not _has_proxy_fix(app):

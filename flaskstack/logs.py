@@ -26,6 +26,8 @@ import typing as t
 from flask import current_app, g, has_request_context, request
 from flask.logging import default_handler
 
+from ._hooks import after_response
+
 if t.TYPE_CHECKING:
     from flask import Flask
     from werkzeug.wrappers import Response
@@ -58,7 +60,11 @@ def request_id() -> str:
 
 def _return_request_id(response: Response) -> Response:
     header = current_app.config["FLASKSTACK_REQUEST_ID_HEADER"]
-    response.headers[header] = request_id()
+    headers = response.headers
+    if header in headers:
+        headers[header] = request_id()
+    else:
+        headers.add(header, request_id())
     return response
 
 
@@ -145,5 +151,5 @@ def _install_handler(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Return the request id on every response and set up ``app.logger``."""
-    app.after_request(_return_request_id)
+    after_response(app, _return_request_id)
     _install_handler(app)

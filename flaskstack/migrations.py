@@ -109,7 +109,10 @@ class LazyGroup(click.Group):
 
     ``flask --help`` shows the group from its help text alone; its options
     and sub-commands are loaded from ``target`` (``"module:attribute"``) only
-    when the group is invoked or its commands are listed.
+    when the group is invoked or its commands are listed. ``flask db``
+    (Flask-Migrate, Alembic) and, on ``app.cli``, ``flask stack`` (the
+    system checks) are registered this way, so a web worker never imports
+    them.
     """
 
     def __init__(self, name: str, target: str, help: str) -> None:

@@ -14,26 +14,28 @@ for ``FLASKSTACK_REDIS_BACKOFF`` seconds and calls fail at once with
 :class:`RedisUnavailable`. The first call after the back-off tries again, and
 a success closes the breaker: recovery needs no restart.
 
+redis-py itself is imported only when the first client is built: a worker
+that has not used Redis yet has not paid for importing it.
+
 Every key flaskstack writes starts with ``FLASKSTACK_NAMESPACE`` and a colon
 (:meth:`RedisConnection.key`), so several apps can share one Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
 import typing as t
-from urllib.parse import unquote
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from urllib.parse import parse_qs, unquote, urlparse
 
 from .errors import FlaskStackError
 
 if t.TYPE_CHECKING:
+    import redis
     from flask import Flask
 
 __all__ = [
@@ -59,15 +61,26 @@ REDIS_URL_FORMS = (
 Kind = t.Literal["standalone", "sentinel", "cluster"]
 Client = t.Union["redis.Redis", "redis.cluster.RedisCluster"]
 T = t.TypeVar("T")
+P = t.ParamSpec("P")
 
-# Errors that mean "Redis cannot be reached", as opposed to a bad command.
-UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.SlotNotCoveredError,
-    OSError,
-)
+
+@functools.cache
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean "Redis cannot be reached", as opposed to a bad command.
+
+    A function, not a constant, so that importing flaskstack does not import
+    redis-py: a worker imports it when it builds its first client, and only
+    a client raises these.
+    """
+    from redis import exceptions
+
+    return (
+        exceptions.ConnectionError,
+        exceptions.TimeoutError,
+        exceptions.ClusterDownError,
+        exceptions.SlotNotCoveredError,
+        OSError,
+    )
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -77,9 +90,11 @@ def is_unreachable(exc: BaseException) -> bool:
     node can be connected and for programming errors such as a cross-slot
     ``MGET``; only the former is an outage.
     """
-    if isinstance(exc, UNREACHABLE_ERRORS):
+    if isinstance(exc, unreachable_errors()):
         return True
-    return type(exc) is redis.exceptions.RedisClusterException and "connect" in str(exc)
+    from redis.exceptions import RedisClusterException
+
+    return type(exc) is RedisClusterException and "connect" in str(exc)
 
 
 class RedisUnavailable(FlaskStackError, ConnectionError):
@@ -139,13 +154,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     if not sep:
         raise ValueError("not a URL")
     if scheme in ("redis", "rediss", "unix"):
-        try:
-            options = redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        if scheme != "unix" and not options.get("host"):
-            raise ValueError("no host")
-        return RedisTarget("standalone", url, db=int(options.get("db") or 0))
+        return RedisTarget("standalone", url, db=_check_standalone_url(url))
     if scheme not in ("redis+sentinel", "redis+cluster"):
         raise ValueError(f"unknown scheme {scheme!r}")
 
@@ -176,19 +185,86 @@ def parse_redis_url(url: str) -> RedisTarget:
     return RedisTarget("sentinel", url, nodes, unquote(parts[0]), db, username, password)
 
 
+# The query arguments redis-py converts (and so may refuse) when it parses a
+# standalone URL; it passes the others on as they are.
+_QUERY_PARSERS: dict[str, t.Callable[[str], object]] = {
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "socket_read_size": int,
+    "max_connections": int,
+    "health_check_interval": int,
+    "ssl_min_version": int,
+    "timeout": float,
+    "protocol": int,
+}
+_VERIFY_FLAG_ARGUMENTS = ("ssl_include_verify_flags", "ssl_exclude_verify_flags")
+
+
+def _check_verify_flags(value: str) -> None:
+    import ssl
+
+    for flag in value.replace("[", "").replace("]", "").split(","):
+        if not hasattr(ssl.VerifyFlags, flag.strip()):
+            raise ValueError(f"Invalid ssl verify flag: {flag.strip()}")
+
+
+def _check_standalone_url(url: str) -> int:
+    """Check a ``redis://``, ``rediss://`` or ``unix://`` URL; return its database number.
+
+    It applies the rules of ``redis.connection.parse_url``, which builds the
+    client later, with its messages, so that a URL redis-py would refuse is a
+    configuration error at start-up; but without importing redis-py, which
+    a worker needs only when it first uses Redis.
+    """
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(
+            "Redis URL must specify one of the following schemes (redis://, rediss://, unix://)"
+        )
+    parts = urlparse(url)
+    db: int | None = None
+    for name, values in parse_qs(parts.query).items():
+        try:
+            if name == "db":
+                db = int(values[0])
+            elif name in _VERIFY_FLAG_ARGUMENTS:
+                _check_verify_flags(values[0])
+            elif name in _QUERY_PARSERS:
+                _QUERY_PARSERS[name](values[0])
+        except (TypeError, ValueError):
+            raise ValueError(f"Invalid value for '{name}' in connection URL.") from None
+    if parts.scheme == "unix":
+        return db or 0
+    host, _port = parts.hostname, parts.port  # .port raises ValueError for a bad port
+    if not host:
+        raise ValueError("no host")
+    if parts.path and db is None:
+        with contextlib.suppress(ValueError):  # like redis-py, which then uses database 0
+            db = int(unquote(parts.path).replace("/", ""))
+    return db or 0
+
+
 def _client_options(timeout: float) -> dict[str, t.Any]:
+    from redis import exceptions
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "health_check_interval": 30,
         # One immediate retry when a pooled connection is dead (a restarted
         # server); a timeout is never retried, so an outage costs one timeout.
-        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+        "retry": Retry(NoBackoff(), 1, supported_errors=(exceptions.ConnectionError,)),
     }
 
 
 def make_client(target: RedisTarget, timeout: float) -> Client:
-    """Build the client for ``target``. A Cluster client connects to the cluster here."""
+    """Build the client for ``target``. A Cluster client connects to the cluster here.
+
+    This is where redis-py is imported.
+    """
+    import redis
+
     options = _client_options(timeout)
     if target.kind == "standalone":
         return redis.Redis.from_url(target.url, **options)
@@ -238,7 +314,9 @@ class Breaker:
     @property
     def is_open(self) -> bool:
         """Whether calls are refused now."""
-        return self._clock() < self._open_until
+        # Not failing (the usual case): no clock read. ``_failing`` is set
+        # together with ``_open_until`` and cleared only by a success.
+        return self._failing and self._clock() < self._open_until
 
     def failure(self, exc: BaseException) -> None:
         """Record a failed call: refuse calls for the back-off period."""
@@ -294,8 +372,18 @@ class RedisConnection:
         """The namespaced key for ``parts``: ``key("cache", "x")`` is ``"<ns>:cache:x"``."""
         return ":".join((self.namespace, *parts))
 
-    def run(self, operation: t.Callable[[Client], T]) -> T:
-        """Call ``operation(client)`` unless Redis failed moments ago.
+    def run(
+        self,
+        operation: t.Callable[t.Concatenate[Client, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Call ``operation(client, *args, **kwargs)`` unless Redis failed moments ago.
+
+        Passing the arguments (``run(get_value, key)``) rather than a closure
+        (``run(lambda client: client.get(key))``) saves building a function
+        per call on hot paths.
 
         :raises RedisUnavailable: when the breaker is open or Redis cannot be
             reached; other Redis errors (a wrong command) propagate unchanged.
@@ -303,7 +391,9 @@ class RedisConnection:
         if self.breaker.is_open:
             raise RedisUnavailable("Redis is unreachable (retrying shortly)")
         try:
-            result = operation(self.client)
+            # A cluster client connects when it is built: inside the ``try``.
+            client = self._client if self._client is not None else self.client
+            result = operation(client, *args, **kwargs)
         except Exception as exc:
             if not is_unreachable(exc):
                 raise

@@ -84,8 +84,8 @@ class RedisSession(SessionMixin):
     """A session whose data is fetched from Redis on first access.
 
     Every way of reading or writing it (``session["k"]``, ``get``, ``in``,
-    iteration, ``len``, ``pop``, ``clear``…) goes through the five
-    :class:`~collections.abc.MutableMapping` methods below, which load it.
+    iteration, ``len``, ``pop``, ``clear``…) goes through the methods below,
+    which load it.
     """
 
     def __init__(
@@ -141,6 +141,15 @@ class RedisSession(SessionMixin):
     def __len__(self) -> int:
         return len(self._load())
 
+    # The two reads Flask-Login and Flask-WTF make most, answered by the
+    # dict itself rather than by Mapping's versions, which go through
+    # __getitem__ and catch a KeyError for every missing key.
+    def __contains__(self, key: object) -> bool:
+        return key in self._load()
+
+    def get(self, key: str, default: t.Any = None) -> t.Any:
+        return self._load().get(key, default)
+
     def __repr__(self) -> str:
         state = "not loaded" if self._data is None else f"{len(self._data)} keys"
         return f"<{type(self).__name__} {state}>"
@@ -151,6 +160,7 @@ class RedisSessionInterface(SessionInterface):
 
     def __init__(self, connection: RedisConnection) -> None:
         self.connection = connection
+        self._signer_for: tuple[tuple[t.Any, ...], Signer] | None = None
 
     # -- Redis I/O ---------------------------------------------------------
 
@@ -181,8 +191,14 @@ class RedisSessionInterface(SessionInterface):
     # -- cookie <-> id -------------------------------------------------------
 
     def _signer(self, app: Flask) -> Signer:
-        keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key]
-        return Signer(keys, salt="flaskstack.session", key_derivation="hmac")
+        # Built once per set of keys (they may be rotated at run time).
+        keys = (*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key)
+        cached = self._signer_for
+        if cached is not None and cached[0] == keys:
+            return cached[1]
+        signer = _CachingSigner(list(keys), salt="flaskstack.session", key_derivation="hmac")
+        self._signer_for = (keys, signer)
+        return signer
 
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         """Read the id from the cookie; touch nothing in Redis."""
@@ -254,6 +270,21 @@ class RedisSessionInterface(SessionInterface):
             partitioned=self.get_cookie_partitioned(app),
             samesite=self.get_cookie_samesite(app),
         )
+
+
+class _CachingSigner(Signer):
+    """A :class:`~itsdangerous.Signer` that derives each key once, not on every call."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived: dict[str | bytes | None, bytes] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        try:
+            return self._derived[secret_key]
+        except KeyError:
+            key = self._derived[secret_key] = super().derive_key(secret_key)
+            return key
 
 
 def _replace_response(app: Flask, response: Response, error: SessionUnavailable) -> None:

@@ -16,7 +16,6 @@ import typing as t
 from . import auth as auth_component
 from . import (
     caching,
-    cli,
     database,
     forms,
     headers,
@@ -30,6 +29,7 @@ from . import (
 from . import redis as redis_component
 from .config import SETTINGS, resolve
 from .errors import AlreadyInitialisedError
+from .migrations import LazyGroup
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -43,6 +43,9 @@ __all__ = ["EXTENSION_KEY", "Stack", "StackState", "get_state"]
 
 EXTENSION_KEY = "flaskstack"
 """The key of the per-app state in ``app.extensions``."""
+
+STACK_COMMANDS_HELP = "flaskstack: system checks and effective settings."
+"""The help of the ``flask stack`` group (:data:`flaskstack.cli.stack`)."""
 
 # Extensions flaskstack registers itself; an app that registered one by hand
 # would end up with two conflicting set-ups.
@@ -151,7 +154,7 @@ class Stack:
         migrations.init_app(app, database.db)
         health.init_app(app)
         headers.init_app(app)
-        cli.init_app(app)
+        _add_stack_commands(app)
 
         state = StackState(
             profile=resolution.profile,
@@ -182,6 +185,16 @@ class Stack:
                     f"app {app.name!r} already has the {key!r} extension registered. "
                     f"flaskstack.init_app() registers it itself: remove {call} from the factory."
                 )
+
+
+def _add_stack_commands(app: Flask) -> None:
+    """Make ``flask stack`` available through ``app.cli`` too (``app.test_cli_runner()``).
+
+    The ``flask`` command finds the group as a plugin; this copy imports
+    :mod:`flaskstack.cli` (and the checks) only when it is invoked, never in
+    a worker that just serves requests.
+    """
+    app.cli.add_command(LazyGroup("stack", "flaskstack.cli:stack", help=STACK_COMMANDS_HELP))
 
 
 def _check_options(options: t.Mapping[str, t.Any]) -> None:

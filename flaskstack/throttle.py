@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -32,7 +33,6 @@ import threading
 import time
 import typing as t
 
-import redis
 from werkzeug.exceptions import TooManyRequests
 
 from .redis import RedisUnavailable
@@ -207,6 +207,16 @@ class ThrottleStore(abc.ABC):
         raise NotImplementedError
 
 
+@functools.cache
+def _redis_failures() -> tuple[type[Exception], ...]:
+    # Looked up when a call fails, so that importing this module does not
+    # import redis-py; by then the client has imported it.
+    from redis.exceptions import RedisClusterException, RedisError
+
+    # RedisClusterException is not a RedisError.
+    return (RedisUnavailable, RedisError, RedisClusterException)
+
+
 class RedisStore(ThrottleStore):
     """Counters in the app's Redis, at ``<namespace>:throttle:<scope>:<digest>``.
 
@@ -252,9 +262,11 @@ class RedisStore(ThrottleStore):
 
     def _script(self, script: str, sha: str, key: str, *args: int) -> Count | None:
         def call(client: Client) -> t.Any:
+            from redis.exceptions import NoScriptError
+
             try:
                 return client.evalsha(sha, 1, key, *args)
-            except redis.exceptions.NoScriptError:
+            except NoScriptError:
                 return client.eval(script, 1, key, *args)  # also caches it on the server
 
         reply = self._run(call)
@@ -266,11 +278,7 @@ class RedisStore(ThrottleStore):
     def _run(self, operation: t.Callable[[Client], t.Any]) -> t.Any:
         try:
             result = self.connection.run(operation)
-        except (
-            RedisUnavailable,
-            redis.exceptions.RedisError,
-            redis.exceptions.RedisClusterException,  # not a RedisError
-        ) as exc:
+        except _redis_failures() as exc:
             with self._lock:
                 first, self._outage = not self._outage, True
             if first:

@@ -810,6 +810,43 @@ def test_expired_and_inactive_users_tokens_are_refused(site: Site) -> None:
     assert_unauthorized_problem(api.get("/api/me", headers=bearer(bobs)))
 
 
+def test_a_tokens_last_use_is_recorded_at_most_once_a_minute(site: Site) -> None:
+    site.add_user("alice@example.com")
+    token_id, token = created_token(
+        site.cli("token", "create", "alice@example.com", "--name", "ci")
+    )
+    api = site.client()
+
+    def last_used() -> dt.datetime | None:
+        with site.app.app_context():
+            record = db.session.get_one(flaskstack.get_state(site.app).auth.token_model, token_id)
+            return t.cast("dt.datetime | None", record.last_used_at)
+
+    def set_last_used(moment: dt.datetime) -> None:
+        with site.app.app_context():
+            table = flaskstack.get_state(site.app).auth.token_model.__table__
+            db.session.execute(
+                sa.update(table).where(table.c.id == token_id).values(last_used_at=moment)
+            )
+            db.session.commit()
+
+    assert last_used() is None
+    assert api.get("/api/me", headers=bearer(token)).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert abs(dt.datetime.now(dt.timezone.utc) - first) < dt.timedelta(seconds=30)
+
+    assert api.get("/api/me", headers=bearer(token)).status_code == 200
+    assert last_used() == first  # within the minute: not written again
+
+    two_minutes_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2)
+    set_last_used(two_minutes_ago)
+    assert api.get("/api/me", headers=bearer(token)).status_code == 200
+    recorded = last_used()
+    assert recorded is not None
+    assert recorded > two_minutes_ago + dt.timedelta(minutes=1)
+
+
 def test_a_token_under_another_scheme_is_ignored(site: Site) -> None:
     site.add_user("alice@example.com")
     _, token = created_token(site.cli("token", "create", "alice@example.com", "--name", "ci"))

@@ -22,6 +22,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask, Response, abort, flash, g, get_flashed_messages, session
+from flask_caching import Cache as FlaskCache
 from markupsafe import Markup
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import NotFound
@@ -29,8 +30,14 @@ from werkzeug.exceptions import NotFound
 import flaskstack
 from flaskstack import cache, db
 from flaskstack.auth import User, login_user
-from flaskstack.caching import REDIS_BACKEND, SIMPLE_BACKEND, RedisCache, SimpleCache
-from flaskstack.redis import get_redis
+from flaskstack.caching import (
+    REDIS_BACKEND,
+    SIMPLE_BACKEND,
+    CacheSerializer,
+    RedisCache,
+    SimpleCache,
+)
+from flaskstack.redis import Breaker, get_redis
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -380,6 +387,60 @@ def test_view_results_come_back_from_the_cache_unchanged(
     assert client.get("/form").text == "form #8"
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"key_prefix": "items"},
+        {"key_prefix": "v/%s/x"},
+        {"key_prefix": lambda: "computed"},
+        {"query_string": True},
+        {"source_check": True},
+    ],
+    ids=["default", "fixed-prefix", "path-in-prefix", "callable-prefix", "query", "source"],
+)
+def test_view_keys_are_flask_cachings(
+    build: Callable[..., Views], options: dict[str, t.Any]
+) -> None:
+    views = build(None)
+
+    def item(n: int) -> str:
+        return f"item {n} #{next(views.calls)}"
+
+    ours = cache.cached(**options)(item)
+    theirs = FlaskCache.cached(cache, **options)(item)  # Flask-Caching's own key function
+    views.app.add_url_rule("/item/<int:n>", view_func=ours)  # for url_for(), given no path
+    for path, view_args in [("/item/1?b=2&a=1", {"n": 1}), ("/item/22", {"n": 22})]:
+        with views.app.test_request_context(path):
+            # As the cached view asks for its key, and as delete_cached() does.
+            for call in ({"use_request": True, **view_args}, {"path": "/item/7", **view_args}):
+                if options.get("query_string") and "path" in call:
+                    call["query_args"] = {"a": "1"}
+                assert ours.make_cache_key(**call) == theirs.make_cache_key(**call)
+            assert ours.make_cache_key(view_args["n"]) == theirs.make_cache_key(view_args["n"])
+
+
+def test_the_key_made_from_a_views_arguments_finds_its_cached_page(
+    build: Callable[..., Views],
+) -> None:
+    # How Flask-Caching's delete_cached() (2.5 and later) finds a view's
+    # entry: the key made from the view's arguments, outside its request.
+    views = build(SHARED_REDIS_URL)
+
+    @views.app.get("/item/<int:n>")
+    @cache.cached()
+    def item(n: int) -> str:
+        return f"item {n} #{next(views.calls)}"
+
+    assert _text(views, "/item/1") == "item 1 #1"
+    assert _text(views, "/item/1") == "item 1 #1"
+    assert _text(views, "/item/2") == "item 2 #2"
+    with views.app.test_request_context("/elsewhere"):
+        assert cache.delete(item.make_cache_key(n=1)) is True
+    assert _text(views, "/item/1") == "item 1 #3"
+    assert _text(views, "/item/2") == "item 2 #2"
+
+
 def test_anonymous_hit_costs_one_redis_command_and_no_session_read(
     build: Callable[..., Views], redis_server: RedisServer
 ) -> None:
@@ -512,6 +573,27 @@ def test_redis_outage_computes_views_and_recovers(
     with views.app.app_context():
         assert cache.set("x", 1) is True
         assert cache.get("x") == 1
+
+
+def test_an_open_breaker_turns_reads_into_misses_without_calling_redis(
+    build: Callable[..., Views], redis_server: RedisServer
+) -> None:
+    views = build(redis_server.url)
+    now = [1000.0]
+    connection = get_redis(views.app)
+    connection.breaker = Breaker(BACKOFF, clock=lambda: now[0])
+    with views.app.app_context():
+        assert cache.set("k", "v") is True
+        assert not connection.breaker.is_open
+        connection.breaker.failure(redis.ConnectionError("down"))
+        redis_server.reset_stats()
+        assert cache.get("k") is None
+        assert cache.set("k", "w") is False
+        assert redis_server.command_counts() == {}
+        now[0] += BACKOFF  # the back-off has passed: Redis is asked again
+        assert cache.get("k") == "v"
+        assert not connection.breaker.is_open
+        assert redis_server.command_counts() == {"get": 1}
 
 
 # -- Cluster and Sentinel ------------------------------------------------------
@@ -654,6 +736,23 @@ def test_unreadable_entries_are_misses_and_never_unpickled(
         assert cache.get_many("junk", "evil") == [None, None]
     assert not marker.exists()
     assert any("unreadable" in r.getMessage() for r in caplog.records)
+
+
+def test_the_serializer_reads_what_json_reads() -> None:
+    serializer = CacheSerializer()
+    readable: list[bytes | bytearray | str] = [
+        '"café\\n"'.encode(),
+        '{"a": [1, 2.5, null]}',
+        '["utf-16"]'.encode("utf-16"),
+        b"\xef\xbb\xbf[1]",  # a UTF-8 byte order mark
+        bytearray(b"[true]"),
+    ]
+    for data in readable:
+        assert serializer.loads(data) == json.loads(data)
+    assert serializer.loads(b' {"~": "tuple", "v": [1]} ') == (1,)
+    for junk in (b"", b"{not json", b"[1] 2", b"\xff\xfe\x00", "\ufeff[1]", b'{"~": "nope"}'):
+        with pytest.raises(ValueError, match=r"Expecting|Extra data|can't decode|not a cache"):
+            serializer.loads(junk)
 
 
 @pytest.mark.parametrize("redis_url", BACKENDS)

@@ -19,7 +19,6 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask, jsonify
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 import flaskstack
@@ -263,21 +262,18 @@ def connection_parameters() -> dict[str, str]:
     return dbapi_connection.info.get_parameters()
 
 
-def test_engine_options_default_to_pre_ping_on_sqlite(make_app: AppFactory) -> None:
+def test_engine_options_add_nothing_on_sqlite(make_app: AppFactory) -> None:
     app = make_app()
 
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {}
 
 
-def test_engine_options_default_to_pre_ping_and_connect_timeout_on_postgres(
+def test_engine_options_default_to_a_connect_timeout_and_no_ping_on_postgres(
     make_app: AppFactory, postgres_url: str
 ) -> None:
     app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url})
 
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {
-        "pool_pre_ping": True,
-        "connect_args": {"connect_timeout": 5},
-    }
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {"connect_args": {"connect_timeout": 5}}
     with app.app_context():
         assert connection_parameters()["connect_timeout"] == "5"
 
@@ -322,7 +318,6 @@ def test_engine_options_set_by_the_factory_are_completed_not_replaced(
     app = make_app(before=factory_config)
 
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {
-        "pool_pre_ping": True,
         "pool_size": 3,
         "connect_args": {"connect_timeout": 5, "application_name": "dbtest-factory"},
     }
@@ -347,7 +342,15 @@ def terminate_backend(url: str, pid: int) -> None:
             time.sleep(0.02)
 
 
-def test_pool_pre_ping_replaces_a_connection_the_server_killed(
+def last_statement(url: str, pid: int) -> str:
+    """What the server last ran for the backend ``pid``, seen from another connection."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    assert row is not None, f"no backend {pid}"
+    return str(row[0])
+
+
+def test_a_connection_the_server_killed_is_replaced_at_checkout(
     make_app: AppFactory, postgres_url: str
 ) -> None:
     app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url})
@@ -366,10 +369,41 @@ def test_pool_pre_ping_replaces_a_connection_the_server_killed(
     assert response.status_code == 200
 
 
-def test_without_pool_pre_ping_a_killed_connection_fails_the_next_query(
+def test_a_healthy_pooled_connection_is_reused_without_a_round_trip(
     make_app: AppFactory, postgres_url: str
 ) -> None:
-    """The counterpart of the test above: what ``pool_pre_ping=False`` (the user's choice) does."""
+    app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url})
+    with app.app_context():
+        pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    assert last_statement(postgres_url, pid) == "ROLLBACK"  # the pool's reset on return
+
+    with app.app_context():
+        db.session.connection()  # checked out again: nothing is sent (no ping)
+        assert last_statement(postgres_url, pid) == "ROLLBACK"
+        assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) == pid
+
+
+def test_pool_pre_ping_set_by_the_user_pings_on_checkout(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": postgres_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        }
+    )
+    with app.app_context():
+        pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+
+    with app.app_context():
+        db.session.connection()
+        assert last_statement(postgres_url, pid) != "ROLLBACK"  # psycopg's ping
+
+
+def test_with_pool_pre_ping_off_a_killed_connection_is_still_replaced(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    """``pool_pre_ping=False`` turns off a round trip flaskstack does not make anyway."""
     app = make_app(
         {
             "SQLALCHEMY_DATABASE_URI": postgres_url,
@@ -381,9 +415,105 @@ def test_without_pool_pre_ping_a_killed_connection_fails_the_next_query(
 
     terminate_backend(postgres_url, first_pid)
 
-    with app.app_context(), pytest.raises(OperationalError) as caught:
-        db.session.scalar(sa.text("SELECT pg_backend_pid()"))
-    assert caught.value.connection_invalidated
+    with app.app_context():
+        assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) != first_pid
+
+
+# -- reads outside transactions (PostgreSQL) -----------------------------------------
+
+
+def backend_state(url: str, pid: int) -> str:
+    """``idle`` or ``idle in transaction``: what the server says of one connection."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    assert row is not None, f"no backend {pid}"
+    return str(row[0])
+
+
+def current_pid() -> int:
+    return int(db.session.connection().connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def pg_items(make_app: AppFactory, postgres_url: str) -> t.Callable[..., Flask]:
+    """An app on a fresh PostgreSQL database with ``dbtest_item`` holding ``a`` and ``b``."""
+
+    def make(**settings: t.Any) -> Flask:
+        app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url, **settings})
+        create_tables(app, DbtestItem)
+        add_items(app, "a", "b")
+        return app
+
+    return make
+
+
+def test_plain_reads_leave_no_transaction_open(
+    pg_items: t.Callable[..., Flask], postgres_url: str
+) -> None:
+    app = pg_items()
+    with app.app_context():
+        assert item_names() == ["a", "b"]
+        pid = current_pid()
+        assert backend_state(postgres_url, pid) == "idle"
+        assert last_statement(postgres_url, pid).startswith("SELECT dbtest_item.name")
+
+
+def test_a_write_opens_a_transaction_that_rollback_undoes(
+    pg_items: t.Callable[..., Flask], postgres_url: str
+) -> None:
+    app = pg_items()
+    with app.app_context():
+        assert item_names() == ["a", "b"]  # a read first, outside any transaction
+        db.session.add(DbtestItem(name="c"))
+        db.session.flush()
+        db.session.execute(sa.update(DbtestItem).where(DbtestItem.name == "a").values(name="z"))
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
+        assert item_names() == ["z", "b", "c"]  # reads after the write see it
+        db.session.rollback()
+        assert item_names() == ["a", "b"]  # both writes undone together
+
+
+def test_locking_and_textual_statements_run_in_a_transaction(
+    pg_items: t.Callable[..., Flask], postgres_url: str
+) -> None:
+    app = pg_items()
+    with app.app_context():
+        db.session.scalars(sa.select(DbtestItem).with_for_update()).all()
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
+    with app.app_context():
+        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(424242)))
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
+    with app.app_context():
+        db.session.execute(sa.text("SELECT name FROM dbtest_item"))  # text() may do anything
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
+
+
+def test_an_isolation_level_keeps_reads_in_the_transaction(
+    pg_items: t.Callable[..., Flask], postgres_url: str
+) -> None:
+    app = pg_items()
+    with app.app_context():
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        assert item_names() == ["a", "b"]
+        with db.engine.connect() as other:
+            other.execute(sa.insert(DbtestItem).values(name="c"))
+            other.commit()
+        assert item_names() == ["a", "b"]  # one snapshot for the whole transaction
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
+
+    app = pg_items(SQLALCHEMY_ENGINE_OPTIONS={"isolation_level": "SERIALIZABLE"})
+    with app.app_context():
+        assert "c" in item_names()
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
+
+
+def test_reads_in_transactions_when_the_setting_is_off(
+    pg_items: t.Callable[..., Flask], postgres_url: str
+) -> None:
+    app = pg_items(FLASKSTACK_DATABASE_AUTOCOMMIT_READS=False)
+    with app.app_context():
+        assert item_names() == ["a", "b"]
+        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
 
 
 # -- flask shell, /readyz, registration -------------------------------------------

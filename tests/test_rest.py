@@ -834,3 +834,51 @@ def test_production_logs_are_json_lines_with_the_request_id(
     assert line["request_id"] == response.headers["X-Request-ID"]
     assert line["path"] == "/api/explode"
     assert "KeyError" in line["exception"]
+
+
+# -- marshal -------------------------------------------------------------------
+
+
+class _Author:
+    def __init__(self) -> None:
+        self.name = "Ada"
+        self.joined = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+
+
+class _Post:
+    def __init__(self, number: int) -> None:
+        self.id = number
+        self.title = f"post {number}"
+        self.body = None
+        self.author = _Author()
+        self.tags = ["a", "b"]
+        self.score = decimal.Decimal("12.50")
+
+
+def test_marshal_gives_what_flask_restful_gives() -> None:
+    from flask_restful import fields as restful_fields
+    from flask_restful import marshal as restful_marshal
+
+    shape = {
+        "id": rest.fields.Integer,
+        "headline": rest.fields.String(attribute="title"),
+        "body": rest.fields.String(default="(empty)"),
+        "author_name": rest.fields.String(attribute="author.name"),
+        "shout": rest.fields.String(attribute=lambda post: str(post).upper()),
+        "author": rest.fields.Nested({"name": rest.fields.String, "joined": rest.fields.DateTime}),
+        "tags": rest.fields.List(rest.fields.String),
+        "score": rest.fields.Decimal,
+        "missing": rest.fields.Integer(default=0),
+        "grouped": {"first_tag": rest.fields.String(attribute="tags.0"), "id": restful_fields.Raw},
+    }
+    posts = [_Post(1), _Post(2)]
+    as_dicts = [{"id": 3, "title": "from a dict", "tags": [], "author": {"name": "Bo"}}]
+
+    for data in (posts, posts[0], as_dicts, as_dicts[0]):
+        expected = json.loads(json.dumps(restful_marshal(data, shape)))
+        assert rest.marshal(data, shape) == expected
+        assert rest.marshal(data, shape) == expected  # from the cached plan
+        assert rest.marshal(data, shape, envelope="data") == {"data": expected}
+
+    shape["extra"] = rest.fields.String(attribute="title")  # a dict changed after use
+    assert rest.marshal(posts[0], shape)["extra"] == "post 1"

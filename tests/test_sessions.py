@@ -122,6 +122,20 @@ def test_write_then_read(client: FlaskClient, shared: redis.Redis, namespace: st
     assert session_keys(shared, namespace) == [key]
 
 
+def test_a_rotated_secret_key_keeps_sessions_through_its_fallbacks(client: FlaskClient) -> None:
+    app = client.application
+    client.post("/visit")
+    assert client.get("/read").get_json() == {"name": None, "visits": 1}
+
+    # The key changes while the app runs, the old one kept as a fallback.
+    app.config["SECRET_KEY_FALLBACKS"] = [app.secret_key]
+    app.secret_key = "a-new-key-" + "x" * 40
+    assert client.get("/read").get_json() == {"name": None, "visits": 1}
+
+    app.config["SECRET_KEY_FALLBACKS"] = []  # the old key retired: its cookies are refused
+    assert client.get("/read").get_json() == {"name": None, "visits": None}
+
+
 def test_tagged_types_survive(client: FlaskClient) -> None:
     client.post("/store-types")
     assert client.get("/types").get_json() == {"when": "datetime", "pair": "tuple", "raw": "bytes"}

@@ -105,7 +105,11 @@ def app_environment(database_url: str, redis_url: str, secret_key: str) -> dict[
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("FLASK_", "FLASKSTACK_", "DJANGO_"))
-        and name not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
+        # Bytecode is written and reused, as for an installed package (pip
+        # compiles it at install time): with PYTHONDONTWRITEBYTECODE set, a
+        # package installed in editable mode (flaskstack here, the apps)
+        # would be compiled again by every process the harness starts.
+        and name not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PYTHONDONTWRITEBYTECODE")
     }
     path = [str(APPS_DIR)]
     if env.get("PYTHONPATH"):

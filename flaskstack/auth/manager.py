@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
+import weakref
 
 import flask_login
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from flask import Flask, current_app, redirect, request, session, url_for
 from flask_login.utils import encode_cookie
 from werkzeug.exceptions import Unauthorized
 
+from flaskstack._hooks import after_response
 from flaskstack.database import db
 from flaskstack.problems import prefers_json, problem
 from flaskstack.sessions import is_untouched, request_session, rotate
@@ -45,6 +47,12 @@ class LoginManager(flask_login.LoginManager):  # type: ignore[misc]
     def init_app(self, app: Flask, add_context_processor: bool = True) -> None:
         """Register on ``app``; templates get the lazy ``current_user`` proxy."""
         super().init_app(app, add_context_processor=False)
+        # Flask-Login registered its remember-me hook as an after_request
+        # function of its own; it runs in flaskstack's one hook instead.
+        hooks = app.after_request_funcs.get(None, [])
+        if self._update_remember_cookie in hooks:
+            hooks.remove(self._update_remember_cookie)
+            after_response(app, self._update_remember_cookie)
         if add_context_processor:
             app.context_processor(_current_user_context)
 
@@ -112,11 +120,26 @@ def _load_user_by_session_token(session_token: str) -> t.Any | None:
 
     user_model = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
     user = db.session.execute(
-        sa.select(user_model).where(user_model.session_token == session_token)
+        _user_by_session_token(user_model), {"session_token": session_token}
     ).scalar_one_or_none()
     if user is None or not user.is_active:
         return None
     return user
+
+
+_user_lookups: weakref.WeakKeyDictionary[type[t.Any], sa.Select[t.Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _user_by_session_token(user_model: type[t.Any]) -> sa.Select[t.Any]:
+    # Built once per model, so SQLAlchemy computes its cache key once.
+    statement = _user_lookups.get(user_model)
+    if statement is None:
+        statement = _user_lookups[user_model] = sa.select(user_model).where(
+            user_model.session_token == sa.bindparam("session_token")
+        )
+    return statement
 
 
 def _relative_request_path() -> str:

@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import secrets
 import typing as t
+import weakref
 
 import sqlalchemy as sa
 from flask import current_app, request
-from sqlalchemy import orm
 
 from flaskstack.database import db
 
@@ -65,28 +65,54 @@ def authenticate(token: str) -> t.Any | None:
     """The active user ``token`` belongs to, or ``None``."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    _, token_model = _models()
+    user_model, token_model = _models()
     digest = _hash(token)
-    # One statement: the token and its user together.
-    record = db.session.execute(
-        sa.select(token_model)
-        .where(token_model.token_hash == digest)
-        .options(orm.joinedload(token_model.user))
-    ).scalar_one_or_none()
-    if record is None or not hmac.compare_digest(record.token_hash, digest):
+    row = db.session.execute(
+        _lookup_statement(user_model, token_model), {"digest": digest}
+    ).one_or_none()
+    if row is None:
+        return None
+    user, token_id, token_hash, revoked_at, expires_at, last_used_at = row
+    if not hmac.compare_digest(token_hash, digest):
         return None
     now = dt.datetime.now(dt.timezone.utc)
-    if record.revoked_at is not None:
+    if revoked_at is not None:
         return None
-    if record.expires_at is not None and _aware(record.expires_at) <= now:
+    if expires_at is not None and _aware(expires_at) <= now:
         return None
-    user = record.user
-    if user is None or not user.is_active:
+    if not user.is_active:
         return None
-    if record.last_used_at is None or now - _aware(record.last_used_at) > _LAST_USED_RESOLUTION:
-        record.last_used_at = now
+    if last_used_at is None or now - _aware(last_used_at) > _LAST_USED_RESOLUTION:
+        db.session.execute(
+            sa.update(token_model).where(token_model.id == token_id).values(last_used_at=now)
+        )
         db.session.commit()
     return user
+
+
+_lookups: weakref.WeakKeyDictionary[type[t.Any], sa.Select[t.Any]] = weakref.WeakKeyDictionary()
+
+
+def _lookup_statement(user_model: type[t.Any], token_model: type[t.Any]) -> sa.Select[t.Any]:
+    # One statement: the user, and of the token only what is checked (no
+    # second entity to build). Built once per model, so SQLAlchemy computes
+    # its cache key once, not on every request.
+    statement = _lookups.get(token_model)
+    if statement is None:
+        statement = _lookups[token_model] = t.cast(
+            "sa.Select[t.Any]",
+            sa.select(
+                user_model,
+                token_model.id,
+                token_model.token_hash,
+                token_model.revoked_at,
+                token_model.expires_at,
+                token_model.last_used_at,
+            )
+            .join_from(token_model, user_model, token_model.user)
+            .where(token_model.token_hash == sa.bindparam("digest")),
+        )
+    return statement
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

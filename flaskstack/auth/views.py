@@ -20,7 +20,6 @@ from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from flaskstack.database import db
 from flaskstack.forms import Form
-from flaskstack.throttle import login_throttles
 from flaskstack.urls import safe_next
 
 from . import passwords
@@ -90,6 +89,8 @@ def login() -> str | Response:
     if form.validate_on_submit():
         email = normalise_email(form.email.data)
         address = request.remote_addr or "unknown"
+        from flaskstack.throttle import login_throttles  # loaded with the first sign-in
+
         throttles = login_throttles(current_app._get_current_object())  # type: ignore[attr-defined]
         throttles.guard(email, address)  # 429 before any password work
         user = _find_user(email)

@@ -27,7 +27,7 @@ import datetime as dt
 import hashlib
 import typing as t
 
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_request_context, request
 from flask import session as current_session
 from flask_caching import Cache as _FlaskCache
 from flask_caching.utils import wants_args
@@ -43,6 +43,7 @@ from .serializer import CacheSerializer, UncacheableValue, _Once, logger
 if t.TYPE_CHECKING:
     from flask import Flask
     from flask_caching import _CachedFunction
+    from flask_caching.backends.simplecache import SimpleCache as _FlaskSimpleCache
 
     from flaskstack.config import Resolution
     from flaskstack.redis import RedisConnection
@@ -221,12 +222,19 @@ class Cache(_FlaskCache):
     @property
     def app(self) -> Flask:
         """The current app."""
-        return t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        return app  # a local, not t.cast(): this runs on every cache hit
 
     @app.setter
     def app(self, value: Flask) -> None:
         # Flask-Caching assigns the app it was last set up on; we never keep it.
         pass
+
+    @property
+    def cache(self) -> _FlaskSimpleCache:
+        """The current app's backend (Flask-Caching's ``current_app or self.app``, in one step)."""
+        backend: _FlaskSimpleCache = self.app.extensions["cache"][self]
+        return backend
 
     def cached(
         self,
@@ -298,11 +306,39 @@ class Cache(_FlaskCache):
                 source_check=source_check,
                 response_hit_indication=response_hit_indication,
             )(f)
+            if make_cache_key is None and not query_string and isinstance(key_prefix, str):
+                cached_function.make_cache_key = self._request_key(
+                    cached_function.make_cache_key, key_prefix, source_check
+                )
             if per_user and make_cache_key is None:
                 cached_function.make_cache_key = guard.make_key(cached_function.make_cache_key)
             return cached_function
 
         return decorator
+
+    def _request_key(
+        self, default: t.Callable[..., str], key_prefix: str, source_check: bool | None
+    ) -> t.Callable[..., str]:
+        """Flask-Caching's key function for :meth:`cached`, with a shortcut for a request.
+
+        When the cached view calls it (``use_request=True``, view arguments as
+        keywords), the key is the prefix formatted with the request path and
+        does not depend on the arguments; Flask-Caching still inspects the
+        function's signature on every call to map them. The shortcut returns
+        the same key without that; every other call (``delete_cached``, a
+        source check) goes to Flask-Caching's function.
+        """
+
+        def make_cache_key(*args: t.Any, **kwargs: t.Any) -> str:
+            if (
+                not args
+                and kwargs.get("use_request")
+                and not (source_check if source_check is not None else self.source_check)
+            ):
+                return key_prefix % request.path if "%s" in key_prefix else key_prefix
+            return default(*args, **kwargs)
+
+        return make_cache_key
 
 
 cache = Cache()

@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
 from .serializer import CacheSerializer, UncacheableValue, _dump, _Once, _skip, logger
 
 T = t.TypeVar("T")
+P = t.ParamSpec("P")
 
 REDIS_BACKEND = "flaskstack.caching.RedisCache"
 """``CACHE_TYPE`` of the Redis backend (the default with a Redis URL)."""
@@ -95,11 +96,19 @@ class RedisCache(BaseCache):
     # -- plumbing --------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        return self.connection.key("cache", self.key_prefix + key)
+        # What ``connection.key("cache", self.key_prefix + key)`` returns, built in one step.
+        return f"{self.connection.namespace}:cache:{self.key_prefix}{key}"
 
-    def _run(self, operation: t.Callable[[Client], T], fallback: T) -> T:
+    def _run(
+        self,
+        operation: t.Callable[t.Concatenate[Client, P], T],
+        fallback: T,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         try:
-            result = self.connection.run(operation)
+            result = self.connection.run(operation, *args, **kwargs)
         except RedisUnavailable as exc:
             if not self._outage:
                 self._outage = True
@@ -137,8 +146,8 @@ class RedisCache(BaseCache):
 
     def get(self, key: str) -> t.Any:
         """The value of ``key``, or ``None`` (missing, unreadable, or Redis down)."""
-        name = self._key(key)
-        return self._load(key, self._run(lambda client: client.get(name), None))
+        raw = self._run(_get, None, self._key(key))
+        return None if raw is None else self._load(key, raw)
 
     def get_many(self, *keys: str) -> list[t.Any]:
         """The values of ``keys`` in one ``MGET`` (one per slot on a cluster)."""
@@ -250,6 +259,10 @@ class RedisCache(BaseCache):
             return True
 
         return self._run(scan_and_unlink, False)
+
+
+def _get(client: Client, name: str) -> t.Any:
+    return client.get(name)
 
 
 def _glob_escape(text: str) -> str:

@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
 import threading
@@ -163,15 +164,24 @@ class CacheSerializer(BaseSerializer):
         except (ValueError, RecursionError) as exc:  # a circular structure
             raise UncacheableValue(str(exc)) from exc
 
-    def loads(self, bvalue: bytes) -> t.Any:
+    def loads(self, bvalue: bytes | bytearray | str) -> t.Any:
         """Decode what :meth:`dumps` produced.
 
         :raises ValueError: if ``bvalue`` is not such data.
         """
         try:
-            return json.loads(bvalue, object_hook=self._untag)
+            # json.loads(bvalue, object_hook=...) without building a decoder per call.
+            if isinstance(bvalue, (bytes, bytearray)):
+                text = bvalue.decode(json.detect_encoding(bvalue), "surrogatepass")
+            else:
+                text = bvalue
+            return self._decoder.decode(text)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ValueError(f"not a cache value: {exc}") from exc
+
+    @functools.cached_property
+    def _decoder(self) -> json.JSONDecoder:
+        return json.JSONDecoder(object_hook=self._untag)
 
     def _tag(self, value: t.Any) -> t.Any:
         kind = type(value)

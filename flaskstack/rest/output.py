@@ -21,7 +21,7 @@ import typing as t
 import uuid
 
 from flask import current_app, request
-from flask_restful import marshal as _marshal
+from flask_restful import fields as _restful_fields
 from flask_restful.utils import unpack
 from werkzeug.wrappers import Response
 
@@ -79,9 +79,70 @@ def to_response(value: t.Any) -> Response:
 def marshal(data: t.Any, fields: t.Mapping[str, t.Any], envelope: str | None = None) -> t.Any:
     """Flask-RESTful's :func:`~flask_restful.marshal`: keep and format only ``fields``.
 
+    The same fields, the same output (as plain dicts), with the work that
+    does not depend on the data (instantiating field classes, splitting
+    attribute names) done once per fields dict instead of once per item.
     Use :mod:`flaskstack.rest.fields` for datetimes, dates, UUIDs and decimals.
     """
-    return _marshal(data, fields, envelope)
+    steps = _plan(fields)
+    if isinstance(data, (list, tuple)):
+        out: t.Any = [_apply(steps, item) for item in data]
+    else:
+        out = _apply(steps, data)
+    return {envelope: out} if envelope else out
+
+
+# A step: the output key, and either a nested plan, or a field and the plain
+# attribute name to read (None when the field's own ``output`` must run).
+_Step = tuple[str, "list[_Step] | None", t.Any, "str | None"]
+_plans: dict[int, tuple[tuple[tuple[str, t.Any], ...], list[_Step]]] = {}
+_MAX_PLANS = 512
+
+
+def _plan(fields: t.Mapping[str, t.Any]) -> list[_Step]:
+    items = tuple(fields.items())
+    cached = _plans.get(id(fields))
+    if cached is not None and cached[0] == items:  # the same dict, unchanged
+        return cached[1]
+    steps: list[_Step] = []
+    for key, field in items:
+        if isinstance(field, dict):
+            steps.append((key, _plan(field), None, None))
+            continue
+        instance = field() if isinstance(field, type) else field
+        name = key if instance.attribute is None else instance.attribute
+        plain = (
+            type(instance).output is _restful_fields.Raw.output
+            and isinstance(name, str)
+            and "." not in name
+        )
+        steps.append((key, None, instance, name if plain else None))
+    if len(_plans) >= _MAX_PLANS:  # fields dicts built per request: keep memory bounded
+        _plans.clear()
+    _plans[id(fields)] = (items, steps)  # holds the items, so the id stays taken
+    return steps
+
+
+def _apply(steps: list[_Step], obj: t.Any) -> dict[str, t.Any]:
+    indexable = not hasattr(obj, "strip") and hasattr(obj, "__iter__")
+    result: dict[str, t.Any] = {}
+    for key, nested, field, name in steps:
+        if nested is not None:
+            result[key] = _apply(nested, obj)
+        elif name is None:
+            result[key] = field.output(key, obj)
+        else:
+            # What Flask-RESTful's Raw.output does for a plain attribute name.
+            value = None
+            if indexable:
+                try:
+                    value = obj[name]
+                except (IndexError, TypeError, KeyError):
+                    value = getattr(obj, name, None)
+            else:
+                value = getattr(obj, name, None)
+            result[key] = field.default if value is None else field.format(value)
+    return result
 
 
 def marshal_with(
@@ -104,7 +165,7 @@ def marshal_with(
             data, code, headers = unpack(value)
             if status is not None and not isinstance(value, tuple):
                 code = status
-            return _marshal(data, fields, envelope), code, headers
+            return marshal(data, fields, envelope), code, headers
 
         return describe(t.cast("F", wrapper), output=fields, envelope=envelope, status=status)
 

@@ -155,7 +155,7 @@ def paginated(fields: t.Mapping[str, t.Any] | None = None) -> t.Callable[[F], F]
             page_args()  # refuse a bad page before doing any work
             value, code, headers = unpack(view(*args, **kwargs))
             page = value if isinstance(value, Page) else paginate(value)
-            items = [marshal(item, fields) for item in page.items] if fields else None
+            items = marshal(page.items, fields) if fields else None
             return page.envelope(items), code, {**page.headers(), **dict(headers or {})}
 
         return describe(t.cast("F", wrapper), paginated=True, output=fields, envelope=None)

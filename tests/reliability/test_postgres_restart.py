@@ -2,8 +2,8 @@
 
 The cluster is the run's own (``pg_cluster``), never the shared server. A
 fast shutdown ends every session, so each worker's pooled connections are
-dead when the server is back; ``pool_pre_ping`` must replace them before
-they are used.
+dead when the server is back; the pool's checkout check must replace them
+before they are used.
 """
 
 from __future__ import annotations
