@@ -1,7 +1,7 @@
 """Redis topologies owned by the tests: a standalone server, Sentinel, and Cluster.
 
 Every server here is a ``redis-server`` child process started by the tests, on
-loopback ports the OS hands out, in a temporary directory, without persistence
+loopback ports below the ephemeral range, in a temporary directory, without persistence
 (``--save "" --appendonly no``). The rule this module keeps: **nothing outlives
 the test run.** Each process runs in the foreground in its own process group;
 teardown sends SIGTERM and then SIGKILL after a bound; an ``atexit`` hook kills
@@ -66,6 +66,7 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
+import loopback
 import pytest
 import redis
 import redis.cluster
@@ -97,7 +98,6 @@ HOST = "127.0.0.1"
 WAIT_TIMEOUT = 15.0
 
 _CLUSTER_BUS_OFFSET = 10000
-_MAX_PORT = 65535 - _CLUSTER_BUS_OFFSET
 #: Commands whose statistics Redis 7 keeps per subcommand (``config|resetstat``).
 _CONTAINER_COMMANDS = frozenset(
     {"acl", "client", "cluster", "command", "config", "memory", "object", "sentinel"}
@@ -139,40 +139,17 @@ def _binary(name: str) -> str:
     return path
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def free_ports(count: int) -> list[int]:
     """Return ``count`` distinct loopback ports that are free now.
 
-    Each port is below 55535 and its cluster bus port (port + 10000) is free
-    too. Ports come from the OS (bind to port 0); all candidates are held open
-    until the last one is found, so the ports differ from one another.
+    Each port's cluster bus port (port + 10000) is free too, and both are below
+    the kernel's ephemeral range (see :mod:`loopback`), so no outgoing
+    connection takes them before the server binds them.
     """
-    held: list[socket.socket] = []
-    ports: list[int] = []
     try:
-        for _ in range(count * 200):
-            if len(ports) == count:
-                return ports
-            sock = socket.socket()
-            held.append(sock)
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
-            if port < _MAX_PORT and _port_is_free(port + _CLUSTER_BUS_OFFSET):
-                ports.append(port)
-    finally:
-        for sock in held:
-            sock.close()
-    if len(ports) == count:
-        return ports
-    raise RedisSetupError(f"could not find {count} free port(s) below {_MAX_PORT}")
+        return loopback.free_ports(count, companion_offset=_CLUSTER_BUS_OFFSET)
+    except loopback.PortsExhausted as error:
+        raise RedisSetupError(str(error)) from error
 
 
 def _ping(port: int) -> bool:

@@ -53,7 +53,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
             sys.executable,
             str(ROOT / "benchmarks" / "run.py"),
             "--quick",
-            "--duration=1",
+            "--duration=0.3",
             "--startup-samples=1",
             "--count-requests=5",
             "--plugin=skip",

@@ -14,6 +14,7 @@ from conftest import dispose_engines
 from flask import Flask
 from flask.cli import ScriptInfo
 from flask.cli import cli as flask_cli
+from loopback import free_port
 
 import flaskstack
 from flaskstack import checks
@@ -104,11 +105,7 @@ def test_deploy_passes_on_a_good_config(
 
 def test_unreachable_database_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"postgresql://postgres:s3cr3t@127.0.0.1:{port}/x"
     result = run(factory_for(tmp_path, {"SQLALCHEMY_DATABASE_URI": url}), "stack", "check")
     assert result.exit_code == 1
@@ -243,11 +240,7 @@ def test_the_installed_flask_command_has_the_plugin(tmp_path: Path) -> None:
 
 def test_unreachable_redis_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = {"FLASKSTACK_REDIS_URL": f"redis://:pw123@127.0.0.1:{port}/0"}
     result = run(factory_for(tmp_path, config), "stack", "check", "--tag", "redis")
     assert result.exit_code == 1

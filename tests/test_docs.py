@@ -21,7 +21,6 @@ import os
 import pkgutil
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from loopback import free_port
 
 import flaskstack
 from flaskstack.checks import CATALOGUE
@@ -106,13 +106,6 @@ def missing_lines(expected: list[str], output: str) -> list[str]:
     return missing
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def _script(commands: list[Command], port: int) -> str:
     """One bash session running ``commands``, with a marker before each output."""
     address = f"127.0.0.1:{port}"
@@ -142,7 +135,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Com
         QUICKSTART_PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "instance")
     )
     commands = console_commands(QUICKSTART_PAGE.read_text(encoding="utf-8"))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"

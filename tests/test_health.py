@@ -6,6 +6,7 @@ import socket
 import typing as t
 
 import pytest
+from loopback import free_port
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory
@@ -37,13 +38,6 @@ def test_readyz_on_postgres(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json()["checks"]["database"]["status"] == "ok"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_readyz_names_a_refused_database(make_app: AppFactory) -> None:

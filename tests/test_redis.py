@@ -8,6 +8,7 @@ import time
 import typing as t
 
 import pytest
+from loopback import free_port
 
 import flaskstack
 from flaskstack.redis import RedisUnavailable, get_redis, parse_redis_url
@@ -74,10 +75,7 @@ def test_bad_urls_are_config_errors_naming_the_forms(
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 class CountingListener:

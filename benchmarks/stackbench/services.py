@@ -10,6 +10,7 @@ import contextlib
 import glob
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -40,11 +41,38 @@ class HarnessError(RuntimeError):
     """Something the harness needs is missing or failed; the message says what to do."""
 
 
+_random = random.SystemRandom()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 nobody is bound to right now.
+
+    It is picked below the kernel's ephemeral range: a port from that range
+    (what binding to port 0 gives) can be handed to an outgoing connection to
+    PostgreSQL or Redis before the server meant to listen on it binds it.
+    """
+    top = _ephemeral_floor()
+    if top <= 11_000:
+        raise HarnessError(
+            f"the ephemeral port range starts at {top}; raise its lower bound in "
+            "/proc/sys/net/ipv4/ip_local_port_range so servers can take ports below it"
+        )
+    for _ in range(500):
+        port = _random.randrange(10_000, top)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise HarnessError(f"no free port on 127.0.0.1 between 10000 and {top}")
 
 
 def _wait_for(check: t.Callable[[], bool], timeout: float, what: str, log: Path | None) -> None:

@@ -12,13 +12,14 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import typing as t
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from loopback import free_port
 
 __all__ = [
     "Server",
@@ -54,13 +55,6 @@ def with_bind(command: t.Sequence[str], address: str) -> list[str]:
             result[index] = f"--bind={address}"
             return result
     raise AssertionError(f"{list(command)} has no --bind option")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(

@@ -42,6 +42,7 @@ import typing as t
 from pathlib import Path
 
 import psycopg
+from loopback import free_port
 from psycopg import sql
 
 if t.TYPE_CHECKING:
@@ -160,13 +161,6 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_TIM
         if time.monotonic() > deadline:
             raise StackProcessError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
-
-
-def free_port() -> int:
-    """A loopback TCP port that is free now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 40) -> str:
