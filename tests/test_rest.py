@@ -624,6 +624,35 @@ def test_paginate_helper_runs_on_a_select(app: Flask, client: FlaskClient) -> No
     assert (page.page, page.per_page, page.total, page.pages) == (2, 2, 3, 2)
 
 
+def test_the_last_page_is_counted_without_a_count_statement(
+    app: Flask, client: FlaskClient
+) -> None:
+    add_notes(app, 7)
+    select = sa.select(RestNote).order_by(RestNote.id)
+    sent: list[str] = []
+
+    def record(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        sent.append(statement)
+
+    expected = {1: (2, True), 3: (2, True), 4: (1, False), 9: (0, True)}
+    with app.app_context():
+        engine = db.engine
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            for number, (length, counted) in expected.items():
+                sent.clear()
+                with app.test_request_context(f"/?page={number}&per_page=2"):
+                    page = rest.paginate(select)
+                assert (len(page.items), page.total, page.pages) == (length, 7, 4), number
+                counts = [sql for sql in sent if "count(*)" in sql.lower()]
+                assert len(counts) == (1 if counted else 0), number
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        with app.test_request_context("/?page=1&per_page=5"):
+            empty = rest.paginate(select.where(RestNote.title == "none such"))
+        assert (empty.items, empty.total, empty.pages) == ([], 0, 1)
+
+
 # -- serialisation, ETags, caching ----------------------------------------
 
 

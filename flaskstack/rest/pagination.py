@@ -123,6 +123,9 @@ def paginate(
 ) -> Page:
     """Run one page of ``select`` (and a count of all its rows) on ``flaskstack.db``.
 
+    The count is a second statement, sent only when the page does not tell
+    the total by itself: a page shorter than ``per_page`` is the last one.
+
     ``page`` and ``per_page`` default to the request's (:func:`page_args`).
     Give ``select`` an ``order_by``: without one the database may return
     rows in any order, and pages overlap.
@@ -131,10 +134,14 @@ def paginate(
         asked_page, asked_per_page = page_args()
         page = page or asked_page
         per_page = per_page or asked_per_page
-    total = db.session.execute(
-        sa.select(sa.func.count()).select_from(select.order_by(None).subquery())
-    ).scalar_one()
-    items = list(db.session.scalars(select.limit(per_page).offset((page - 1) * per_page)))
+    offset = (page - 1) * per_page
+    items = list(db.session.scalars(select.limit(per_page).offset(offset)))
+    if 0 < len(items) < per_page or (page == 1 and not items):
+        total = offset + len(items)  # the last page: no need to count
+    else:
+        total = db.session.execute(
+            sa.select(sa.func.count()).select_from(select.order_by(None).subquery())
+        ).scalar_one()
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
