@@ -598,6 +598,15 @@ def test_pages_have_an_envelope_links_and_a_total(app: Flask, client: FlaskClien
     assert '</api/notes?page=4&per_page=2>; rel="last"' in links
     assert 'rel="prev"' not in links
 
+    # Other query arguments stay in every link, in order and encoded.
+    links = client.get("/api/notes?sort=new%20first&page=2&tag=a&tag=b%26c").headers["Link"]
+    assert links == (
+        '</api/notes?sort=new+first&tag=a&tag=b%26c&page=1&per_page=2>; rel="first", '
+        '</api/notes?sort=new+first&tag=a&tag=b%26c&page=1&per_page=2>; rel="prev", '
+        '</api/notes?sort=new+first&tag=a&tag=b%26c&page=3&per_page=2>; rel="next", '
+        '</api/notes?sort=new+first&tag=a&tag=b%26c&page=4&per_page=2>; rel="last"'
+    )
+
     last = client.get("/api/notes?page=4").get_json()
     assert [n["title"] for n in last["items"]] == ["note 6"]
     assert client.get("/api/notes?page=9").get_json()["items"] == []

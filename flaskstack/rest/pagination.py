@@ -80,18 +80,21 @@ class Page:
         if self.page < self.pages:
             links.append(("next", self.page + 1))
         links.append(("last", self.pages))
+        base = _list_url()
         return {
             "Link": ", ".join(
-                f'<{_page_url(number, self.per_page)}>; rel="{rel}"' for rel, number in links
+                f'<{base}page={number}&per_page={self.per_page}>; rel="{rel}"'
+                for rel, number in links
             ),
             "X-Total-Count": str(self.total),
         }
 
 
-def _page_url(page: int, per_page: int) -> str:
+def _list_url() -> str:
+    """This request's URL with its other query arguments, ready for ``page=…&per_page=…``."""
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
-    args += [("page", str(page)), ("per_page", str(per_page))]
-    return f"{request.script_root}{request.path}?{urlencode(args)}"
+    query = f"{urlencode(args)}&" if args else ""
+    return f"{request.script_root}{request.path}?{query}"
 
 
 def page_args() -> tuple[int, int]:
