@@ -63,8 +63,8 @@ class _SecurityHeaders:
             "X-Frame-Options": frame_options,
             "Referrer-Policy": referrer_policy,
         }
-        self.headers: tuple[tuple[str, str], ...] = tuple(
-            (name, value) for name, value in always.items() if value is not None
+        self.headers: tuple[tuple[str, str, str], ...] = tuple(
+            (name, value, name.lower()) for name, value in always.items() if value is not None
         )
         self.hsts: str | None = (
             f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds > 0 else None
@@ -72,16 +72,19 @@ class _SecurityHeaders:
 
     def __call__(self, response: Response) -> Response:
         """Add each header the response does not already carry."""
-        # ``in`` then assignment: Headers.setdefault raises and catches an
-        # exception for every header that is missing, which is most of them.
+        # Not Headers.setdefault: it raises and catches an exception for every
+        # header that is missing, which is most of them.
         headers = response.headers
-        for name, value in self.headers:
-            if name not in headers:
+        # One pass over the response's headers, instead of a case-insensitive
+        # scan of them for each header to add.
+        present = {name.lower() for name, _value in headers}
+        for name, value, lowered in self.headers:
+            if lowered not in present:
                 headers.add(name, value)
         if (
             self.hsts is not None
+            and "strict-transport-security" not in present
             and request.is_secure
-            and "Strict-Transport-Security" not in headers
         ):
             headers.add("Strict-Transport-Security", self.hsts)
         return response

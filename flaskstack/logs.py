@@ -23,7 +23,7 @@ import re
 import sys
 import typing as t
 
-from flask import current_app, g, has_request_context, request
+from flask import current_app, has_request_context, request
 from flask.logging import default_handler
 
 from ._hooks import after_response
@@ -38,6 +38,8 @@ __all__ = ["JSONFormatter", "RequestIdFilter", "TextFormatter", "init_app", "req
 # systems (UUIDs, "Root=1-5759e988-bd862e3fe1be46a994272793") fit, while
 # nothing that could forge or split a log line does.
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:;=+/@-]{1,200}", re.ASCII)
+# Where the id is kept for the rest of the request.
+_ENVIRON_KEY = "flaskstack.request_id"
 
 
 def request_id() -> str:
@@ -49,23 +51,29 @@ def request_id() -> str:
     """
     if not has_request_context():
         return "-"
-    value: str | None = g.get("_flaskstack_request_id")
+    environ = request.environ
+    value: str | None = environ.get(_ENVIRON_KEY)
     if value is None:
         header = current_app.config.get("FLASKSTACK_REQUEST_ID_HEADER") or "X-Request-ID"
         given = request.headers.get(header, "")
         value = given if _WELL_FORMED.fullmatch(given) else os.urandom(16).hex()
-        g._flaskstack_request_id = value
+        environ[_ENVIRON_KEY] = value
     return value
 
 
-def _return_request_id(response: Response) -> Response:
-    header = current_app.config["FLASKSTACK_REQUEST_ID_HEADER"]
-    headers = response.headers
-    if header in headers:
-        headers[header] = request_id()
-    else:
-        headers.add(header, request_id())
-    return response
+class _ReturnRequestId:
+    """The response hook that sends the request id back in the app's header."""
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+
+    def __call__(self, response: Response) -> Response:
+        headers = response.headers
+        if self.header in headers:
+            headers[self.header] = request_id()
+        else:
+            headers.add(self.header, request_id())
+        return response
 
 
 class RequestIdFilter(logging.Filter):
@@ -151,5 +159,5 @@ def _install_handler(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Return the request id on every response and set up ``app.logger``."""
-    after_response(app, _return_request_id)
+    after_response(app, _ReturnRequestId(app.config["FLASKSTACK_REQUEST_ID_HEADER"]))
     _install_handler(app)

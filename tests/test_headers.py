@@ -50,6 +50,10 @@ def add_views(app: Flask) -> Flask:
     def boom() -> str:
         raise RuntimeError("a bug in a view")
 
+    @app.get("/own-lowercase")
+    def own_lowercase() -> tuple[str, dict[str, str]]:
+        return "framed on purpose", {"x-frame-options": "SAMEORIGIN", "referrer-policy": "origin"}
+
     @app.get("/own")
     def own() -> tuple[str, dict[str, str]]:
         return "framed on purpose", {
@@ -133,6 +137,25 @@ def test_headers_a_view_sets_are_kept(make_app: AppFactory) -> None:
     assert response.headers.get_all("Referrer-Policy") == ["no-referrer"]
     assert response.headers.get_all("Strict-Transport-Security") == ["max-age=60"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_headers_a_view_sets_are_kept_whatever_their_case(make_app: AppFactory) -> None:
+    response = add_views(make_app()).test_client().get("/own-lowercase")
+    assert response.headers.get_all("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers.get_all("Referrer-Policy") == ["origin"]
+    assert response.headers.get_all("X-Content-Type-Options") == ["nosniff"]
+
+
+def test_the_request_id_comes_back_in_the_configured_header(make_app: AppFactory) -> None:
+    app = add_views(make_app({"FLASKSTACK_REQUEST_ID_HEADER": "X-Correlation-ID"}))
+    client = app.test_client()
+    given = client.get("/page", headers={"X-Correlation-ID": "trace-42"})
+    assert given.headers.get_all("X-Correlation-ID") == ["trace-42"]
+    assert "X-Request-ID" not in given.headers
+    made = client.get("/page", headers={"X-Request-ID": "not-this-one"})
+    assert len(made.headers["X-Correlation-ID"]) == 32
+    assert made.headers["X-Correlation-ID"] != given.headers["X-Correlation-ID"]
+    assert "X-Request-ID" not in made.headers
 
 
 def test_headers_an_app_hook_sets_are_kept(make_app: AppFactory) -> None:
