@@ -96,8 +96,7 @@ class RedisCache(BaseCache):
     # -- plumbing --------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        # What ``connection.key("cache", self.key_prefix + key)`` returns, built in one step.
-        return f"{self.connection.namespace}:cache:{self.key_prefix}{key}"
+        return self.connection.key("cache", self.key_prefix + key)
 
     def _run(
         self,
