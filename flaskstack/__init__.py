@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import typing as _t
 
+from ._state import StackState, get_state
 from .auth.manager import login_manager
 from .caching import cache
 from .database import db
@@ -34,7 +35,7 @@ from .errors import (
 from .forms import csrf
 from .migrations import migrate
 from .rest import api
-from .stack import Stack, StackState, get_state
+from .stack import Stack
 
 if _t.TYPE_CHECKING:
     from flask import Flask

@@ -12,7 +12,7 @@ import re
 import typing as t
 from datetime import timedelta
 
-from .redis import parse_redis_url as parse_url
+from ._redis_url import parse_redis_url as parse_url
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

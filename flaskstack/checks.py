@@ -18,6 +18,7 @@ import enum
 import typing as t
 
 from . import config, security
+from ._state import get_state
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -207,7 +208,6 @@ def run_checks(app: Flask, *, deploy: bool = False, tags: t.Collection[str] = ()
 @register("config")
 def check_config(app: Flask, deploy: bool) -> list[Finding]:
     """Report the configuration's warnings and, with ``--deploy``, its production problems."""
-    from .stack import get_state
 
     resolution = get_state(app).resolution
     findings = [from_problem(p, Level.WARNING) for p in resolution.warnings]
@@ -257,7 +257,6 @@ def check_redis(app: Flask, deploy: bool) -> list[Finding]:
     """Redis answers ``PING`` (when the app has a Redis URL)."""
     from .health import run_probe
     from .redis import probe
-    from .stack import get_state
 
     connection = get_state(app).redis
     if connection is None:

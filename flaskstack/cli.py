@@ -17,12 +17,12 @@ import traceback
 import typing as t
 
 import click
-from flask import current_app
 from flask.cli import ScriptInfo
 
 from . import checks
+from ._commands import STACK_COMMANDS_HELP
+from ._state import current_state, get_state
 from .errors import ConfigError
-from .stack import STACK_COMMANDS_HELP
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -181,9 +181,8 @@ def _user_by_email(email: str) -> t.Any:
 
     from .auth import normalise_email
     from .database import db
-    from .stack import get_state
 
-    model = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
+    model = current_state().auth.user_model
     user = db.session.execute(
         sa.select(model).where(model.email == normalise_email(email))
     ).scalar_one_or_none()
@@ -206,7 +205,6 @@ def create_user_command(email: str, password_stdin: bool, inactive: bool) -> Non
 
     from .auth import PasswordPolicyError, normalise_email
     from .database import db
-    from .stack import get_state
 
     app = _app_or_exit()
     if password_stdin:
@@ -264,7 +262,6 @@ def token_list_command(email: str | None) -> None:
     import sqlalchemy as sa
 
     from .database import db
-    from .stack import get_state
 
     app = _app_or_exit()
     with app.app_context():
@@ -292,7 +289,6 @@ def token_revoke_command(token_id: int) -> None:
     """Revoke the API token TOKEN_ID (see `token list`)."""
     from .auth import revoke_token
     from .database import db
-    from .stack import get_state
 
     app = _app_or_exit()
     with app.app_context():

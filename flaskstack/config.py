@@ -39,8 +39,8 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Config
 
 from . import _parsers as p
+from ._redis_url import REDIS_URL_FORMS
 from .errors import Problem
-from .redis import REDIS_URL_FORMS
 
 if t.TYPE_CHECKING:
     from flask import Flask

@@ -23,15 +23,14 @@ Every key flaskstack writes starts with ``FLASKSTACK_NAMESPACE`` and a colon
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import logging
 import threading
 import time
 import typing as t
-from urllib.parse import parse_qs, unquote, urlparse
 
+from ._redis_url import REDIS_URL_FORMS, RedisTarget, parse_redis_url
+from ._state import get_state
 from .errors import FlaskStackError
 
 if t.TYPE_CHECKING:
@@ -49,16 +48,6 @@ __all__ = [
 
 logger = logging.getLogger("flaskstack.redis")
 
-REDIS_URL_FORMS = (
-    "redis://[[user]:password@]host[:port][/db]",
-    "rediss://… (TLS)",
-    "unix://[[user]:password@]/path/to/redis.sock[?db=N]",
-    "redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]",
-    "redis+cluster://[[user]:password@]host:port[,host:port…]",
-)
-"""The accepted forms of a Redis URL, as shown in error messages."""
-
-Kind = t.Literal["standalone", "sentinel", "cluster"]
 Client = t.Union["redis.Redis", "redis.cluster.RedisCluster"]
 T = t.TypeVar("T")
 P = t.ParamSpec("P")
@@ -101,148 +90,6 @@ class RedisUnavailable(FlaskStackError, ConnectionError):
     """Redis cannot be reached now (or was not reachable moments ago)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class RedisTarget:
-    """A parsed Redis URL.
-
-    :ivar kind: ``standalone``, ``sentinel`` or ``cluster``.
-    :ivar url: The URL as given (for standalone servers, handed to redis-py).
-    :ivar nodes: Sentinel or cluster nodes as ``(host, port)``.
-    :ivar service: The Sentinel service (master group) name.
-    :ivar db: The database number.
-    """
-
-    kind: Kind
-    url: str = dataclasses.field(repr=False)  # may hold a password
-    nodes: tuple[tuple[str, int], ...] = ()
-    service: str | None = None
-    db: int = 0
-    username: str | None = None
-    password: str | None = dataclasses.field(default=None, repr=False)
-
-
-def _parse_nodes(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
-    nodes = []
-    for part in netloc.split(","):
-        part = part.strip()
-        if not part:
-            raise ValueError("an empty host in the node list")
-        if part.startswith("["):  # [::1]:26379
-            host, _, rest = part[1:].partition("]")
-            port_text = rest.removeprefix(":")
-        else:
-            host, _, port_text = part.rpartition(":") if ":" in part else (part, "", "")
-        if not host:
-            raise ValueError(f"no host in {part!r}")
-        try:
-            port = int(port_text) if port_text else default_port
-        except ValueError:
-            raise ValueError(f"the port of {part!r} is not a number") from None
-        if not 0 < port < 65536:
-            raise ValueError(f"the port of {part!r} is out of range")
-        nodes.append((host, port))
-    return tuple(nodes)
-
-
-def parse_redis_url(url: str) -> RedisTarget:
-    """Parse a Redis URL in one of :data:`REDIS_URL_FORMS`.
-
-    :raises ValueError: saying what is wrong with the URL.
-    """
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        raise ValueError("not a URL")
-    if scheme in ("redis", "rediss", "unix"):
-        return RedisTarget("standalone", url, db=_check_standalone_url(url))
-    if scheme not in ("redis+sentinel", "redis+cluster"):
-        raise ValueError(f"unknown scheme {scheme!r}")
-
-    netloc, _, path = rest.partition("/")
-    path = path.split("?", 1)[0]
-    username = password = None
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        user_text, has_password, password_text = userinfo.partition(":")
-        username = unquote(user_text) or None
-        password = unquote(password_text) if has_password else None
-    parts = [p for p in path.split("/") if p]
-
-    if scheme == "redis+cluster":
-        if parts not in ([], ["0"]):
-            raise ValueError("a Redis Cluster URL has no path (a cluster has database 0 only)")
-        nodes = _parse_nodes(netloc, 6379)
-        return RedisTarget("cluster", url, nodes, username=username, password=password)
-
-    nodes = _parse_nodes(netloc, 26379)
-    if not parts or len(parts) > 2:
-        raise ValueError("a Sentinel URL ends in /service or /service/db")
-    db = 0
-    if len(parts) == 2:
-        if not parts[1].isdigit():
-            raise ValueError(f"the database {parts[1]!r} is not a number")
-        db = int(parts[1])
-    return RedisTarget("sentinel", url, nodes, unquote(parts[0]), db, username, password)
-
-
-# The query arguments redis-py converts (and so may refuse) when it parses a
-# standalone URL; it passes the others on as they are.
-_QUERY_PARSERS: dict[str, t.Callable[[str], object]] = {
-    "socket_timeout": float,
-    "socket_connect_timeout": float,
-    "socket_read_size": int,
-    "max_connections": int,
-    "health_check_interval": int,
-    "ssl_min_version": int,
-    "timeout": float,
-    "protocol": int,
-}
-_VERIFY_FLAG_ARGUMENTS = ("ssl_include_verify_flags", "ssl_exclude_verify_flags")
-
-
-def _check_verify_flags(value: str) -> None:
-    import ssl
-
-    for flag in value.replace("[", "").replace("]", "").split(","):
-        if not hasattr(ssl.VerifyFlags, flag.strip()):
-            raise ValueError(f"Invalid ssl verify flag: {flag.strip()}")
-
-
-def _check_standalone_url(url: str) -> int:
-    """Check a ``redis://``, ``rediss://`` or ``unix://`` URL; return its database number.
-
-    It applies the rules of ``redis.connection.parse_url``, which builds the
-    client later, with its messages, so that a URL redis-py would refuse is a
-    configuration error at start-up; but without importing redis-py, which
-    a worker needs only when it first uses Redis.
-    """
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(
-            "Redis URL must specify one of the following schemes (redis://, rediss://, unix://)"
-        )
-    parts = urlparse(url)
-    db: int | None = None
-    for name, values in parse_qs(parts.query).items():
-        try:
-            if name == "db":
-                db = int(values[0])
-            elif name in _VERIFY_FLAG_ARGUMENTS:
-                _check_verify_flags(values[0])
-            elif name in _QUERY_PARSERS:
-                _QUERY_PARSERS[name](values[0])
-        except (TypeError, ValueError):
-            raise ValueError(f"Invalid value for '{name}' in connection URL.") from None
-    if parts.scheme == "unix":
-        return db or 0
-    host, _port = parts.hostname, parts.port  # .port raises ValueError for a bad port
-    if not host:
-        raise ValueError("no host")
-    if parts.path and db is None:
-        with contextlib.suppress(ValueError):  # like redis-py, which then uses database 0
-            db = int(unquote(parts.path).replace("/", ""))
-    return db or 0
-
-
 def _client_options(timeout: float) -> dict[str, t.Any]:
     from redis import exceptions
     from redis.backoff import NoBackoff
@@ -272,7 +119,8 @@ def make_client(target: RedisTarget, timeout: float) -> Client:
     if target.kind == "sentinel":
         from redis.sentinel import Sentinel
 
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # redis-py types these from 8.2; the ignores serve older releases.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(target.nodes),
             sentinel_kwargs={
                 "socket_timeout": timeout,
@@ -281,7 +129,7 @@ def make_client(target: RedisTarget, timeout: float) -> Client:
             **options,
         )
         assert target.service is not None  # parse_redis_url guarantees it
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
             target.service, db=target.db, **credentials
         )
         return master
@@ -289,7 +137,7 @@ def make_client(target: RedisTarget, timeout: float) -> Client:
 
     return RedisCluster(
         startup_nodes=[
-            ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            ClusterNode(host, port)  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
             for host, port in target.nodes
         ],
         **credentials,
@@ -421,8 +269,6 @@ def get_redis(app: Flask | None = None) -> RedisConnection:
     :raises LookupError: when the app has no Redis URL configured.
     """
     from flask import current_app
-
-    from .stack import get_state
 
     target_app: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
     connection = get_state(target_app).redis

@@ -10,7 +10,6 @@ in ``app.extensions["flaskstack"]`` only once all of that succeeded.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from . import auth as auth_component
@@ -27,25 +26,16 @@ from . import (
     sessions,
 )
 from . import redis as redis_component
+from ._commands import STACK_COMMANDS_HELP, LazyGroup
+from ._state import EXTENSION_KEY, StackState
 from .config import SETTINGS, resolve
 from .errors import AlreadyInitialisedError
-from .migrations import LazyGroup
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .auth import AuthState
-    from .config import Resolution
-    from .health import Probe
-    from .redis import RedisConnection
 
-__all__ = ["EXTENSION_KEY", "Stack", "StackState", "get_state"]
-
-EXTENSION_KEY = "flaskstack"
-"""The key of the per-app state in ``app.extensions``."""
-
-STACK_COMMANDS_HELP = "flaskstack: system checks and effective settings."
-"""The help of the ``flask stack`` group (:data:`flaskstack.cli.stack`)."""
+__all__ = ["Stack"]
 
 # Extensions flaskstack registers itself; an app that registered one by hand
 # would end up with two conflicting set-ups.
@@ -55,43 +45,6 @@ _OWNED_EXTENSIONS = {
     "cache": "cache.init_app(app)",
     "csrf": "csrf.init_app(app)",
 }
-
-
-@dataclasses.dataclass
-class StackState:
-    """Everything flaskstack knows about one app, at ``app.extensions["flaskstack"]``.
-
-    :ivar profile: The active profile.
-    :ivar resolution: Every setting's effective value and where it came from.
-    :ivar redis: The app's Redis connection, or ``None`` without a Redis URL.
-    :ivar auth: The user and API token models in use.
-    :ivar readiness_probes: What ``/readyz`` checks, by name.
-    :ivar api_prefixes: URL prefixes under which every error is
-        ``application/problem+json``: ``FLASKSTACK_API_PREFIX`` and those of
-        APIs on blueprints.
-    """
-
-    profile: str
-    resolution: Resolution
-    redis: RedisConnection | None = None
-    auth: AuthState = dataclasses.field(default=None)  # type: ignore[assignment]  # set by init_app
-    readiness_probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
-    api_prefixes: list[str] = dataclasses.field(default_factory=list)
-
-
-def get_state(app: Flask) -> StackState:
-    """Return the flaskstack state of ``app``.
-
-    :raises LookupError: if :func:`flaskstack.init_app` was not called for it.
-    """
-    try:
-        state: StackState = app.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise LookupError(
-            f"flaskstack is not set up on app {app.name!r}: call flaskstack.init_app(app) "
-            "in the app factory"
-        ) from None
-    return state
 
 
 class Stack:

@@ -35,6 +35,7 @@ import typing as t
 
 from werkzeug.exceptions import TooManyRequests
 
+from ._state import get_state
 from .redis import RedisUnavailable
 
 if t.TYPE_CHECKING:
@@ -370,8 +371,6 @@ def store_for(app: Flask) -> ThrottleStore:
     """
     store = app.extensions.get(_STORE_KEY)
     if store is None:
-        from .stack import get_state
-
         # setdefault keeps a single store if two threads race here.
         store = app.extensions.setdefault(_STORE_KEY, make_store(get_state(app).redis))
     return t.cast("ThrottleStore", store)

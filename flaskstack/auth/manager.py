@@ -27,6 +27,7 @@ from flask_login.utils import encode_cookie
 from werkzeug.exceptions import Unauthorized
 
 from flaskstack._hooks import after_response
+from flaskstack._state import current_state
 from flaskstack.database import db
 from flaskstack.problems import prefers_json, problem
 from flaskstack.sessions import is_untouched, request_session, rotate
@@ -116,9 +117,8 @@ login_manager = LoginManager()
 
 @login_manager.user_loader  # type: ignore[untyped-decorator]
 def _load_user_by_session_token(session_token: str) -> t.Any | None:
-    from flaskstack.stack import get_state
 
-    user_model = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
+    user_model = current_state().auth.user_model
     user = db.session.execute(
         _user_by_session_token(user_model), {"session_token": session_token}
     ).scalar_one_or_none()

@@ -21,6 +21,7 @@ import weakref
 import sqlalchemy as sa
 from flask import current_app, request
 
+from flaskstack._state import current_state
 from flaskstack.database import db
 
 __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "request_token", "revoke_token"]
@@ -34,9 +35,8 @@ def _hash(token: str) -> str:
 
 
 def _models() -> tuple[type[t.Any], type[t.Any]]:
-    from flaskstack.stack import get_state
 
-    auth = get_state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
+    auth = current_state().auth
     return auth.user_model, auth.token_model
 
 

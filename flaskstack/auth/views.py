@@ -18,6 +18,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
+from flaskstack._state import current_state
 from flaskstack.database import db
 from flaskstack.forms import Form
 from flaskstack.urls import safe_next
@@ -69,9 +70,8 @@ class RegisterForm(Form):
 
 
 def _user_model() -> type[t.Any]:
-    from flaskstack.stack import get_state
 
-    model: type[t.Any] = get_state(current_app._get_current_object()).auth.user_model  # type: ignore[attr-defined]
+    model: type[t.Any] = current_state().auth.user_model
     return model
 
 

@@ -89,7 +89,7 @@ from .resources import Api, Resource
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from flaskstack.stack import StackState
+    from flaskstack._state import StackState
 
 __all__ = [
     "UUID",

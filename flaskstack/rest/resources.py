@@ -29,6 +29,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
+from flaskstack._state import StackState, get_state
 from flaskstack.forms import csrf
 from flaskstack.health import public
 
@@ -37,7 +38,6 @@ from .output import output_json
 if t.TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
 
-    from flaskstack.stack import StackState
 
 __all__ = ["Api", "Resource"]
 
@@ -140,7 +140,6 @@ class Api(flask_restful.Api):  # type: ignore[misc]
                 self._register(app, self.prefix or "", resource, urls, options)
             app.record(self._on_blueprint_registered)
             return
-        from flaskstack.stack import get_state
 
         self.setup(app, get_state(app))
 
@@ -154,7 +153,6 @@ class Api(flask_restful.Api):  # type: ignore[misc]
         self._latest_app = weakref.ref(app)
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
-        from flaskstack.stack import get_state
 
         prefix = (setup.url_prefix or "") + (self.prefix or "")
         if not prefix:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import typing as t
 import uuid
 
+from flaskstack._state import get_state
+
 from .apps import SetupError
 
 if t.TYPE_CHECKING:
@@ -87,7 +89,6 @@ def make_user(
         ``set_password``, so the app's password policy and hashing apply.
     :param fields: Other columns of the model (``active=False``, ``name=...``).
     """
-    from flaskstack.stack import get_state
 
     model = get_state(app).auth.user_model
     user = model(**fields)

@@ -34,6 +34,8 @@ import typing as t
 
 import pytest
 
+from flaskstack._state import get_state
+
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -350,7 +352,6 @@ def redis(app: Flask, flaskstack_isolation: Isolation) -> Client:
     Keys written under the app's namespace (``get_state(app).redis.key(...)``)
     are deleted after the test.
     """
-    from flaskstack.stack import get_state
 
     connection = get_state(app).redis
     if connection is None:
