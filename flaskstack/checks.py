@@ -29,6 +29,7 @@ __all__ = [
     "CATALOGUE",
     "Finding",
     "Level",
+    "finding",
     "from_problem",
     "register",
     "run_checks",
@@ -80,8 +81,8 @@ _REGISTRY: list[_Check] = []
 CATALOGUE: dict[str, tuple[str, str]] = {
     "stack.E001": (
         "The app could not be loaded (import error, exception in the factory).",
-        "Run the command with the same FLASK_APP and read the error it shows; fix the import "
-        "or the factory.",
+        "Fix the error in the traceback printed above it (run the command with the same "
+        "FLASK_APP to see it again).",
     ),
     "stack.E002": (
         "The app does not use flaskstack: flaskstack.init_app(app) was not called.",
@@ -129,7 +130,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "database.E001": (
         "The database does not answer.",
         "Check DATABASE_URL (host, port, credentials, database name) and that the server runs "
-        "and accepts connections from this host.",
+        "and accepts connections from this host; the log above has the driver's message.",
     ),
     "database.E002": (
         "A PostgreSQL URL is configured but the psycopg driver is not installed.",
@@ -137,33 +138,54 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "database.W001": (
         "The database is SQLite (--deploy): one host only, no concurrent writers.",
-        "Use PostgreSQL in production (DATABASE_URL), or silence database.W001 if one host "
-        "and one writer are enough.",
+        "Set DATABASE_URL to a PostgreSQL database for production, or silence database.W001 "
+        "if one host and one writer are enough.",
     ),
     "redis.E001": (
         "Redis does not answer.",
         "Check REDIS_URL and that the Redis server (or its Sentinels or Cluster nodes) runs and "
-        "is reachable from this host.",
+        "is reachable from this host; the log above has the client's message.",
     ),
     "migrations.W001": (
         "There is no migration repository.",
-        "Create one with flask db init, then flask db migrate and flask db upgrade.",
+        "Create one with `flask db init`, then `flask db migrate` and `flask db upgrade`, or set "
+        "FLASKSTACK_MIGRATIONS_DIR (a relative path is relative to the working directory).",
     ),
     "migrations.E001": (
         "The database is behind the migration repository (unapplied migrations).",
-        "Run flask db upgrade (in a deployment: before starting the new code).",
+        "Run `flask db upgrade` (in a deployment: before starting the new code).",
     ),
     "migrations.E002": (
         "The database is at a revision the migration repository does not have.",
-        "Deploy the code that holds that revision, or downgrade the database with the code "
-        "that has it.",
+        "Deploy the code that has this revision, or downgrade the database with that code, or "
+        "stamp the database with `flask db stamp` after checking its schema.",
     ),
     "migrations.W002": (
         "The models have changes that no migration contains.",
-        "Run flask db migrate -m '...', review the new file, and commit it.",
+        "Run `flask db migrate -m '<what changed>'`, review the new file, commit it, then "
+        "`flask db upgrade`.",
     ),
 }
-"""Every check id flaskstack can report: what it means, and how to fix it."""
+"""Every check id flaskstack can report: what it means, and how to fix it.
+
+The fix is the hint of every finding with that id (:func:`finding`), so each
+id's advice is written here once.
+"""
+
+_LEVEL_OF_KIND = {"E": Level.ERROR, "W": Level.WARNING, "I": Level.INFO}
+
+
+def finding(check_id: str, msg: str, level: Level | None = None) -> Finding:
+    """A finding of the catalogued ``check_id``, with the catalogue's fix as its hint.
+
+    :param check_id: An id of :data:`CATALOGUE`.
+    :param msg: What is wrong in this app (values, names, counts).
+    :param level: The level; by default from the id (``E`` error, ``W`` warning, ``I`` info).
+    :raises KeyError: for an id the catalogue does not list.
+    """
+    _meaning, fix = CATALOGUE[check_id]
+    kind = check_id.rpartition(".")[2][:1]
+    return Finding(level if level is not None else _LEVEL_OF_KIND[kind], check_id, msg, fix)
 
 
 def register(*tags: str, deploy: bool = False) -> t.Callable[[CheckFunction], CheckFunction]:
@@ -231,24 +253,10 @@ def check_database(app: Flask, deploy: bool) -> list[Finding]:
     error = run_probe(app, "database", probe_database, timeout)
     if error is not None:
         findings.append(
-            Finding(
-                Level.ERROR,
-                "database.E001",
-                f"The database at {url} does not answer ({error}).",
-                "Check that the server runs and that DATABASE_URL is right; "
-                "the log above has the driver's message.",
-            )
+            finding("database.E001", f"The database at {url} does not answer ({error}).")
         )
     if deploy and app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        findings.append(
-            Finding(
-                Level.WARNING,
-                "database.W001",
-                f"The database is SQLite ({url}).",
-                "SQLite serves one host and one writer at a time; set DATABASE_URL to a "
-                "PostgreSQL database for production.",
-            )
-        )
+        findings.append(finding("database.W001", f"The database is SQLite ({url})."))
     return findings
 
 
@@ -265,15 +273,7 @@ def check_redis(app: Flask, deploy: bool) -> list[Finding]:
     if error is None:
         return []
     url = config.mask("FLASKSTACK_REDIS_URL", app.config["FLASKSTACK_REDIS_URL"])
-    return [
-        Finding(
-            Level.ERROR,
-            "redis.E001",
-            f"Redis at {url} does not answer ({error}).",
-            "Check that the server runs and that REDIS_URL is right; "
-            "the log above has the client's message.",
-        )
-    ]
+    return [finding("redis.E001", f"Redis at {url} does not answer ({error}).")]
 
 
 @register("database", "migrations")
@@ -287,15 +287,7 @@ def check_migrations(app: Flask, deploy: bool) -> list[Finding]:
     try:
         alembic_config = repository_config(app)
     except FileNotFoundError:
-        return [
-            Finding(
-                Level.WARNING,
-                "migrations.W001",
-                f"There is no migration repository at {directory!r}.",
-                "Run `flask db init` and `flask db migrate`, or set FLASKSTACK_MIGRATIONS_DIR "
-                "(relative paths are relative to the working directory).",
-            )
-        ]
+        return [finding("migrations.W001", f"There is no migration repository at {directory!r}.")]
     try:
         return _compare_revisions(app, alembic_config, directory)
     except DBAPIError:
@@ -324,13 +316,10 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
         unknown = sorted(rev for rev in current if _revision_missing(script, rev))
         if unknown:
             return [
-                Finding(
-                    Level.ERROR,
+                finding(
                     "migrations.E002",
                     f"The database is at revision {', '.join(unknown)}, which {directory!r} "
                     "does not contain.",
-                    "Deploy the code that has this migration, or stamp the database "
-                    "with `flask db stamp` after checking its schema.",
                 )
             ]
         if current != heads:
@@ -338,24 +327,19 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
                 rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current))
             ]
             return [
-                Finding(
-                    Level.ERROR,
+                finding(
                     "migrations.E001",
                     f"The database is not up to date: {len(pending)} migration(s) not applied "
                     f"({', '.join(reversed(pending))}).",
-                    "Run `flask db upgrade`.",
                 )
             ]
         changes = compare_metadata(context, db.metadata)
     changes = [c for c in changes if not _is_alembic_table(c)]
     if changes:
         return [
-            Finding(
-                Level.WARNING,
+            finding(
                 "migrations.W002",
                 f"The models have {len(changes)} change(s) that no migration contains.",
-                "Run `flask db migrate -m '<what changed>'`, review the new file, then "
-                "`flask db upgrade`.",
             )
         ]
     return []

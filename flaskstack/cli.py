@@ -21,7 +21,7 @@ from flask.cli import ScriptInfo
 
 from . import checks
 from ._commands import STACK_COMMANDS_HELP
-from ._state import current_state, get_state
+from ._state import EXTENSION_KEY, current_state, get_state
 from .errors import ConfigError
 
 if t.TYPE_CHECKING:
@@ -65,27 +65,19 @@ def _load_app() -> _Loaded:
             None,
             None,
             [
-                checks.Finding(
-                    checks.Level.CRITICAL,
+                checks.finding(
                     "stack.E001",
                     f"The app could not be loaded: {type(exc).__name__}: {message}",
-                    "Fix the error in the traceback above.",
+                    checks.Level.CRITICAL,
                 )
             ],
         )
-    state = app.extensions.get("flaskstack")
+    state = app.extensions.get(EXTENSION_KEY)
     if state is None:
         return _Loaded(
             app,
             None,
-            [
-                checks.Finding(
-                    checks.Level.ERROR,
-                    "stack.E002",
-                    f"App {app.name!r} does not use flaskstack.",
-                    "Call flaskstack.init_app(app) in the app factory.",
-                )
-            ],
+            [checks.finding("stack.E002", f"App {app.name!r} does not use flaskstack.")],
         )
     return _Loaded(app, state.resolution, [])
 

@@ -58,7 +58,7 @@ def test_check_on_a_development_app(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert "WARNINGS:" in result.output
     assert "migrations.W001" in result.output  # no repository yet
-    assert "HINT: Run `flask db init`" in result.output
+    assert "HINT: Create one with `flask db init`" in result.output
     assert "System check identified 1 issue(s) (0 silenced)." in result.output
 
 
