@@ -18,6 +18,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
+from ._state import EXTENSION_KEY
 from .logs import request_id
 
 if t.TYPE_CHECKING:
@@ -61,7 +62,7 @@ def is_api_request() -> bool:
     """
     if not has_request_context():
         return False
-    state = current_app.extensions.get("flaskstack")
+    state = current_app.extensions.get(EXTENSION_KEY)
     if state is None:
         return False
     path = request.path

@@ -224,7 +224,18 @@ def flaskstack_config(flaskstack_config: dict[str, t.Any]) -> dict[str, t.Any]:
 
 @pytest.fixture
 def app(sample_api: None, app: Flask) -> Flask:
-    """The plugin's app with the sample API, and HTML error pages of its own."""
+    """The plugin's app with the sample API and a page that fails."""
+
+    @app.get("/page/boom")
+    def boom_page() -> str:
+        raise RuntimeError("page failure")
+
+    return app
+
+
+@pytest.fixture
+def html_pages(app: Flask) -> Flask:
+    """``app`` with HTML error pages of its own for 404 and 500."""
 
     @app.errorhandler(404)
     def not_found(error: Exception) -> tuple[str, int]:
@@ -233,10 +244,6 @@ def app(sample_api: None, app: Flask) -> Flask:
     @app.errorhandler(500)
     def server_error(error: Exception) -> tuple[str, int]:
         return "<h1>Our own 500 page</h1>", 500
-
-    @app.get("/page/boom")
-    def boom_page() -> str:
-        raise RuntimeError("page failure")
 
     return app
 
@@ -329,7 +336,9 @@ def test_a_500_shows_only_the_request_id_which_the_log_line_carries(
     assert "hunter2" in str(records[0].exc_info[1])  # type: ignore[index]
 
 
-def test_pages_outside_the_prefix_keep_the_apps_html_handlers(client: FlaskClient) -> None:
+def test_pages_outside_the_prefix_keep_the_apps_html_handlers(
+    html_pages: Flask, client: FlaskClient
+) -> None:
     for path in ("/no/such/page", "/apiary", "/api-docs"):
         response = client.get(path, headers=BROWSER)
         assert response.status_code == 404
@@ -338,6 +347,21 @@ def test_pages_outside_the_prefix_keep_the_apps_html_handlers(client: FlaskClien
     boom = client.get("/page/boom", headers=BROWSER)
     assert boom.status_code == 500
     assert boom.get_data(as_text=True) == "<h1>Our own 500 page</h1>"
+
+
+def test_the_apps_handlers_for_a_status_code_answer_under_the_prefix_too(
+    html_pages: Flask, client: FlaskClient
+) -> None:
+    for path in ("/api/no/such/thing", "/api/notes/999", "/api/fail/restful-abort"):
+        response = client.get(path, headers={"Accept": "application/json"})
+        assert response.status_code == 404
+        assert response.get_data(as_text=True) == "<h1>Our own 404 page</h1>"
+    boom = client.get("/api/fail/exception")
+    assert boom.status_code == 500
+    assert boom.get_data(as_text=True) == "<h1>Our own 500 page</h1>"
+    # Statuses the app has no handler for are still problem documents.
+    assert_problem(client.get("/api/fail/conflict"), 409)
+    assert_problem(client.delete("/api/me"), 405)
 
 
 def test_csrf_failure_under_the_prefix_is_a_problem(

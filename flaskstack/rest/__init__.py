@@ -38,6 +38,8 @@ What flaskstack promises under the API prefix (``FLASKSTACK_API_PREFIX``,
   methods, CSRF failures, 401/403, invalid input, throttling, ``abort()``
   and uncaught exceptions alike (:mod:`flaskstack.rest.errors`). A 500 says
   only its request id, which the log line with the traceback carries too.
+  A handler the app registers for a status code, or on a blueprint, answers
+  first, as Flask's order of precedence says.
 - **Input** is declared with a :class:`Schema` and checked by :func:`body`
   and :func:`query`: 415, 400, 413 and 422 each say precisely what is wrong,
   field by field (:mod:`flaskstack.rest.inputs`).
@@ -60,7 +62,7 @@ from __future__ import annotations
 
 import typing as t
 
-from . import fields
+from . import errors, fields
 from .errors import abort
 from .inputs import (
     UUID,
@@ -132,7 +134,5 @@ Its resources are served under each app's ``FLASKSTACK_API_PREFIX``.
 
 def init_app(app: Flask, state: StackState) -> None:
     """Route ``app``'s errors under API prefixes to problem documents and serve :data:`api`."""
-    from . import errors
-
     errors.install(app)
     api.setup(app, state)

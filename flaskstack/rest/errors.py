@@ -8,30 +8,48 @@ problem document with the right status and headers (``Allow``,
 ``Retry-After``, ``WWW-Authenticate``…). Everywhere else the app's own error
 handlers answer, untouched.
 
+It is done with one error handler that Flask calls like any other: it is
+registered for :class:`~werkzeug.exceptions.HTTPException`, so Flask's own
+order of precedence applies. A handler the app registered for a status code
+(``@app.errorhandler(404)``, app-wide or on a blueprint) or on a blueprint
+for an exception class comes first and answers under the prefix too; to
+answer API clients there with a problem document, return
+:func:`problem_for` when :func:`flaskstack.problems.is_api_request` is true::
+
+    @app.errorhandler(404)
+    def not_found(error):
+        if is_api_request():
+            return problem_for(error)
+        return render_template("404.html"), 404
+
+If the app registered its own handler for ``HTTPException`` before
+``flaskstack.init_app``, flaskstack keeps it and registers none.
+
+An exception that is not an HTTP error, and for which the app registered no
+handler, is a 500: Flask logs it with its traceback (which carries the request
+id), sends ``got_request_exception``, and calls this handler with the
+:class:`~werkzeug.exceptions.InternalServerError` that wraps it; the client
+gets the request id only — never the exception's text. When Flask propagates
+exceptions (``TESTING``, ``DEBUG``, ``PROPAGATE_EXCEPTIONS``) it propagates as
+usual and the debugger shows it.
+
 The routing is flaskstack's own rather than Flask-RESTful's, whose router
 answers in its own JSON format for its resources only and leaves an unknown
 URL under the prefix to the app's HTML 404 page.
-
-An exception that is not an HTTP error, and for which the app registered no
-handler, is a 500: logged with its traceback and the request id, and
-answered with the request id only — never the exception's text. When Flask
-propagates exceptions (``TESTING``, ``DEBUG``, ``PROPAGATE_EXCEPTIONS``) it
-propagates as usual.
 """
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
-from flask import got_request_exception
-from werkzeug.exceptions import HTTPException
+from flask import current_app
+from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
-from flaskstack.logs import request_id
 from flaskstack.problems import is_api_request, problem
 
 if t.TYPE_CHECKING:
     from flask import Flask
+    from flask.typing import ErrorHandlerCallable, ResponseReturnValue
     from werkzeug.wrappers import Response
 
 __all__ = ["abort", "install", "problem_for"]
@@ -57,8 +75,6 @@ def abort(status: int, detail: str | None = None, **extra: t.Any) -> t.NoReturn:
     :param detail: The problem's ``detail``; the status's standard text if left out.
     :param extra: Extension members of the problem document.
     """
-    from werkzeug.exceptions import default_exceptions
-
     try:
         error = default_exceptions[status](detail)
     except KeyError:
@@ -85,37 +101,47 @@ def problem_for(error: HTTPException) -> Response:
     return problem(code, str(detail or ""), title=error.name, headers=headers, **data)
 
 
-def _handles_error(error: HTTPException) -> bool:
-    # A redirect (trailing-slash RequestRedirect) or abort(response) is not
-    # an error to rewrite.
-    return error.code is not None and error.code >= 400 and error.response is None
+def _answer_http_error(error: HTTPException) -> ResponseReturnValue:
+    """Answer ``error``: the handler :func:`install` registers for ``HTTPException``.
+
+    Under an API prefix: a problem document (for an unhandled exception, the
+    request id and nothing of the exception). Elsewhere: what Flask would
+    have answered without this handler.
+    """
+    if not is_api_request():
+        return _without_flaskstack(error)
+    if isinstance(error, InternalServerError) and error.original_exception is not None:
+        # An exception no handler took: Flask logged it with its traceback.
+        return problem(500, SERVER_ERROR_DETAIL)
+    if error.code is None or error.code < 400 or error.response is not None:
+        # Not an error to rewrite: abort(response) carries its own response.
+        # (Flask never passes a redirect such as the trailing-slash
+        # RequestRedirect to error handlers.)
+        return error
+    return problem_for(error)
+
+
+def _without_flaskstack(error: HTTPException) -> ResponseReturnValue:
+    # Outside the API, answer as if this handler were not registered. Flask
+    # picked it over every handler for a status code and every blueprint's
+    # handler, and over the app's handlers for subclasses of the error; it
+    # would otherwise have taken the app's handler for a class HTTPException
+    # derives from (``@app.errorhandler(Exception)``), or, with none,
+    # rendered the error itself (returning the exception gives exactly that).
+    app_handlers = current_app.error_handler_spec.get(None, {}).get(None, {})
+    mro = type(error).__mro__
+    for cls in mro[mro.index(HTTPException) + 1 :]:
+        handler: ErrorHandlerCallable | None = app_handlers.get(cls)
+        if handler is not None:
+            return current_app.ensure_sync(handler)(error)  # type: ignore[no-any-return]
+    return error
 
 
 def install(app: Flask) -> None:
-    """Route ``app``'s errors under its API prefixes to problem documents."""
-    handle_user_exception = app.handle_user_exception
-    handle_exception = app.handle_exception
+    """Route ``app``'s errors under its API prefixes to problem documents.
 
-    def route_user_exception(error: Exception) -> t.Any:
-        if isinstance(error, HTTPException) and _handles_error(error) and is_api_request():
-            return problem_for(error)
-        return handle_user_exception(error)
-
-    def route_exception(error: Exception) -> Response:
-        if not is_api_request():
-            return handle_exception(error)
-        exc_info = sys.exc_info()
-        got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
-        propagate = app.config["PROPAGATE_EXCEPTIONS"]
-        if propagate is None:
-            propagate = app.testing or app.debug
-        if propagate:
-            if exc_info[1] is error:
-                raise
-            raise error
-        app.log_exception(exc_info)
-        response = problem(500, SERVER_ERROR_DETAIL, request_id=request_id())
-        return app.finalize_request(response, from_error_handler=True)
-
-    app.handle_user_exception = route_user_exception  # type: ignore[method-assign,assignment]
-    app.handle_exception = route_exception  # type: ignore[method-assign,assignment]
+    Registers a handler for ``HTTPException``, unless the app already
+    registered one of its own, which is kept.
+    """
+    if app.error_handler_spec.get(None, {}).get(None, {}).get(HTTPException) is None:
+        app.register_error_handler(HTTPException, _answer_http_error)

@@ -8,8 +8,9 @@ imports once the app is set up (registered on every app set up but not yet
 serving). A test suite creating an app per test gets every resource on each.
 
 .. note:: A resource added after ``init_app`` goes to the app set up most
-   recently, as long as it has not served a request yet: the app whose
-   factory is running. Apps set up later get every resource added so far.
+   recently, as long as it has not started serving requests (Flask refuses
+   new URL rules then): the app whose factory is running. Apps set up later
+   get every resource added so far.
 
 Another :class:`Api` serves a blueprint, under the blueprint's
 ``url_prefix`` plus its own ``prefix``; errors under that prefix are problem
@@ -25,7 +26,7 @@ import weakref
 from collections import OrderedDict
 
 import flask_restful
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request, request_started
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
@@ -33,11 +34,11 @@ from flaskstack._state import StackState, get_state
 from flaskstack.forms import csrf
 from flaskstack.health import public
 
+from .openapi import build_document
 from .output import output_json
 
 if t.TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
-
 
 __all__ = ["Api", "Resource"]
 
@@ -151,9 +152,19 @@ class Api(flask_restful.Api):  # type: ignore[misc]
             self._register(app, prefix, resource, urls, options)
         self._add_openapi(app, prefix, "", suffix=prefix.replace("/", "_"))
         self._latest_app = weakref.ref(app)
+        # Once the app serves, Flask refuses new URL rules: from its first
+        # request on, resources added later are for apps set up later. Flask
+        # has no public "setup finished" flag; its request_started signal
+        # marks the same moment. Blinker holds the receiver weakly and forgets
+        # the app's connection when the app is garbage-collected.
+        request_started.connect(self._on_first_request, sender=app)
+
+    def _on_first_request(self, sender: Flask, **extra: t.Any) -> None:
+        request_started.disconnect(self._on_first_request, sender=sender)
+        if self._latest_app is not None and self._latest_app() is sender:
+            self._latest_app = None
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
-
         prefix = (setup.url_prefix or "") + (self.prefix or "")
         if not prefix:
             raise ValueError(
@@ -187,7 +198,7 @@ class Api(flask_restful.Api):  # type: ignore[misc]
             self._register(self.blueprint, self.prefix or "", resource, urls, options)
             return
         app = self._latest_app() if self._latest_app is not None else None
-        if app is not None and not getattr(app, "_got_first_request", False):
+        if app is not None:
             prefix = self.prefix if self.prefix is not None else app.config["FLASKSTACK_API_PREFIX"]
             self._register(app, prefix, resource, urls, options)
 
@@ -227,8 +238,6 @@ class Api(flask_restful.Api):  # type: ignore[misc]
 
         @public
         def openapi_document() -> Response:
-            from .openapi import build_document
-
             return jsonify(build_document(current_app, self, prefix, endpoint_prefix))
 
         endpoint = f"{endpoint_prefix}{OPENAPI_ENDPOINT}{suffix}"
