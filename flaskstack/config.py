@@ -230,17 +230,19 @@ SETTINGS: tuple[Setting, ...] = (
         concern="db",
     ),
     Setting(
-        "FLASKSTACK_DATABASE_AUTOCOMMIT_READS",
-        True,
+        "FLASKSTACK_DATABASE_AUTOCOMMIT",
+        False,
         p.parse_bool,
         type="bool",
         expected="true or false",
         doc=(
-            "On PostgreSQL, run plain reads outside a transaction (no ``BEGIN``/``ROLLBACK`` "
-            "round trips for a request that only reads); the first statement that writes or "
-            "locks opens one. Off: every statement runs in a transaction."
+            "On PostgreSQL with psycopg 3, every statement ``db.session`` sends before its first "
+            "flush commits as it runs, as in Django's autocommit mode (no ``BEGIN``/``ROLLBACK`` "
+            "round trips for a request that only reads); from the first flush until commit or "
+            "rollback, its statements are one transaction. Off: SQLAlchemy's usual transaction "
+            "from the first statement."
         ),
-        env=("FLASKSTACK_DATABASE_AUTOCOMMIT_READS",),
+        env=("FLASKSTACK_DATABASE_AUTOCOMMIT",),
         concern="db",
     ),
     Setting(

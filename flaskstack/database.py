@@ -9,6 +9,15 @@ Per app, this module fills in the database URL (SQLite in the instance
 folder by default; ``postgres://`` URLs go to psycopg 3) and engine options
 (a connect timeout) before Flask-SQLAlchemy reads them, and makes sure a
 pooled connection the server closed is never handed to a request.
+
+Transactions are SQLAlchemy's: ``db.session`` begins one with its first
+statement and ends it with ``commit()``, ``rollback()`` or the end of the
+request. :setting:`FLASKSTACK_DATABASE_AUTOCOMMIT` is the one opt-in
+exception, decided by session events, never by the SQL text: on PostgreSQL
+with psycopg 3, every statement ``db.session`` sends before its first flush
+commits as it runs, as in Django's autocommit mode; from the first flush (or
+``begin_nested()``) until commit or rollback, its statements are one
+transaction.
 """
 
 from __future__ import annotations
@@ -18,29 +27,28 @@ import functools
 import importlib.util
 import math
 import os
-import re
 import select
-import threading
 import typing as t
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_sqlalchemy import SQLAlchemy as _FlaskSQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from ._sqlalchemy_adapter import SQLAlchemy
 from .config import app_short_name
 from .errors import Problem
 from .problems import ServiceUnavailableProblem
 
 if t.TYPE_CHECKING:
     from flask import Flask
+    from sqlalchemy.orm import Session, SessionTransaction
     from werkzeug.wrappers import Response
 
     from .config import Resolution
 
-__all__ = ["NAMING_CONVENTION", "DatabaseUnavailable", "db", "normalise_database_url"]
+__all__ = ["NAMING_CONVENTION", "DatabaseUnavailable", "Model", "db", "normalise_database_url"]
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
@@ -52,130 +60,25 @@ NAMING_CONVENTION: dict[str, str] = {
 """Names given to constraints and indexes that the model does not name."""
 
 
-class _Pending:
-    """What an engine will be made of, until something asks for the engine."""
-
-    def __init__(self, options: dict[str, t.Any]) -> None:
-        self.options = options
-
-
-EngineHook = t.Callable[[sa.Engine], None]
-
-
-class _Engines(dict):  # type: ignore[type-arg]
-    """An app's bind key → engine mapping whose engines are created on first use.
-
-    Creating an engine imports the database driver and SQLAlchemy's dialect
-    (psycopg and SQLAlchemy's PostgreSQL package: about a quarter of an app's
-    start-up); a process that never touches the database (``flask --help``,
-    most CLI commands) never pays for it. Behaves as the plain dict
-    Flask-SQLAlchemy keeps: looking up a key creates its engine, anything
-    that walks the mapping creates them all.
-    """
-
-    def __init__(self, built: dict[str | None, t.Any], pending: dict[str | None, _Pending]):
-        super().__init__(built)
-        self._pending = pending
-        self._lock = threading.Lock()
-        self.configure: EngineHook | None = None
-
-    def _create(self, key: str | None) -> None:
-        with self._lock:
-            pending = self._pending.get(key)
-            if pending is None:
-                return  # another thread made it
-            engine = sa.engine_from_config(pending.options, prefix="")
-            if self.configure is not None:
-                self.configure(engine)
-            dict.__setitem__(self, key, engine)
-            del self._pending[key]
-
-    def create_all(self) -> None:
-        """Create every engine not created yet."""
-        for key in list(self._pending):
-            self._create(key)
-
-    def __missing__(self, key: str | None) -> t.Any:
-        if key not in self._pending:
-            raise KeyError(key)
-        self._create(key)
-        return dict.__getitem__(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._pending or dict.__contains__(self, key)
-
-    def get(self, key: str | None, default: t.Any = None) -> t.Any:
-        if key in self._pending:
-            self._create(key)
-        return dict.get(self, key, default)
-
-    def __iter__(self) -> t.Iterator[str | None]:
-        self.create_all()
-        return dict.__iter__(self)
-
-    def __len__(self) -> int:
-        return dict.__len__(self) + len(self._pending)
-
-    def keys(self) -> t.Any:
-        self.create_all()
-        return dict.keys(self)
-
-    def values(self) -> t.Any:
-        self.create_all()
-        return dict.values(self)
-
-    def items(self) -> t.Any:
-        self.create_all()
-        return dict.items(self)
-
-    def update(self, *args: t.Any, **kwargs: t.Any) -> None:
-        self.create_all()
-        dict.update(self, *args, **kwargs)
-
-    def __setitem__(self, key: str | None, value: t.Any) -> None:
-        self._pending.pop(key, None)
-        dict.__setitem__(self, key, value)
-
-    def copy(self) -> dict[str | None, t.Any]:
-        self.create_all()
-        return dict(dict.items(self))
-
-    def __repr__(self) -> str:
-        return (
-            f"<engines {sorted(map(str, dict.keys(self)))}, not created yet: {len(self._pending)}>"
-        )
-
-
-class SQLAlchemy(_FlaskSQLAlchemy):
-    """Flask-SQLAlchemy's extension, creating each app's engines on first use."""
-
-    def init_app(self, app: Flask) -> None:
-        super().init_app(app)
-        engines: dict[str | None, t.Any] = self._app_engines[app]
-        built = {k: e for k, e in engines.items() if not isinstance(e, _Pending)}
-        pending = {k: e for k, e in engines.items() if isinstance(e, _Pending)}
-        self._app_engines[app] = _Engines(built, pending)
-
-    def _make_engine(self, bind_key: str | None, options: dict[str, t.Any], app: Flask) -> t.Any:
-        if app.config.get("SQLALCHEMY_RECORD_QUERIES"):
-            return super()._make_engine(bind_key, options, app)  # recording needs the engine now
-        return _Pending(dict(options))
-
-    def on_engine(self, app: Flask, hook: EngineHook) -> None:
-        """Call ``hook(engine)`` for each engine of ``app`` as soon as it exists."""
-        engines = self._app_engines[app]
-        if isinstance(engines, _Engines):
-            engines.configure = hook
-            existing = list(dict.values(engines))
-        else:
-            existing = list(engines.values())
-        for engine in existing:
-            if isinstance(engine, sa.Engine):
-                hook(engine)
-
-
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 """The Flask-SQLAlchemy extension shared by every app: declare models on ``db.Model``."""
+
+if t.TYPE_CHECKING:
+    # Type checkers cannot follow ``db.Model``, a class made at run time
+    # (python/mypy#8603): they see a declarative base with the same metadata.
+    from sqlalchemy.orm import DeclarativeBase
+
+    class Model(DeclarativeBase):
+        """``db.Model`` as type checkers see it."""
+
+else:
+    Model = db.Model
+    """``db.Model`` under a name type checkers understand: ``class Article(Model): ...``.
+
+    The same class as ``db.Model`` (Flask-SQLAlchemy's declarative base, on
+    flaskstack's constraint naming convention); subclassing it through this
+    name lets a model type-check without ``# type: ignore``.
+    """
 
 
 # Drivers built on libpq, which take ``connect_timeout`` in seconds.
@@ -201,40 +104,6 @@ def default_database_url(app: Flask) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, f"{app_short_name(app)}.sqlite3")
 
 
-# SQLAlchemy's own dialects and their drivers: a URL naming one of these is
-# known to work without importing the dialect now (which imports the whole
-# dialect package), so engines can be created on first use.
-_BUILTIN_DRIVERS: dict[str, frozenset[str]] = {
-    "postgresql": frozenset(
-        {"psycopg", "psycopg_async", "psycopg2", "psycopg2cffi", "asyncpg", "pg8000"}
-    ),
-    "sqlite": frozenset({"pysqlite", "aiosqlite", "pysqlcipher"}),
-    "mysql": frozenset(
-        {
-            "mysqldb",
-            "pymysql",
-            "mariadbconnector",
-            "mysqlconnector",
-            "asyncmy",
-            "aiomysql",
-            "cymysql",
-            "pyodbc",
-        }
-    ),
-    "mssql": frozenset({"pyodbc", "pymssql", "aioodbc"}),
-    "oracle": frozenset({"cx_oracle", "oracledb", "oracledb_async"}),
-}
-_BUILTIN_DRIVERS["mariadb"] = _BUILTIN_DRIVERS["mysql"]
-
-
-def _check_dialect(url: sa.URL) -> None:
-    driver = url.drivername.partition("+")[2]
-    known = _BUILTIN_DRIVERS.get(url.get_backend_name())
-    if known is not None and (not driver or driver in known):
-        return
-    url.get_dialect()  # a third-party dialect or an unknown driver: raises if missing
-
-
 def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     """Settle the database URL and engine options; report what cannot work."""
     problems: list[Problem] = []
@@ -243,17 +112,25 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
         uri = default_database_url(app)
     else:
         uri = normalise_database_url(uri_entry.value)
+    reason: str | None = None
     try:
         url = make_url(uri)
-        _check_dialect(url)  # an unknown scheme fails here, not halfway through init_app
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        # SQLAlchemy says whether it has this dialect and driver (its own or
+        # an installed plugin's): an unknown scheme fails here, not halfway
+        # through init_app. This imports the dialect, not the driver.
+        url.get_dialect()
+    except NoSuchModuleError:
+        reason = f"SQLAlchemy has no database dialect or driver named {url.drivername!r}"
+    except (ArgumentError, ImportError, ValueError) as exc:
+        reason = str(exc)
+    if reason is not None:
         problems.append(
             Problem(
                 "config.E001",
                 "SQLALCHEMY_DATABASE_URI",
                 uri_entry.shown,
                 "a database URL such as 'postgresql://user:password@host/dbname' "
-                f"or 'sqlite:///path/to/file.db' ({exc})",
+                f"or 'sqlite:///path/to/file.db' ({reason})",
                 f"correct the URL in {uri_entry.origin}",
             )
         )
@@ -287,34 +164,52 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
 
 
 def init_app(app: Flask) -> None:
-    """Register :data:`db` on ``app`` and put it and every model in ``flask shell``."""
+    """Register :data:`db` on ``app``.
+
+    Flask-SQLAlchemy also puts ``db`` and every model in ``flask shell``.
+    """
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         # SQLite creates the file but not the folder it goes in.
         os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
-    db.init_app(app)
-    # _remove_session does what Flask-SQLAlchemy's teardown does (and
-    # survives a dead connection): one teardown function instead of two.
-    teardown = getattr(db, "_teardown_session", None)
-    if teardown is not None and teardown in app.teardown_appcontext_funcs:
-        app.teardown_appcontext_funcs.remove(teardown)
-    for error in (sa.exc.DBAPIError, sa.exc.TimeoutError, sa.exc.PendingRollbackError):
-        app.register_error_handler(error, _database_unavailable)
-    app.teardown_appcontext(_remove_session)
-    db.on_engine(
+    # The options each engine is made with, as Flask-SQLAlchemy documents
+    # them: SQLALCHEMY_ENGINE_OPTIONS for the default bind, the bind's own
+    # dict (if it is one) for the others.
+    options: dict[str | None, t.Mapping[str, t.Any]] = {
+        key: value
+        for key, value in app.config.get("SQLALCHEMY_BINDS", {}).items()
+        if isinstance(value, t.Mapping)
+    }
+    options[None] = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    db.init_app(
         app,
-        functools.partial(
-            _configure_engine, reads_outside=app.config["FLASKSTACK_DATABASE_AUTOCOMMIT_READS"]
+        on_engine=functools.partial(
+            _configure_engine, options, app.config["FLASKSTACK_DATABASE_AUTOCOMMIT"]
         ),
     )
-    app.shell_context_processor(_shell_context)
+    for error in (sa.exc.DBAPIError, sa.exc.TimeoutError, sa.exc.PendingRollbackError):
+        app.register_error_handler(error, _database_unavailable)
+    # Flask runs teardown functions in the reverse order of registration:
+    # this one ends the session before Flask-SQLAlchemy's own teardown,
+    # which then finds nothing left to do.
+    app.teardown_appcontext(_remove_session)
 
 
-def _configure_engine(engine: sa.Engine, reads_outside: bool) -> None:
+def _configure_engine(
+    options: t.Mapping[str | None, t.Mapping[str, t.Any]],
+    autocommit: bool,
+    bind_key: str | None,
+    engine: sa.Engine,
+) -> None:
+    engine_options = options.get(bind_key, {})
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _enforce_foreign_keys)
     elif engine.dialect.driver in _LIBPQ_DRIVERS:
-        _watch_libpq_engine(engine, reads_outside)
+        if not engine_options.get("pool_pre_ping"):
+            # pool_pre_ping set by the app replaces the socket check.
+            sa.event.listen(engine, "checkout", _check_pooled_connection)
+        if autocommit and engine.dialect.driver == "psycopg":
+            _allow_autocommit(engine)
 
 
 class DatabaseUnavailable(ServiceUnavailableProblem):
@@ -361,84 +256,98 @@ def _remove_session(error: BaseException | None) -> None:
         current_app.logger.warning("closing the database session failed: %s", exc)
 
 
-# -- PostgreSQL connections ---------------------------------------------------------
+# -- FLASKSTACK_DATABASE_AUTOCOMMIT (PostgreSQL, psycopg 3) ---------------------------
+#
+# Decided by session events alone: a connection db.session begins a
+# transaction on is switched to psycopg's autocommit mode, unless the session
+# has flushed since its last commit or rollback; the first flush (or
+# begin_nested()) switches the session's connections back, so psycopg opens
+# a real transaction before the flush's first statement. A connection goes
+# back to the pool out of autocommit, so code using the engine directly
+# (engine.connect(), engine.begin()) always gets ordinary transactions.
 
-_READS_OUTSIDE = "flaskstack.reads_outside_transaction"
+_AUTOCOMMIT_OPTION = "flaskstack_autocommit"
+"""Execution option set on the engines of an app with the setting on."""
 
-# In a SELECT, what makes it more than a read: row locks, SELECT INTO, and
-# functions whose effect lasts until the end of the transaction (advisory
-# xact locks, set_config(..., true), transaction ids, large objects,
-# notifications sent at commit).
-_NOT_ONLY_A_READ = re.compile(
-    r"\bFOR\s+(?:NO\s+KEY\s+|KEY\s+)?(?:UPDATE|SHARE)\b|\bINTO\b"
-    r"|xact|txid|set_config|\blo_\w+\s*\(|pg_notify",
-    re.IGNORECASE,
-)
+_AUTOCOMMITTED = "flaskstack.autocommitted"
+"""In a pool record's ``info``: flaskstack put this DBAPI connection in autocommit mode."""
 
-
-def _watch_libpq_engine(engine: sa.Engine, reads_outside: bool) -> None:
-    # pool_pre_ping set by the app replaces the socket check.
-    check_socket = not engine.pool._pre_ping
-    if not (check_socket or reads_outside):
-        return
-
-    def checkout(dbapi_connection: t.Any, record: t.Any, proxy: object) -> None:
-        if check_socket:
-            _refuse_closed_connection(dbapi_connection)
-        if reads_outside and not record.info.get(_READS_OUTSIDE):
-            # Not while the connection is in a mode the app chose: an
-            # isolation level (REPEATABLE READ, SERIALIZABLE) means it wants
-            # its reads where that level puts them, AUTOCOMMIT that it wants
-            # no transactions at all.
-            if dbapi_connection.autocommit or dbapi_connection.isolation_level is not None:
-                return
-            dbapi_connection.autocommit = True
-            record.info[_READS_OUTSIDE] = True
-
-    sa.event.listen(engine, "checkout", checkout)
-    if reads_outside:
-        sa.event.listen(engine, "before_cursor_execute", _begin_before_anything_but_a_read)
+_SESSION_IN_TRANSACTION = "flaskstack.in_transaction"
+_SESSION_AUTOCOMMITTED = "flaskstack.autocommitted_connections"
 
 
-def _begin_before_anything_but_a_read(
-    connection: sa.Connection,
-    cursor: object,
-    statement: str,
-    parameters: object,
-    context: sa.engine.ExecutionContext | None,
-    executemany: bool,
+def _allow_autocommit(engine: sa.Engine) -> None:
+    engine.update_execution_options(**{_AUTOCOMMIT_OPTION: True})
+    sa.event.listen(engine, "checkin", _leave_autocommit)
+
+
+def _autocommit_until_flush(
+    session: Session, transaction: SessionTransaction, connection: sa.Connection
 ) -> None:
-    # A connection leaves the pool in autocommit mode: PostgreSQL runs each
-    # plain SELECT on its own, as it would inside a READ COMMITTED
-    # transaction (where every statement takes a fresh snapshot anyway),
-    # without the BEGIN and ROLLBACK round trips around a read-only request.
-    # Anything else turns autocommit off before it runs, so psycopg opens a
-    # transaction for it and everything after it, until commit or rollback.
-    info = connection.info
-    if not info.get(_READS_OUTSIDE):
+    if session.info.get(_SESSION_IN_TRANSACTION):
         return
-    if context is not None and context.execution_options.get("isolation_level"):
-        info[_READS_OUTSIDE] = False  # the app chose a level: the dialect has applied it
+    if not connection.get_execution_options().get(_AUTOCOMMIT_OPTION):
         return
-    if context is not None and _is_plain_read(context, statement):
+    dbapi_connection: t.Any = connection.connection.dbapi_connection
+    if (
+        dbapi_connection is None
+        or dbapi_connection.autocommit
+        # An isolation level (engine-wide or for this transaction) means the
+        # app wants its statements in a transaction at that level.
+        or dbapi_connection.isolation_level is not None
+        # Already inside a transaction begun outside the session (a test's).
+        or dbapi_connection.info.transaction_status.name != "IDLE"
+    ):
         return
-    info[_READS_OUTSIDE] = False
-    dbapi_connection = connection.connection.dbapi_connection
-    if dbapi_connection is not None and dbapi_connection.autocommit:
+    dbapi_connection.autocommit = True
+    connection.info[_AUTOCOMMITTED] = True
+    session.info.setdefault(_SESSION_AUTOCOMMITTED, []).append(connection)
+
+
+def _end_autocommit(session: Session) -> None:
+    # Before the first flush writes anything: psycopg begins a transaction
+    # before the next statement on each connection taken out of autocommit.
+    session.info[_SESSION_IN_TRANSACTION] = True
+    for connection in session.info.pop(_SESSION_AUTOCOMMITTED, ()):
+        if connection.closed or connection.invalidated:
+            continue
+        if connection.info.pop(_AUTOCOMMITTED, False):
+            dbapi_connection: t.Any = connection.connection.dbapi_connection
+            if dbapi_connection is not None:
+                dbapi_connection.autocommit = False
+
+
+def _before_flush(session: Session, flush_context: object, instances: object) -> None:
+    if not session.info.get(_SESSION_IN_TRANSACTION):
+        _end_autocommit(session)
+
+
+def _after_transaction_create(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested and not session.info.get(_SESSION_IN_TRANSACTION):
+        _end_autocommit(session)  # a SAVEPOINT needs a transaction to live in
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # commit, rollback or close: back to autocommit
+        session.info.pop(_SESSION_IN_TRANSACTION, None)
+        session.info.pop(_SESSION_AUTOCOMMITTED, None)
+
+
+def _leave_autocommit(dbapi_connection: t.Any, record: t.Any) -> None:
+    if record.info.pop(_AUTOCOMMITTED, False) and not dbapi_connection.closed:
         dbapi_connection.autocommit = False
 
 
-def _is_plain_read(context: sa.engine.ExecutionContext, statement: str) -> bool:
-    compiled = getattr(context, "compiled", None)
-    element = getattr(compiled, "statement", None)
-    # Only SELECTs built with select() or a union of them: a text() statement
-    # may do anything.
-    if not isinstance(element, (sa.Select, sa.CompoundSelect)):
-        return False
-    return _NOT_ONLY_A_READ.search(statement) is None
+sa.event.listen(db.session, "after_begin", _autocommit_until_flush)
+sa.event.listen(db.session, "before_flush", _before_flush)
+sa.event.listen(db.session, "after_transaction_create", _after_transaction_create)
+sa.event.listen(db.session, "after_transaction_end", _after_transaction_end)
 
 
-def _refuse_closed_connection(dbapi_connection: t.Any) -> None:
+# -- pooled connections -------------------------------------------------------------
+
+
+def _check_pooled_connection(dbapi_connection: t.Any, record: object, proxy: object) -> None:
     # A pooled connection sits idle between requests: the server has nothing
     # to say on it. If its socket is readable, the server wrote something
     # anyway, which is a goodbye (a restart or pg_terminate_backend sends
@@ -472,10 +381,3 @@ def _enforce_foreign_keys(dbapi_connection: t.Any, record: object) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
-
-
-def _shell_context() -> dict[str, object]:
-    context: dict[str, object] = {"db": db}
-    for mapper in t.cast("t.Any", db.Model).registry.mappers:
-        context.setdefault(mapper.class_.__name__, mapper.class_)
-    return context

@@ -17,6 +17,8 @@ import typing as t
 
 from flask import Flask, current_app, jsonify
 
+from .database import db
+
 if t.TYPE_CHECKING:
     from flask import Response
 
@@ -46,8 +48,6 @@ def is_public(view: t.Callable[..., t.Any] | None) -> bool:
 
 def probe_database(app: Flask, timeout: float) -> None:
     """Run ``SELECT 1`` on the app's engine; on PostgreSQL with a statement timeout."""
-    from .database import db
-
     with app.app_context():
         engine = db.engine
     with engine.connect() as connection:

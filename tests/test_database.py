@@ -163,14 +163,23 @@ def test_postgres_scheme_from_the_environment_runs_on_psycopg(
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "reason"),
     [
-        pytest.param("postgres+psycopg2://u@db.example/app", id="unknown-dialect"),
-        pytest.param("postgres://u@db.example:54x2/app", id="port-not-a-number"),
+        pytest.param(
+            "postgres+psycopg2://u@db.example/app",
+            "SQLAlchemy has no database dialect or driver named 'postgres+psycopg2'",
+            id="unknown-dialect",
+        ),
+        pytest.param(
+            "postgresql+nosuchdriver://u@db.example/app",
+            "SQLAlchemy has no database dialect or driver named 'postgresql+nosuchdriver'",
+            id="unknown-driver",
+        ),
+        pytest.param("postgres://u@db.example:54x2/app", "54x2", id="port-not-a-number"),
     ],
 )
 def test_an_unusable_database_url_is_a_config_error(
-    tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch, url: str
+    tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch, url: str, reason: str
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", url)
     app = Flask("badurl", instance_path=str(tmp_path / "instance"))
@@ -180,9 +189,26 @@ def test_an_unusable_database_url_is_a_config_error(
 
     [problem] = caught.value.problems
     assert (problem.id, problem.key) == ("config.E001", "SQLALCHEMY_DATABASE_URI")
+    assert reason in problem.expected
     assert "environment variable DATABASE_URL" in problem.fix
     assert "sqlalchemy" not in app.extensions
     assert "flaskstack" not in app.extensions
+
+
+def test_a_dialect_registered_with_sqlalchemy_is_accepted(
+    make_app: AppFactory, tmp_path: t.Any
+) -> None:
+    """Whether a dialect exists is SQLAlchemy's call: a plugin's dialect works as a built-in."""
+    sa.dialects.registry.register(
+        "dbtestplugin.lite", "sqlalchemy.dialects.sqlite.pysqlite", "SQLiteDialect_pysqlite"
+    )
+    url = f"dbtestplugin+lite:///{tmp_path / 'plugin.sqlite3'}"
+
+    app = make_app({"SQLALCHEMY_DATABASE_URI": url})
+
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT 41 + 1")).scalar_one() == 42
+    assert (tmp_path / "plugin.sqlite3").is_file()
 
 
 # -- several apps -------------------------------------------------------------
@@ -383,6 +409,25 @@ def test_a_healthy_pooled_connection_is_reused_without_a_round_trip(
         assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) == pid
 
 
+def test_a_connection_lost_after_the_views_last_statement_still_answers(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    """Ending the session fails on a dead connection; the finished response still goes out."""
+    app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url})
+
+    @app.get("/lost")
+    def lost() -> str:
+        pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))  # a transaction is open
+        terminate_backend(postgres_url, pid)
+        return "answered"
+
+    client = app.test_client()
+    response = client.get("/lost")
+
+    assert (response.status_code, response.text) == (200, "answered")
+    assert client.get("/readyz").status_code == 200
+
+
 def test_pool_pre_ping_set_by_the_user_pings_on_checkout(
     make_app: AppFactory, postgres_url: str
 ) -> None:
@@ -417,103 +462,6 @@ def test_with_pool_pre_ping_off_a_killed_connection_is_still_replaced(
 
     with app.app_context():
         assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) != first_pid
-
-
-# -- reads outside transactions (PostgreSQL) -----------------------------------------
-
-
-def backend_state(url: str, pid: int) -> str:
-    """``idle`` or ``idle in transaction``: what the server says of one connection."""
-    with psycopg.connect(url, autocommit=True) as admin:
-        row = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
-    assert row is not None, f"no backend {pid}"
-    return str(row[0])
-
-
-def current_pid() -> int:
-    return int(db.session.connection().connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def pg_items(make_app: AppFactory, postgres_url: str) -> t.Callable[..., Flask]:
-    """An app on a fresh PostgreSQL database with ``dbtest_item`` holding ``a`` and ``b``."""
-
-    def make(**settings: t.Any) -> Flask:
-        app = make_app({"SQLALCHEMY_DATABASE_URI": postgres_url, **settings})
-        create_tables(app, DbtestItem)
-        add_items(app, "a", "b")
-        return app
-
-    return make
-
-
-def test_plain_reads_leave_no_transaction_open(
-    pg_items: t.Callable[..., Flask], postgres_url: str
-) -> None:
-    app = pg_items()
-    with app.app_context():
-        assert item_names() == ["a", "b"]
-        pid = current_pid()
-        assert backend_state(postgres_url, pid) == "idle"
-        assert last_statement(postgres_url, pid).startswith("SELECT dbtest_item.name")
-
-
-def test_a_write_opens_a_transaction_that_rollback_undoes(
-    pg_items: t.Callable[..., Flask], postgres_url: str
-) -> None:
-    app = pg_items()
-    with app.app_context():
-        assert item_names() == ["a", "b"]  # a read first, outside any transaction
-        db.session.add(DbtestItem(name="c"))
-        db.session.flush()
-        db.session.execute(sa.update(DbtestItem).where(DbtestItem.name == "a").values(name="z"))
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
-        assert item_names() == ["z", "b", "c"]  # reads after the write see it
-        db.session.rollback()
-        assert item_names() == ["a", "b"]  # both writes undone together
-
-
-def test_locking_and_textual_statements_run_in_a_transaction(
-    pg_items: t.Callable[..., Flask], postgres_url: str
-) -> None:
-    app = pg_items()
-    with app.app_context():
-        db.session.scalars(sa.select(DbtestItem).with_for_update()).all()
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
-    with app.app_context():
-        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(424242)))
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
-    with app.app_context():
-        db.session.execute(sa.text("SELECT name FROM dbtest_item"))  # text() may do anything
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
-
-
-def test_an_isolation_level_keeps_reads_in_the_transaction(
-    pg_items: t.Callable[..., Flask], postgres_url: str
-) -> None:
-    app = pg_items()
-    with app.app_context():
-        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        assert item_names() == ["a", "b"]
-        with db.engine.connect() as other:
-            other.execute(sa.insert(DbtestItem).values(name="c"))
-            other.commit()
-        assert item_names() == ["a", "b"]  # one snapshot for the whole transaction
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
-
-    app = pg_items(SQLALCHEMY_ENGINE_OPTIONS={"isolation_level": "SERIALIZABLE"})
-    with app.app_context():
-        assert "c" in item_names()
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
-
-
-def test_reads_in_transactions_when_the_setting_is_off(
-    pg_items: t.Callable[..., Flask], postgres_url: str
-) -> None:
-    app = pg_items(FLASKSTACK_DATABASE_AUTOCOMMIT_READS=False)
-    with app.app_context():
-        assert item_names() == ["a", "b"]
-        assert backend_state(postgres_url, current_pid()) == "idle in transaction"
 
 
 # -- flask shell, /readyz, registration -------------------------------------------

@@ -91,12 +91,13 @@ def test_a_worker_imports_the_driver_and_the_commands_only_when_used(
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout.splitlines()[-1])
     assert seen["after_import"] == []
-    # redis-py parses the Redis URL when the settings are validated.
-    assert seen["after_init_app"] == ["redis"]
+    # redis-py parses the Redis URL, and SQLAlchemy finds the dialect (not yet
+    # the driver), when the settings are validated.
+    assert seen["after_init_app"] == ["redis", "sqlalchemy.dialects.postgresql"]
     assert seen["healthz"] == 200
-    assert seen["after_healthz"] == ["redis"]
+    assert seen["after_healthz"] == ["redis", "sqlalchemy.dialects.postgresql"]
     assert seen["cached"] == 42
-    assert seen["after_cache"] == ["redis"]
+    assert seen["after_cache"] == ["redis", "sqlalchemy.dialects.postgresql"]
     assert seen["selected"] == 7
     assert seen["after_select"] == ["psycopg", "redis", "sqlalchemy.dialects.postgresql"]
     assert seen["config_exit"] == 0

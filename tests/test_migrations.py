@@ -21,12 +21,13 @@ import textwrap
 import typing as t
 from pathlib import Path
 
+import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from flaskstack import db
+from flaskstack import db, migrate
 from flaskstack.database import normalise_database_url
-from flaskstack.migrations import TEMPLATE_DIRECTORY
+from flaskstack.migrations import TEMPLATE_DIRECTORY, load_flask_migrate, repository_config
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory, PostgresDatabases
@@ -484,3 +485,84 @@ def test_db_commands_through_the_app_cli_runner(
     assert downgrade.exit_code == 0, downgrade.output
     with app.app_context():
         assert not sa.inspect(db.engine).has_table("migtest_widget")
+
+
+@pytest.fixture
+def configure_callbacks() -> t.Iterator[list[t.Any]]:
+    """Callbacks registered on the shared ``flaskstack.migrate`` in the test, removed after it."""
+    registered: list[t.Any] = []
+    yield registered
+    for callback in registered:
+        migrate._callbacks.remove(callback)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configure_callbacks_adjust_every_db_command(
+    make_app: AppFactory, tmp_path: Path, configure_callbacks: list[t.Any]
+) -> None:
+    seen: list[str] = []
+
+    @migrate.configure
+    def remember(config: t.Any) -> t.Any:
+        seen.append(config.get_main_option("script_location"))
+        return config
+
+    configure_callbacks.append(remember)
+    directory = str(tmp_path / "migrations")
+    app = make_app({"FLASKSTACK_MIGRATIONS_DIR": directory})
+    runner = app.test_cli_runner()
+
+    assert runner.invoke(args=["db", "init"]).exit_code == 0
+    heads = runner.invoke(args=["db", "heads"])
+
+    assert heads.exit_code == 0, heads.output
+    assert seen == [directory, directory]  # `db init`, then `db heads`
+    # flaskstack's own template came first, whatever the callbacks do.
+    assert "get_engine" not in (tmp_path / "migrations" / "env.py").read_text()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_each_app_migrates_its_own_repository(make_app: AppFactory, tmp_path: Path) -> None:
+    """Two apps in one process, two repositories: each ``flask db`` uses its app's."""
+    apps = {
+        name: make_app({"FLASKSTACK_MIGRATIONS_DIR": str(tmp_path / name)}, name=name)
+        for name in ("first", "second")
+    }
+    for app in apps.values():
+        assert app.test_cli_runner().invoke(args=["db", "init"]).exit_code == 0
+    (tmp_path / "first" / "versions" / "5eed0f1a2b3c_create_migtest_widget.py").write_text(
+        HAND_WRITTEN_REVISION
+    )
+
+    # The second app's Flask-Migrate was set up last; the first still has its own.
+    upgrade = apps["first"].test_cli_runner().invoke(args=["db", "upgrade"])
+
+    assert upgrade.exit_code == 0, upgrade.output
+    with apps["first"].app_context():
+        assert sa.inspect(db.engine).has_table("migtest_widget")
+    with apps["second"].app_context():
+        assert not sa.inspect(db.engine).has_table("migtest_widget")
+    for name, app in apps.items():
+        assert repository_config(app).get_main_option("script_location") == str(tmp_path / name)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_flask_migrates_python_api_after_load_flask_migrate(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    app = make_app({"FLASKSTACK_MIGRATIONS_DIR": str(directory)})
+
+    with app.app_context(), pytest.raises(AttributeError, match=r"load_flask_migrate\(app\)"):
+        flask_migrate.upgrade()
+
+    load_flask_migrate(app)
+    with app.app_context():
+        flask_migrate.init()
+        (directory / "versions" / "5eed0f1a2b3c_create_migtest_widget.py").write_text(
+            HAND_WRITTEN_REVISION
+        )
+        flask_migrate.upgrade()
+        assert sa.inspect(db.engine).has_table("migtest_widget")
+    assert "get_engine" not in (directory / "env.py").read_text()
+    assert load_flask_migrate(app) is load_flask_migrate(app)  # set up once per app

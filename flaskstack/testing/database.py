@@ -13,12 +13,13 @@ How a test is isolated (:func:`isolate`):
    committed.
 2. For the test, one connection is taken from that engine and a transaction
    is begun on it, plus a base SAVEPOINT. That connection (a
-   :class:`TestConnection`) is put where Flask-SQLAlchemy keeps the app's
-   engines, so ``db.session``, ``db.engine`` and ``db.engines`` all hand it
-   out for the rest of the test. Flask-SQLAlchemy 3.1's session ignores a
-   session-level ``bind``, which is why the usual "bind the session to the
-   connection" recipe silently leaks rows; swapping the engines is the only
-   place it looks.
+   :class:`TestConnection`) is put in the app's engine mapping (flaskstack's
+   own :class:`~flaskstack._sqlalchemy_adapter.LazyEngines`, which
+   ``db.engines`` returns), so ``db.session``, ``db.engine`` and
+   ``db.engines`` all hand it out for the rest of the test.
+   Flask-SQLAlchemy 3.1's session ignores a session-level ``bind``, which is
+   why the usual "bind the session to the connection" recipe silently leaks
+   rows; the engine mapping is the only place it looks.
 3. A session given a connection that is inside a SAVEPOINT joins it with a
    SAVEPOINT of its own (SQLAlchemy's ``conditional_savepoint`` mode), so the
    code under test may commit (the SAVEPOINT is released into the test's
@@ -46,6 +47,10 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
+
+from flaskstack._sqlalchemy_adapter import LazyEngines
+from flaskstack.database import db
+from flaskstack.migrations import repository_config
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -324,8 +329,6 @@ class TestDatabases:
         return entry.engine
 
     def _create_tables(self, entry: _Database, bind_key: BindKey) -> None:
-        from flaskstack.database import db
-
         metadata = db.metadatas.get(bind_key)
         if metadata is None:
             return
@@ -338,9 +341,7 @@ class TestDatabases:
 
     @staticmethod
     def _migrate(app: Flask) -> None:
-        from alembic import command
-
-        from flaskstack.migrations import repository_config
+        from alembic import command  # heavy: imported only for a schema built by migrations
 
         try:
             config = repository_config(app)
@@ -381,8 +382,6 @@ class Isolation:
         Its commits are SAVEPOINT releases inside the test's transaction: visible
         to the app's requests, gone after the test. Close it before the test ends.
         """
-        from flaskstack.database import db
-
         binds: dict[t.Any, Engine | Connection] = {}
         for key, connection in self.connections.items():
             metadata = db.metadatas.get(key)
@@ -411,16 +410,14 @@ def isolate(app: Flask, databases: TestDatabases) -> Iterator[Isolation]:
 
     :raises RuntimeError: if ``app`` is already isolated.
     """
-    from flaskstack.database import db
-
     if get_isolation(app) is not None:
         raise RuntimeError(f"app {app.name!r} is already isolated for this test")
     with app.app_context():
         engines = db.engines
-        if not isinstance(engines, dict):  # the live mapping in Flask-SQLAlchemy 3.1
+        if not isinstance(engines, LazyEngines):
             raise RuntimeError(
-                "flaskstack.testing needs Flask-SQLAlchemy 3.1's engine mapping "
-                f"(got {type(engines).__name__})"
+                f"app {app.name!r} was not set up by flaskstack.init_app (its db.engines is a "
+                f"{type(engines).__name__}): flaskstack.testing can only isolate such apps"
             )
         originals: dict[BindKey, Engine] = dict(engines)
         test_engines = {
