@@ -21,7 +21,8 @@ from flask.cli import ScriptInfo
 
 from . import checks
 from ._commands import STACK_COMMANDS_HELP
-from ._state import EXTENSION_KEY, current_state, get_state
+from ._state import EXTENSION_KEY, get_state
+from .auth.models import user_model
 from .errors import ConfigError
 
 if t.TYPE_CHECKING:
@@ -174,7 +175,7 @@ def _user_by_email(email: str) -> t.Any:
     from .auth import normalise_email
     from .database import db
 
-    model = current_state().auth.user_model
+    model = user_model()
     user = db.session.execute(
         sa.select(model).where(model.email == normalise_email(email))
     ).scalar_one_or_none()
@@ -204,7 +205,7 @@ def create_user_command(email: str, password_stdin: bool, inactive: bool) -> Non
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with app.app_context():
-        model = get_state(app).auth.user_model
+        model = user_model()
         address = normalise_email(email)
         exists = db.session.execute(sa.select(model).where(model.email == address)).first()
         if exists is not None:

@@ -7,10 +7,12 @@ authenticates, not on where it goes: exempting a whole API blueprint opens a
 hole as soon as that API also accepts the session cookie. So:
 
 - a request whose ``Authorization`` header uses one of
-  ``FLASKSTACK_API_TOKEN_SCHEMES`` (``Bearer`` by default) is exempt: a
-  browser never attaches such a header to a cross-site request, and the auth
-  layer answers 401 to a bad token. ``Basic`` and ``Digest`` are *not*
-  exempt: browsers do resend cached HTTP credentials cross-site;
+  ``FLASKSTACK_API_TOKEN_SCHEMES`` (``Bearer`` by default) with a credential
+  is exempt: a browser never attaches such a header to a cross-site request,
+  and the auth layer authenticates it by that token alone, never by the
+  session cookie (a bad token is nobody). One rule decides both,
+  :func:`flaskstack._credentials.has_api_token`. ``Basic`` and ``Digest``
+  are *not* exempt: browsers do resend cached HTTP credentials cross-site;
 - views marked with :func:`flaskstack.health.public` are exempt;
 - whatever the app exempts with ``csrf.exempt(view_or_blueprint)`` is exempt;
 - nothing else. A JavaScript client that authenticates with the session
@@ -73,7 +75,9 @@ from flask_wtf.csrf import (
 from markupsafe import escape
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
+from wtforms import StringField
 
+from ._credentials import has_api_token
 from .health import is_public
 from .problems import prefers_json, problem
 
@@ -88,15 +92,6 @@ TOKEN_ENDPOINT = "flaskstack.csrf_token"
 """Endpoint name of the view at ``FLASKSTACK_CSRF_TOKEN_PATH``."""
 
 
-def _uses_api_token() -> bool:
-    # The auth layer's own rule, so that what is exempt here is exactly what
-    # it authenticates by token. Imported late: auth builds its forms on this
-    # module.
-    from .auth.tokens import request_token
-
-    return request_token() is not None
-
-
 class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
     """Flask-WTF's :class:`~flask_wtf.csrf.CSRFProtect` with flaskstack's exemptions.
 
@@ -104,7 +99,7 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
     ``protect()``, the ``csrf_token()`` template function), and also
     exempts, where Flask-WTF applies exemptions, requests that authenticate
     with an API token (an ``Authorization`` header with a scheme from
-    ``FLASKSTACK_API_TOKEN_SCHEMES`` and a credential) and views marked
+    ``FLASKSTACK_API_TOKEN_SCHEMES``) and views marked
     :func:`~flaskstack.health.public`. Use the module-level :data:`csrf`;
     :func:`flaskstack.init_app` registers it.
     """
@@ -149,7 +144,9 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
         view_class = getattr(view, "view_class", None)
         if view_class is not None and any(issubclass(view_class, c) for c in self._exempt_classes):
             return True
-        if _uses_api_token():
+        # The auth layer's own rule (one function for both), so what is exempt
+        # here is exactly what it authenticates by token alone.
+        if has_api_token():
             # CSRF does not apply to this request at all, so a Form in
             # the view must not ask for a token either.
             g.csrf_valid = True
@@ -197,6 +194,7 @@ def _printable(text: str) -> str:
 
 
 UNSTORABLE_MESSAGE = "Contains characters that are not allowed (NUL or invalid Unicode)."
+NOT_TEXT_MESSAGE = "Must be a string."
 
 
 class Form(FlaskForm):  # type: ignore[misc]
@@ -210,9 +208,10 @@ class Form(FlaskForm):  # type: ignore[misc]
     validates your fields. Forms of requests made with an API token need no
     CSRF token.
 
-    A JSON body must be an object (anything else is a 400), and a text value
-    holding NUL or invalid Unicode fails validation instead of reaching the
-    database.
+    A JSON body must be an object (anything else is a 400); a text field
+    given a JSON value that is not a string (``true``, ``3``, a list) fails
+    validation with "Must be a string."; and a text value holding NUL or
+    invalid Unicode fails validation instead of reaching the database.
     """
 
     class Meta(FlaskForm.Meta):  # type: ignore[misc]
@@ -229,7 +228,21 @@ class Form(FlaskForm):  # type: ignore[misc]
 
     def validate(self, extra_validators: t.Mapping[str, t.Any] | None = None) -> bool:
         """Validate every field; text with NUL or invalid Unicode is an error too."""
-        valid = bool(super().validate(extra_validators))
+        # A JSON body hands a text field whatever JSON value it holds; WTForms'
+        # validators expect a string (Length calls len() on it).
+        not_text = [
+            field
+            for field in self
+            if isinstance(field, StringField)
+            and field.data is not None
+            and not isinstance(field.data, str)
+        ]
+        for field in not_text:
+            field.data = ""
+            field.raw_data = []
+        valid = bool(super().validate(extra_validators)) and not not_text
+        for field in not_text:
+            field.errors = [NOT_TEXT_MESSAGE]
         for field in self:
             if isinstance(field.data, str) and unstorable(field.data):
                 field.errors = [*field.errors, UNSTORABLE_MESSAGE]

@@ -18,6 +18,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
+from ._credentials import has_api_token
 from ._state import EXTENSION_KEY
 from .logs import request_id
 
@@ -47,7 +48,7 @@ def prefers_json() -> bool:
     """
     if not has_request_context():
         return False
-    if request.is_json or _has_api_token_header() or is_api_request():
+    if request.is_json or has_api_token() or is_api_request():
         return True
     accept = request.accept_mimetypes
     best = accept.best_match(["text/html", "application/json", PROBLEM_MIMETYPE])
@@ -67,12 +68,6 @@ def is_api_request() -> bool:
         return False
     path = request.path
     return any(path == prefix or path.startswith(prefix + "/") for prefix in state.api_prefixes)
-
-
-def _has_api_token_header() -> bool:
-    scheme = request.headers.get("Authorization", "").strip().partition(" ")[0].lower()
-    schemes = current_app.config.get("FLASKSTACK_API_TOKEN_SCHEMES", ())
-    return bool(scheme) and scheme in {s.lower() for s in schemes}
 
 
 def problem_body(status: int, detail: str, title: str | None = None, **extra: t.Any) -> str:

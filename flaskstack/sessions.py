@@ -21,6 +21,11 @@ When Redis cannot be reached, reading or saving the session answers 503
 unaffected. Without a Redis URL (development and testing only) Flask's
 signed-cookie sessions are used, and :func:`rotate` and :func:`destroy` keep
 working on them.
+
+Both session interfaces leave the session object they open in the request's
+WSGI environment, so :func:`request_session` can hand it to code that must
+not mark it accessed (the cache, the remember-me cookie) through Flask's
+public API only.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ import logging
 import secrets
 import typing as t
 
-from flask import has_request_context
+from flask import current_app, has_request_context, request
 from flask import session as current_session
-from flask.globals import request_ctx
 from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SessionInterface, SessionMixin
+from flask.sessions import (
+    SecureCookieSession,
+    SecureCookieSessionInterface,
+    SessionInterface,
+    SessionMixin,
+)
 from itsdangerous import BadSignature, Signer
 
 from .problems import ServiceUnavailableProblem
@@ -44,7 +53,14 @@ if t.TYPE_CHECKING:
 
     from .redis import RedisConnection
 
-__all__ = ["RedisSession", "RedisSessionInterface", "SessionUnavailable", "destroy", "rotate"]
+__all__ = [
+    "CookieSessionInterface",
+    "RedisSession",
+    "RedisSessionInterface",
+    "SessionUnavailable",
+    "destroy",
+    "rotate",
+]
 
 logger = logging.getLogger("flaskstack.sessions")
 
@@ -61,18 +77,39 @@ class SessionUnavailable(ServiceUnavailableProblem):
     )
 
 
+SESSION_ENVIRON_KEY = "flaskstack.session"
+"""Where flaskstack's session interfaces leave the session they open (``request.environ``).
+
+The environment rather than :data:`flask.g`: ``g`` belongs to the app
+context, which requests made inside an outer one (tests, CLI scripts) share.
+"""
+
+
+def _record(request: Request, session: SessionMixin) -> None:
+    request.environ[SESSION_ENVIRON_KEY] = session
+
+
 def request_session() -> SessionMixin | None:
     """The current request's session object, without marking it accessed.
 
     Flask marks the session accessed whenever the ``session`` proxy is
     touched, even to ask whether it was loaded; code that only wants to know
-    (the cache, the remember-me cookie) looks here instead.
+    (the cache, the remember-me cookie) looks here instead. ``None`` outside
+    a request, and when no session was opened (Flask's null session, for an
+    app without a secret key).
+
+    flaskstack's session interfaces record the session they open for this.
+    With a session interface of the app's own it cannot know without asking
+    Flask, so it goes through the ``session`` proxy, which marks the session
+    accessed: the cache then treats the session as used, which is the safe
+    answer.
     """
     if not has_request_context():
         return None
-    state = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
-    session = state.get("_session", state.get("session"))  # Flask >= 3.1.3, older
-    return t.cast("SessionMixin | None", session)
+    session: SessionMixin | None = request.environ.get(SESSION_ENVIRON_KEY)
+    if session is not None or isinstance(current_app.session_interface, _RECORDING):
+        return session
+    return current_session
 
 
 def is_untouched(session: SessionMixin | None) -> bool:
@@ -209,7 +246,9 @@ class RedisSessionInterface(SessionInterface):
                 sid = self._signer(app).unsign(cookie).decode("ascii")
             except (BadSignature, UnicodeDecodeError):
                 sid = None
-        return RedisSession(self, app, sid, had_cookie=bool(cookie))
+        session = RedisSession(self, app, sid, had_cookie=bool(cookie))
+        _record(request, session)
+        return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         """Write what changed; a session nobody read costs nothing."""
@@ -324,7 +363,30 @@ def destroy() -> None:
     session.modified = True
 
 
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, used without Redis (development and testing).
+
+    Exactly :class:`~flask.sessions.SecureCookieSessionInterface`, except
+    that the session it opens is left for :func:`request_session`.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """Flask's signed-cookie session, recorded in the request's environment."""
+        session = super().open_session(app, request)
+        if session is not None:
+            _record(request, session)
+        return session
+
+
+_RECORDING = (RedisSessionInterface, CookieSessionInterface)
+
+
 def init_app(app: Flask, connection: RedisConnection | None) -> None:
-    """Keep sessions in Redis when the app has it; otherwise in Flask's signed cookie."""
+    """Keep sessions in Redis when the app has it; otherwise in Flask's signed cookie.
+
+    Without Redis, a session interface the app installed itself stays.
+    """
     if connection is not None:
         app.session_interface = RedisSessionInterface(connection)
+    elif type(app.session_interface) is SecureCookieSessionInterface:
+        app.session_interface = CookieSessionInterface()

@@ -35,6 +35,7 @@ import typing as t
 
 from werkzeug.exceptions import TooManyRequests
 
+from ._credentials import normalise_email
 from ._state import get_state
 from .redis import RedisUnavailable
 
@@ -58,7 +59,6 @@ __all__ = [
     "login_throttles",
     "make_store",
     "normalize_address",
-    "normalize_email",
     "store_for",
 ]
 
@@ -396,7 +396,8 @@ class Throttle:
         reversed by hashing guesses (every IPv4 address is a small space).
         Changing it (a new ``SECRET_KEY``) starts every count afresh.
     :param normalize: Applied to identities before hashing, so spellings of
-        the same identity share a counter (see :func:`normalize_email`).
+        the same identity share a counter (see
+        :func:`flaskstack.auth.normalise_email`).
     :raises ValueError: for an invalid scope, limit or window.
     """
 
@@ -482,11 +483,6 @@ class Throttle:
 # -- the login throttles -------------------------------------------------------------
 
 
-def normalize_email(email: str) -> str:
-    """Strip and case-fold ``email``, so ``"Alice@x"`` and ``"alice@X "`` share a counter."""
-    return email.strip().casefold()
-
-
 def normalize_address(address: str) -> str:
     """The client address as throttled: an IPv6 address stands for its ``/64``.
 
@@ -543,7 +539,7 @@ def login_throttles(app: Flask) -> LoginThrottles:
     """The login throttles of ``app``, configured from its settings.
 
     ``FLASKSTACK_LOGIN_ACCOUNT_LIMIT`` failures per account (email, stripped
-    and case-folded) and ``FLASKSTACK_LOGIN_ADDRESS_LIMIT`` per client
+    and lower-cased) and ``FLASKSTACK_LOGIN_ADDRESS_LIMIT`` per client
     address (IPv6 by ``/64``) in each ``FLASKSTACK_LOGIN_WINDOW``. Cheap to
     call on every request: the counters live in the app's store.
     """
@@ -555,7 +551,7 @@ def login_throttles(app: Flask) -> LoginThrottles:
             ACCOUNT_SCOPE,
             config["FLASKSTACK_LOGIN_ACCOUNT_LIMIT"],
             window,
-            normalize=normalize_email,
+            normalize=normalise_email,
         ),
         Throttle.for_app(
             app,

@@ -1108,3 +1108,190 @@ def test_an_app_with_its_own_user_model_gets_no_default_users_table(tmp_path: t.
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['people', 'people_api_tokens']"
+
+
+# -- 13. the promises kept on Flask-Login's public hooks ---------------------------------------
+
+
+def test_a_token_request_is_the_tokens_user_whatever_cookies_it_carries(
+    build: Callable[..., Site], redis_server: RedisServer
+) -> None:
+    """Alice's browser cookies (session and remember-me) ride along with Bob's token."""
+    site = build(redis_url=redis_server.url)
+    site.add_user("alice@example.com")
+    site.add_user("bob@example.com")
+    _, token = created_token(site.cli("token", "create", "bob@example.com", "--name", "ci"))
+    browser = site.client()
+    assert log_in(browser, "alice@example.com", remember=True).status_code == 302
+    remember_cookie = browser.get_cookie("remember_token")
+    assert remember_cookie is not None
+    assert session_cookie(browser) is not None
+    keys_before = site.keys()
+    remembered_only = fresh_client_with(site, remember_token=remember_cookie.value)
+
+    for client in (browser, remembered_only):
+        redis_server.reset_stats()
+        read = client.get("/whoami", headers=bearer(token))
+        assert read.get_json() == {"user": "bob@example.com"}
+        written = client.post("/api/notes", json={"title": "t"}, headers=bearer(token))
+        assert written.status_code == 201  # no CSRF token needed: the token authenticates
+        assert written.get_json() == {"saved": "t", "by": "bob@example.com"}
+        assert redis_server.command_counts() == {}  # the session was never read or written
+        for response in (read, written):
+            assert set_cookies(response) == []
+            assert "Cookie" not in response.vary
+    assert site.keys() == keys_before
+
+    # The browser itself is still Alice's, and the remember-me cookie still signs in.
+    assert whoami(browser) == "alice@example.com"
+    assert whoami(remembered_only) == "alice@example.com"
+
+
+def test_an_anonymous_visit_without_cookies_costs_no_redis_command(
+    build: Callable[..., Site], redis_server: RedisServer
+) -> None:
+    site = build(redis_url=redis_server.url)
+
+    @site.app.get("/page")
+    def page() -> str:
+        return render_template_string(
+            "{% if current_user.is_authenticated %}hi {{ current_user.email }}"
+            "{% else %}hello{% endif %}"
+        )
+
+    visitor = site.client()
+    assert visitor.get("/plain").status_code == 200  # warm-up: the connection is open
+    redis_server.reset_stats()
+    responses = [
+        visitor.get("/plain"),
+        visitor.get("/page"),
+        visitor.get("/whoami"),
+        visitor.get("/private", headers=BROWSER),
+        visitor.get("/api/me", headers=JSON_CLIENT),
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 302, 401]
+    assert responses[1].text == "hello"
+    assert redis_server.command_counts() == {}
+    assert all(set_cookies(r) == [] for r in responses)
+    assert "Cookie" not in responses[0].vary  # nothing looked at the session
+    assert site.keys() == set()
+
+
+def test_a_remember_me_sign_in_moves_the_session_to_a_new_id_in_redis(site: Site) -> None:
+    site.add_user("alice@example.com")
+    victim = site.client()
+    assert log_in(victim, "alice@example.com", remember=True).status_code == 302
+    remember_cookie = victim.get_cookie("remember_token")
+    assert remember_cookie is not None
+
+    attacker = site.client()
+    csrf_from(attacker.get("/auth/login", headers=BROWSER))
+    planted = session_cookie(attacker)
+    assert planted is not None
+    before = site.keys()
+    assert site.session_key(sid_of(planted)) in before
+
+    # The victim's session is gone (browser restarted); the attacker's id is planted.
+    victim.delete_cookie("session")
+    victim.set_cookie("session", planted)
+    signed_in = victim.get("/whoami")
+    assert signed_in.get_json() == {"user": "alice@example.com"}
+    rotated = session_cookie(victim)
+    assert rotated is not None
+    assert sid_of(rotated) != sid_of(planted)
+    keys = site.keys()
+    assert site.session_key(sid_of(rotated)) in keys
+    assert site.session_key(sid_of(planted)) not in keys  # the planted session is deleted
+    assert whoami(attacker) is None
+
+    # From now on the session carries the user; the remember-me cookie is not needed.
+    victim.delete_cookie("remember_token")
+    assert whoami(victim) == "alice@example.com"
+    assert session_cookie(victim) == rotated  # no second rotation
+
+
+def test_a_stale_login_on_a_fresh_login_view_is_asked_to_sign_in_again(site: Site) -> None:
+    from flask_login import fresh_login_required
+
+    @site.app.get("/settings")
+    @fresh_login_required
+    def settings() -> str:
+        return "settings"
+
+    site.add_user("alice@example.com")
+    fresh = site.client()
+    assert log_in(fresh, "alice@example.com", remember=True).status_code == 302
+    assert fresh.get("/settings").text == "settings"
+
+    remember_cookie = fresh.get_cookie("remember_token")
+    assert remember_cookie is not None
+    stale = fresh_client_with(site, remember_token=remember_cookie.value)
+    assert whoami(stale) == "alice@example.com"  # signed in by the cookie: not fresh
+    page = stale.get("/settings?tab=2", headers=BROWSER)
+    assert page.status_code == 302
+    location = page.headers["Location"]
+    assert urlsplit(location).path == "/auth/login"
+    assert parse_qs(urlsplit(location).query) == {"next": ["/settings?tab=2"]}
+    assert "Please reauthenticate" not in stale.get(location, headers=BROWSER).text  # no flash
+    api = stale.get("/settings", headers=JSON_CLIENT)
+    assert api.status_code == 401
+    assert api.mimetype == PROBLEM
+    assert "sign in again" in api.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "is_token"),
+    [
+        ("Bearer fst_forged", True),
+        ("bearer fst_forged", True),
+        ("BEARER   fst_forged  ", True),
+        ("Bearer", False),
+        ("Bearer   ", False),
+        ("Basic YWxpY2U6cHc=", False),
+        ("Bearerfst_forged", False),
+        ("Token fst_forged", False),  # not among this app's schemes
+    ],
+)
+def test_csrf_and_authentication_agree_on_what_an_api_token_is(
+    site: Site, authorization: str, is_token: bool
+) -> None:
+    """Exempt from CSRF exactly when authenticated by the token alone (here: as nobody)."""
+    site.add_user("alice@example.com")
+    browser = site.client()
+    assert log_in(browser, "alice@example.com").status_code == 302
+    headers = {"Authorization": authorization, **JSON_CLIENT}
+    posted = browser.post("/api/notes", json={"title": "x"}, headers=headers)
+    read = browser.get("/whoami", headers=headers).get_json()
+    if is_token:
+        assert_unauthorized_problem(posted)  # no CSRF check, and not Alice's cookie either
+        assert read == {"user": None}
+    else:
+        assert posted.status_code == 400  # the cookie authenticates, so CSRF applies
+        assert "CSRF" in posted.get_json()["detail"]
+        assert read == {"user": "alice@example.com"}
+
+
+def test_emails_match_in_any_case_and_only_their_own_address(site: Site) -> None:
+    from flaskstack.auth import normalise_email
+
+    assert normalise_email("  Alice@Example.COM ") == "alice@example.com"
+    # Lower-cased, not case-folded: ß and ss are different mailboxes.
+    assert normalise_email("Straße@Example.com") == "straße@example.com"
+
+    browser = site.client()
+    token = csrf_from(browser.get("/auth/register", headers=BROWSER))
+    registered = browser.post(
+        "/auth/register",
+        data={
+            "csrf_token": token,
+            "email": "Straße@Example.COM",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+        },
+        headers=BROWSER,
+    )
+    assert registered.status_code == 302, registered.text
+    assert site.stored_user("straße@example.com")["email"] == "straße@example.com"
+    assert log_in(site.client(), "STRASSE@example.com").status_code == 200  # another address
+    assert log_in(site.client(), "STRAßE@EXAMPLE.com").status_code == 302
+    assert site.cli("token", "create", "Straße@example.COM", "--name", "ci").exit_code == 0

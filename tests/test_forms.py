@@ -542,3 +542,28 @@ def test_text_a_database_cannot_store_fails_validation(client: FlaskClient, titl
     assert response.status_code == 200
     assert "saved" not in response.text
     assert client.get("/notes").get_json() == {"notes": []}
+
+
+@pytest.mark.parametrize("title", [True, 3, 2.5, {"a": "b"}])
+def test_a_json_value_that_is_not_text_fails_validation(client: FlaskClient, title: object) -> None:
+    # (A list is several values of one field, as in a form: its first one counts.)
+    response = client.post(
+        "/notes/new", json={"title": title}, headers={"Authorization": "Bearer x"}
+    )
+    assert response.status_code == 200
+    assert "saved" not in response.text
+    assert client.get("/notes").get_json() == {"notes": []}
+
+
+@pytest.mark.parametrize("email", [True, 7, 2.5, {"a": "b"}])
+def test_the_sign_in_page_refuses_a_json_email_that_is_not_text(
+    client: FlaskClient, email: object
+) -> None:
+    # The sign-in form's Length validator would call len() on the value.
+    response = client.post(
+        "/auth/login",
+        json={"email": email, "password": "whatever-password"},
+        headers={"Authorization": "Bearer x"},
+    )
+    assert response.status_code == 200
+    assert "Must be a string." in response.text

@@ -10,10 +10,10 @@ import typing as t
 
 import pytest
 import redis
-from flask import Flask, session
+from flask import Flask, request, session
 
 from flaskstack.forms import csrf
-from flaskstack.sessions import destroy, rotate
+from flaskstack.sessions import destroy, request_session, rotate
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory
@@ -420,3 +420,86 @@ def test_sessions_written_before_an_outage_are_still_there_after_it(
         server.start()
         time.sleep(0.3)  # the back-off passes
         assert client.get("/read").get_json() == {"name": "erin", "visits": 1}
+
+
+# -- request_session(): the session without marking it accessed -------------------------------
+
+
+def _add_probe(app: Flask) -> Flask:
+    @app.get("/probe")
+    def probe() -> dict[str, t.Any]:
+        before = request_session()
+        seen = {
+            "kind": type(before).__name__,
+            "accessed_before": bool(before is not None and before.accessed),
+        }
+        if "read" in request.args:
+            seen["name"] = session.get("name")
+            seen["same_object"] = request_session() is before
+            seen["accessed_after"] = bool(request_session().accessed)  # type: ignore[union-attr]
+        return seen
+
+    return app
+
+
+@pytest.mark.parametrize("redis_url", [SHARED_REDIS, None], ids=["redis", "cookie"])
+def test_request_session_is_the_session_without_marking_it_accessed(
+    make_app: AppFactory, namespace: str, redis_url: str | None
+) -> None:
+    config: dict[str, t.Any] = {"FLASKSTACK_NAMESPACE": namespace}
+    if redis_url is not None:
+        config["FLASKSTACK_REDIS_URL"] = redis_url
+    app = _add_probe(add_views(make_app(config, profile="testing")))
+    expected = "RedisSession" if redis_url is not None else "SecureCookieSession"
+    client = app.test_client()
+    client.post("/login/alice")
+
+    untouched = client.get("/probe")
+    assert untouched.get_json() == {"kind": expected, "accessed_before": False}
+    assert "Cookie" not in untouched.vary  # looking did not count as using it
+    assert untouched.headers.getlist("Set-Cookie") == []
+
+    read = client.get("/probe?read")
+    assert read.get_json() == {
+        "kind": expected,
+        "accessed_before": False,
+        "name": "alice",
+        "same_object": True,
+        "accessed_after": True,
+    }
+    assert "Cookie" in read.vary
+    with app.test_request_context():
+        assert request_session() is not None  # opened when the request context was pushed
+    assert request_session() is None  # no request, no session
+
+
+def test_an_apps_own_session_interface_is_kept_and_counts_as_used(
+    make_app: AppFactory, namespace: str
+) -> None:
+    """Without Redis, a session interface the app installed stays; the cache then
+    cannot tell whether a page used the session, so it never shares one."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    from flaskstack import cache
+
+    class AppSessions(SecureCookieSessionInterface):
+        salt = "the-apps-own"
+
+    def install(app: Flask) -> None:
+        app.session_interface = AppSessions()
+
+    app = make_app({"FLASKSTACK_NAMESPACE": namespace}, profile="testing", before=install)
+    assert type(app.session_interface) is AppSessions
+    add_views(app)
+    calls = iter(range(1, 100))
+
+    @app.get("/greeting")
+    @cache.cached()
+    def greeting() -> str:
+        return f"hello {session.get('name', 'stranger')} #{next(calls)}"
+
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/login/alice")
+    bob.post("/login/bob")
+    pages = [client.get("/greeting").text for client in (alice, bob, alice)]
+    assert pages == ["hello alice #1", "hello bob #2", "hello alice #3"]

@@ -13,14 +13,14 @@ import dataclasses
 import functools
 import typing as t
 
-import flask_login
 from flask import abort, current_app
 from flask_login import current_user
 
 from flaskstack.errors import ConfigError
 from flaskstack.rest._meta import describe
-from flaskstack.sessions import destroy, request_session, rotate
 
+from . import views
+from ._login import login_user, logout_user
 from .manager import login_manager
 from .models import (
     UserMixin,
@@ -62,26 +62,6 @@ class AuthState:
 
     user_model: type[t.Any]
     token_model: type[t.Any]
-
-
-def login_user(user: t.Any, remember: bool = False) -> bool:
-    """Log ``user`` in under a new session id; ``False`` if the user is inactive."""
-    if not user.is_active:
-        return False
-    rotate()
-    return bool(flask_login.login_user(user, remember=remember))
-
-
-def logout_user() -> None:
-    """Log out: delete the session and its cookie, and the remember-me cookie."""
-    flask_login.logout_user()
-    session = request_session()
-    remember = session.get("_remember") if session is not None else None
-    destroy()
-    if remember is not None and session is not None:
-        # Flask-Login clears the remember-me cookie after the request, then
-        # drops this last key, leaving the session empty (and deleted).
-        session["_remember"] = remember
 
 
 def auth_required(
@@ -151,8 +131,6 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
 
 def init_app(app: Flask) -> AuthState:
     """Register Flask-Login on ``app`` with the configured user model."""
-    from . import views
-
     user_model = resolve_user_model(app.config["FLASKSTACK_USER_MODEL"])
     login_manager.init_app(app)
     views.init_app(app)

@@ -24,10 +24,12 @@ import flask_login
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from flaskstack._credentials import normalise_email
+from flaskstack._state import current_state
 from flaskstack.database import db
 from flaskstack.errors import ConfigError, Problem
 
-from . import passwords
+from .passwords import hash_password, hash_password_unchecked, needs_rehash, verify
 
 __all__ = [
     "UserMixin",
@@ -44,11 +46,6 @@ def _new_session_token() -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def normalise_email(email: str) -> str:
-    """The form emails are stored and looked up in: stripped and lower-cased."""
-    return email.strip().lower()
 
 
 class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
@@ -97,16 +94,26 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
         :raises flaskstack.auth.passwords.PasswordPolicyError: when the
             password is too short or too long.
         """
-        self.password_hash = passwords.hash_password(password)
+        self.password_hash = hash_password(password)
         self.session_token = _new_session_token()
 
     def check_password(self, password: str) -> bool:
         """Whether ``password`` is right; an outdated hash is redone (commit to keep it)."""
-        if not passwords.verify(self.password_hash, password):
+        if not verify(self.password_hash, password):
             return False
-        if self.password_hash is not None and passwords.needs_rehash(self.password_hash):
-            self.password_hash = passwords.hash_password_unchecked(password)
+        if self.password_hash is not None and needs_rehash(self.password_hash):
+            self.password_hash = hash_password_unchecked(password)
         return True
+
+
+def user_model() -> type[t.Any]:
+    """The user model of the current app: the one auth uses everywhere.
+
+    ``FLASKSTACK_USER_MODEL`` as resolved by :func:`flaskstack.init_app`
+    (flaskstack's :class:`User` by default). Needs an app context.
+    """
+    model: type[t.Any] = current_state().auth.user_model
+    return model
 
 
 _default_user: type[t.Any] | None = None

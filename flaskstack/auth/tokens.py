@@ -19,10 +19,11 @@ import typing as t
 import weakref
 
 import sqlalchemy as sa
-from flask import current_app, request
 
-from flaskstack._state import current_state
+from flaskstack._credentials import request_api_token
 from flaskstack.database import db
+
+from .models import token_model, user_model
 
 __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "request_token", "revoke_token"]
 
@@ -35,9 +36,8 @@ def _hash(token: str) -> str:
 
 
 def _models() -> tuple[type[t.Any], type[t.Any]]:
-
-    auth = current_state().auth
-    return auth.user_model, auth.token_model
+    users = user_model()
+    return users, token_model(users)
 
 
 def create_token(
@@ -47,10 +47,10 @@ def create_token(
 
     The record is added to the session; commit to keep it.
     """
-    _, token_model = _models()
+    _, model = _models()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.timezone.utc)
-    record = token_model(
+    record = model(
         user=user,
         name=name,
         token_hash=_hash(token),
@@ -65,11 +65,9 @@ def authenticate(token: str) -> t.Any | None:
     """The active user ``token`` belongs to, or ``None``."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    user_model, token_model = _models()
+    users, tokens = _models()
     digest = _hash(token)
-    row = db.session.execute(
-        _lookup_statement(user_model, token_model), {"digest": digest}
-    ).one_or_none()
+    row = db.session.execute(_lookup_statement(users, tokens), {"digest": digest}).one_or_none()
     if row is None:
         return None
     user, token_id, token_hash, revoked_at, expires_at, last_used_at = row
@@ -83,9 +81,7 @@ def authenticate(token: str) -> t.Any | None:
     if not user.is_active:
         return None
     if last_used_at is None or now - _aware(last_used_at) > _LAST_USED_RESOLUTION:
-        db.session.execute(
-            sa.update(token_model).where(token_model.id == token_id).values(last_used_at=now)
-        )
+        db.session.execute(sa.update(tokens).where(tokens.id == token_id).values(last_used_at=now))
         db.session.commit()
     return user
 
@@ -93,24 +89,24 @@ def authenticate(token: str) -> t.Any | None:
 _lookups: weakref.WeakKeyDictionary[type[t.Any], sa.Select[t.Any]] = weakref.WeakKeyDictionary()
 
 
-def _lookup_statement(user_model: type[t.Any], token_model: type[t.Any]) -> sa.Select[t.Any]:
+def _lookup_statement(users: type[t.Any], tokens: type[t.Any]) -> sa.Select[t.Any]:
     # One statement: the user, and of the token only what is checked (no
     # second entity to build). Built once per model, so SQLAlchemy computes
     # its cache key once, not on every request.
-    statement = _lookups.get(token_model)
+    statement = _lookups.get(tokens)
     if statement is None:
-        statement = _lookups[token_model] = t.cast(
+        statement = _lookups[tokens] = t.cast(
             "sa.Select[t.Any]",
             sa.select(
-                user_model,
-                token_model.id,
-                token_model.token_hash,
-                token_model.revoked_at,
-                token_model.expires_at,
-                token_model.last_used_at,
+                users,
+                tokens.id,
+                tokens.token_hash,
+                tokens.revoked_at,
+                tokens.expires_at,
+                tokens.last_used_at,
             )
-            .join_from(token_model, user_model, token_model.user)
-            .where(token_model.token_hash == sa.bindparam("digest")),
+            .join_from(tokens, users, tokens.user)
+            .where(tokens.token_hash == sa.bindparam("digest")),
         )
     return statement
 
@@ -126,13 +122,9 @@ def revoke_token(record: t.Any) -> None:
         record.revoked_at = dt.datetime.now(dt.timezone.utc)
 
 
-def request_token() -> str | None:
-    """The API token in the request's ``Authorization`` header, if its scheme is accepted."""
-    header = request.headers.get("Authorization")
-    if not header:
-        return None
-    scheme, _, credentials = header.strip().partition(" ")
-    schemes = {s.lower() for s in current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]}
-    if scheme.lower() not in schemes:
-        return None
-    return credentials.strip() or None
+request_token = request_api_token
+"""The API token the request authenticates with, or ``None``.
+
+The one rule for it lives in :mod:`flaskstack._credentials`; this name stays
+importable from here.
+"""

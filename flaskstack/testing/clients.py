@@ -16,7 +16,7 @@ from __future__ import annotations
 import typing as t
 import uuid
 
-from flaskstack._state import get_state
+from flaskstack.auth.models import user_model
 
 from .apps import SetupError
 
@@ -90,9 +90,8 @@ def make_user(
     :param fields: Other columns of the model (``active=False``, ``name=...``).
     """
 
-    model = get_state(app).auth.user_model
-    user = model(**fields)
-    with app.app_context():  # hashing reads the app's settings
+    with app.app_context():  # the model and the hashing are the app's
+        user = user_model()(**fields)
         user.set_email(email if email is not None else f"user-{uuid.uuid4().hex[:8]}@example.com")
         user.set_password(password if password is not None else DEFAULT_PASSWORD)
     session.add(user)

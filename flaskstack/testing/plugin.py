@@ -103,8 +103,22 @@ def _schema(config: pytest.Config) -> str:
     return schema.strip()
 
 
+# Flask-Login 0.6.3, which flaskstack wires, dates the remember-me cookie with
+# datetime.utcnow(), deprecated since Python 3.12 (flask-login #758, fixed for
+# 0.7 by #815): a suite run with warnings as errors would fail on a sign-in.
+_FLASK_LOGIN_UTCNOW = (
+    r"ignore:datetime\.datetime\.utcnow\(\) is deprecated:DeprecationWarning"
+    r":flask_login\.login_manager"
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuse an unknown ``flaskstack_schema`` before any test runs."""
+    """Refuse an unknown ``flaskstack_schema`` before any test runs.
+
+    Also ignores Flask-Login's ``utcnow()`` deprecation warning, which a
+    sign-in with "remember me" raises on Python 3.12 and newer.
+    """
+    config.addinivalue_line("filterwarnings", _FLASK_LOGIN_UTCNOW)
     if _schema(config) not in _SCHEMAS:
         raise pytest.UsageError(
             f"flaskstack_schema = {_schema(config)!r}: use one of {', '.join(_SCHEMAS)}"
