@@ -41,7 +41,7 @@ class ConduitForm(Form):
     works around that here until flaskstack's ``Form`` does it.
     """
 
-    class Meta(Form.Meta):  # type: ignore[misc,name-defined]
+    class Meta(Form.Meta):
         def wrap_formdata(self, form: t.Any, formdata: t.Any) -> t.Any:
             if request.is_json and request.method in _SUBMIT_METHODS and not request.form:
                 try:

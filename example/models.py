@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from flaskstack import db
+from flaskstack import Model, db
 from flaskstack.auth import UserMixin, normalise_email
 
 __all__ = [
@@ -103,7 +103,7 @@ article_tags = sa.Table(
 """The tags of each article."""
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, Model):
     """A Conduit user: flaskstack's account columns plus a public profile.
 
     A user created without a username (the sign-up page asks only for an
@@ -122,14 +122,14 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"<User {self.id} {self.username!r}>"
 
 
-class Tag(db.Model):  # type: ignore[name-defined,misc]
+class Tag(Model):
     """A tag, shared by every article that carries it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
 
 
-class Article(db.Model):  # type: ignore[name-defined,misc]
+class Article(Model):
     """An article; its slug is its address."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -159,7 +159,7 @@ class Article(db.Model):  # type: ignore[name-defined,misc]
         return f"<Article {self.id} {self.slug!r}>"
 
 
-class Comment(db.Model):  # type: ignore[name-defined,misc]
+class Comment(Model):
     """A comment on an article."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -23,7 +23,7 @@ import typing as _t
 from ._state import StackState, get_state
 from .auth.manager import login_manager
 from .caching import cache
-from .database import db
+from .database import Model, db
 from .errors import (
     AlreadyInitialisedError,
     ConfigError,
@@ -47,6 +47,7 @@ __all__ = [
     "FlaskStackError",
     "FlaskStackWarning",
     "MissingDependencyError",
+    "Model",
     "Stack",
     "StackState",
     "__version__",
