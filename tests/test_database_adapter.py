@@ -17,6 +17,7 @@ import textwrap
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from flaskstack import db
 from flaskstack._sqlalchemy_adapter import LazyEngines
@@ -56,10 +57,13 @@ def test_init_app_leaves_the_engine_to_be_created_on_first_use(make_app: AppFact
 def test_engines_of_binds_are_created_on_first_use_too(
     make_app: AppFactory, postgres_url: str
 ) -> None:
+    # A bind's URL is used as given: name the driver (SQLAlchemy 2.0 maps a bare
+    # postgresql:// to psycopg2).
+    reports_url = make_url(postgres_url).set(drivername="postgresql+psycopg")
     app = make_app(
         {
             "SQLALCHEMY_BINDS": {
-                "reports": {"url": postgres_url, "pool_size": 2},
+                "reports": {"url": reports_url, "pool_size": 2},
             }
         }
     )
