@@ -43,10 +43,9 @@ from flaskstack.auth import (
     create_token,
     current_user,
     normalise_email,
+    request_token,
+    verify_password,
 )
-from flaskstack.auth.passwords import verify
-from flaskstack.auth.tokens import request_token
-from flaskstack.rest.inputs import Invalid
 from flaskstack.throttle import login_throttles
 
 from . import caching, conduit
@@ -200,7 +199,7 @@ class _Storable:
     def load(self, value: object) -> t.Any:
         text = super().load(value)  # type: ignore[misc]
         if isinstance(text, str) and not storable(text):
-            raise Invalid("Must be plain text, without NUL characters or lone surrogates.")
+            raise rest.Invalid("Must be plain text, without NUL characters or lone surrogates.")
         return text
 
 
@@ -382,7 +381,7 @@ class Login(rest.Resource):
         throttles.guard(email, address)
         user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one_or_none()
         if user is None:
-            verify(None, body["password"])  # as long as a wrong password takes
+            verify_password(None, body["password"])  # as long as a wrong password takes
             signed_in = False
         else:
             signed_in = user.check_password(body["password"]) and user.is_active

@@ -21,7 +21,7 @@ from __future__ import annotations
 import typing as _t
 
 from ._state import StackState, get_state
-from .auth.manager import login_manager
+from .auth._manager import login_manager
 from .caching import cache
 from .database import Model, db
 from .errors import (

@@ -30,8 +30,8 @@ def request_api_token() -> str | None:
 
     The credential after the ``Authorization`` header's scheme, stripped,
     when the scheme is one of ``FLASKSTACK_API_TOKEN_SCHEMES`` and the
-    credential is not empty; whether it is a valid token is for
-    :func:`flaskstack.auth.tokens.authenticate` to say. Needs a request
+    credential is not empty. Whether it is a valid token is for the token
+    lookup to say (a wrong token authenticates nobody). Needs a request
     context.
     """
     header = request.headers.get("Authorization")

@@ -19,7 +19,7 @@ if t.TYPE_CHECKING:
 
     from .auth import AuthState
     from .config import Resolution
-    from .health import Probe
+    from .health import _Probe
     from .redis import RedisConnection
 
 __all__ = ["EXTENSION_KEY", "StackState", "current_state", "get_state"]
@@ -46,7 +46,7 @@ class StackState:
     resolution: Resolution
     redis: RedisConnection | None = None
     auth: AuthState = dataclasses.field(default=None)  # type: ignore[assignment]  # set by init_app
-    readiness_probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
+    readiness_probes: dict[str, _Probe] = dataclasses.field(default_factory=dict)
     api_prefixes: list[str] = dataclasses.field(default_factory=list)
 
 

@@ -17,7 +17,7 @@ import dataclasses
 import enum
 import typing as t
 
-from . import config, security
+from . import _security, config
 from ._state import get_state
 
 if t.TYPE_CHECKING:
@@ -25,15 +25,7 @@ if t.TYPE_CHECKING:
 
     from .errors import Problem
 
-__all__ = [
-    "CATALOGUE",
-    "Finding",
-    "Level",
-    "finding",
-    "from_problem",
-    "register",
-    "run_checks",
-]
+__all__ = ["CATALOGUE", "Finding", "Level", "register", "run_checks"]
 
 
 class Level(enum.IntEnum):
@@ -66,12 +58,12 @@ class Finding:
         return self.level >= fail_level
 
 
-CheckFunction = t.Callable[["Flask", bool], t.Iterable[Finding]]
+_CheckFunction = t.Callable[["Flask", bool], t.Iterable[Finding]]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Check:
-    function: CheckFunction
+    function: _CheckFunction
     tags: frozenset[str]
     deploy: bool
 
@@ -168,14 +160,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 """Every check id flaskstack can report: what it means, and how to fix it.
 
-The fix is the hint of every finding with that id (:func:`finding`), so each
+The fix is the hint of every finding with that id (``_finding``), so each
 id's advice is written here once.
 """
 
 _LEVEL_OF_KIND = {"E": Level.ERROR, "W": Level.WARNING, "I": Level.INFO}
 
 
-def finding(check_id: str, msg: str, level: Level | None = None) -> Finding:
+def _finding(check_id: str, msg: str, level: Level | None = None) -> Finding:
     """A finding of the catalogued ``check_id``, with the catalogue's fix as its hint.
 
     :param check_id: An id of :data:`CATALOGUE`.
@@ -188,21 +180,21 @@ def finding(check_id: str, msg: str, level: Level | None = None) -> Finding:
     return Finding(level if level is not None else _LEVEL_OF_KIND[kind], check_id, msg, fix)
 
 
-def register(*tags: str, deploy: bool = False) -> t.Callable[[CheckFunction], CheckFunction]:
+def register(*tags: str, deploy: bool = False) -> t.Callable[[_CheckFunction], _CheckFunction]:
     """Register a check function ``check(app, deploy) -> Iterable[Finding]``.
 
     :param tags: Names to select the check with (``flask stack check --tag``).
     :param deploy: Run only with ``--deploy``.
     """
 
-    def decorator(function: CheckFunction) -> CheckFunction:
+    def decorator(function: _CheckFunction) -> _CheckFunction:
         _REGISTRY.append(_Check(function, frozenset(tags), deploy))
         return function
 
     return decorator
 
 
-def from_problem(problem: Problem, level: Level = Level.ERROR) -> Finding:
+def _from_problem(problem: Problem, level: Level = Level.ERROR) -> Finding:
     """Turn a configuration :class:`~flaskstack.errors.Problem` into a finding."""
     return Finding(
         level,
@@ -228,66 +220,66 @@ def run_checks(app: Flask, *, deploy: bool = False, tags: t.Collection[str] = ()
 
 
 @register("config")
-def check_config(app: Flask, deploy: bool) -> list[Finding]:
+def _check_config(app: Flask, deploy: bool) -> list[Finding]:
     """Report the configuration's warnings and, with ``--deploy``, its production problems."""
 
     resolution = get_state(app).resolution
-    findings = [from_problem(p, Level.WARNING) for p in resolution.warnings]
+    findings = [_from_problem(p, Level.WARNING) for p in resolution.warnings]
     if deploy:
         seen = {(f.id, f.msg) for f in findings}
-        for problem in security.safety_problems(resolution, deploy=True):
-            finding = from_problem(problem)
-            if (finding.id, finding.msg) not in seen:
-                findings.append(finding)
+        for problem in _security.safety_problems(resolution, deploy=True):
+            found = _from_problem(problem)
+            if (found.id, found.msg) not in seen:
+                findings.append(found)
     return findings
 
 
 @register("database")
-def check_database(app: Flask, deploy: bool) -> list[Finding]:
+def _check_database(app: Flask, deploy: bool) -> list[Finding]:
     """The database answers; with ``--deploy``, it is not SQLite."""
     findings = []
-    url = config.mask("SQLALCHEMY_DATABASE_URI", app.config["SQLALCHEMY_DATABASE_URI"])
-    from .health import probe_database, run_probe
+    url = config._mask("SQLALCHEMY_DATABASE_URI", app.config["SQLALCHEMY_DATABASE_URI"])
+    from .health import _probe_database, _run_probe
 
     timeout = app.config["FLASKSTACK_READY_TIMEOUT"]
-    error = run_probe(app, "database", probe_database, timeout)
+    error = _run_probe(app, "database", _probe_database, timeout)
     if error is not None:
         findings.append(
-            finding("database.E001", f"The database at {url} does not answer ({error}).")
+            _finding("database.E001", f"The database at {url} does not answer ({error}).")
         )
     if deploy and app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        findings.append(finding("database.W001", f"The database is SQLite ({url})."))
+        findings.append(_finding("database.W001", f"The database is SQLite ({url})."))
     return findings
 
 
 @register("redis")
-def check_redis(app: Flask, deploy: bool) -> list[Finding]:
+def _check_redis(app: Flask, deploy: bool) -> list[Finding]:
     """Redis answers ``PING`` (when the app has a Redis URL)."""
-    from .health import run_probe
-    from .redis import probe
+    from .health import _run_probe
+    from .redis import _probe
 
     connection = get_state(app).redis
     if connection is None:
         return []
-    error = run_probe(app, "redis", probe, connection.timeout)
+    error = _run_probe(app, "redis", _probe, connection.timeout)
     if error is None:
         return []
-    url = config.mask("FLASKSTACK_REDIS_URL", app.config["FLASKSTACK_REDIS_URL"])
-    return [finding("redis.E001", f"Redis at {url} does not answer ({error}).")]
+    url = config._mask("FLASKSTACK_REDIS_URL", app.config["FLASKSTACK_REDIS_URL"])
+    return [_finding("redis.E001", f"Redis at {url} does not answer ({error}).")]
 
 
 @register("database", "migrations")
-def check_migrations(app: Flask, deploy: bool) -> list[Finding]:
+def _check_migrations(app: Flask, deploy: bool) -> list[Finding]:
     """The database is at the repository's head and the models match the migrations."""
     from sqlalchemy.exc import DBAPIError
 
-    from .migrations import repository_config
+    from .migrations import _repository_config
 
     directory = app.extensions["migrate"].directory
     try:
-        alembic_config = repository_config(app)
+        alembic_config = _repository_config(app)
     except FileNotFoundError:
-        return [finding("migrations.W001", f"There is no migration repository at {directory!r}.")]
+        return [_finding("migrations.W001", f"There is no migration repository at {directory!r}.")]
     try:
         return _compare_revisions(app, alembic_config, directory)
     except DBAPIError:
@@ -316,7 +308,7 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
         unknown = sorted(rev for rev in current if _revision_missing(script, rev))
         if unknown:
             return [
-                finding(
+                _finding(
                     "migrations.E002",
                     f"The database is at revision {', '.join(unknown)}, which {directory!r} "
                     "does not contain.",
@@ -327,7 +319,7 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
                 rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current))
             ]
             return [
-                finding(
+                _finding(
                     "migrations.E001",
                     f"The database is not up to date: {len(pending)} migration(s) not applied "
                     f"({', '.join(reversed(pending))}).",
@@ -337,7 +329,7 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
     changes = [c for c in changes if not _is_alembic_table(c)]
     if changes:
         return [
-            finding(
+            _finding(
                 "migrations.W002",
                 f"The models have {len(changes)} change(s) that no migration contains.",
             )

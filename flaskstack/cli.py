@@ -22,7 +22,7 @@ from flask.cli import ScriptInfo
 from . import checks
 from ._commands import STACK_COMMANDS_HELP
 from ._state import EXTENSION_KEY, get_state
-from .auth.models import user_model
+from .auth._models import user_model
 from .errors import ConfigError
 
 if t.TYPE_CHECKING:
@@ -52,10 +52,10 @@ def _load_app() -> _Loaded:
     try:
         app = info.load_app()
     except ConfigError as exc:
-        findings = [checks.from_problem(p) for p in exc.problems]
+        findings = [checks._from_problem(p) for p in exc.problems]
         if exc.resolution is not None:
             findings += [
-                checks.from_problem(p, checks.Level.WARNING) for p in exc.resolution.warnings
+                checks._from_problem(p, checks.Level.WARNING) for p in exc.resolution.warnings
             ]
         return _Loaded(None, exc.resolution, findings)
     except Exception as exc:
@@ -66,7 +66,7 @@ def _load_app() -> _Loaded:
             None,
             None,
             [
-                checks.finding(
+                checks._finding(
                     "stack.E001",
                     f"The app could not be loaded: {type(exc).__name__}: {message}",
                     checks.Level.CRITICAL,
@@ -78,7 +78,7 @@ def _load_app() -> _Loaded:
         return _Loaded(
             app,
             None,
-            [checks.finding("stack.E002", f"App {app.name!r} does not use flaskstack.")],
+            [checks._finding("stack.E002", f"App {app.name!r} does not use flaskstack.")],
         )
     return _Loaded(app, state.resolution, [])
 
@@ -98,7 +98,7 @@ def stack() -> None:
     help="Exit non-zero if a finding at this level or above is not silenced.",
 )
 @click.option("--tag", "tags", multiple=True, help="Run only the checks with this tag.")
-def check_command(deploy: bool, fail_level: str, tags: tuple[str, ...]) -> None:
+def _check_command(deploy: bool, fail_level: str, tags: tuple[str, ...]) -> None:
     """Check the configuration, the database and the migrations."""
     loaded = _load_app()
     findings = list(loaded.findings)
@@ -131,7 +131,7 @@ def check_command(deploy: bool, fail_level: str, tags: tuple[str, ...]) -> None:
 
 
 @stack.command("config")
-def config_command() -> None:
+def _config_command() -> None:
     """Show every setting flaskstack manages, its value and where it came from."""
     loaded = _load_app()
     if loaded.resolution is None:
@@ -192,7 +192,7 @@ def _user_by_email(email: str) -> t.Any:
     help="Read the password from standard input instead of prompting for it.",
 )
 @click.option("--inactive", is_flag=True, help="Create the account disabled.")
-def create_user_command(email: str, password_stdin: bool, inactive: bool) -> None:
+def _create_user_command(email: str, password_stdin: bool, inactive: bool) -> None:
     """Create a user. The password is prompted for (or read from stdin), never an argument."""
     import sqlalchemy as sa
 
@@ -222,15 +222,15 @@ def create_user_command(email: str, password_stdin: bool, inactive: bool) -> Non
 
 
 @stack.group("token")
-def token_group() -> None:
+def _token_group() -> None:
     """Create, list and revoke API tokens."""
 
 
-@token_group.command("create")
+@_token_group.command("create")
 @click.argument("email")
 @click.option("--name", required=True, help="What the token is for (shown in lists).")
 @click.option("--expires-in-days", type=click.IntRange(min=1), help="Expire after N days.")
-def token_create_command(email: str, name: str, expires_in_days: int | None) -> None:
+def _token_create_command(email: str, name: str, expires_in_days: int | None) -> None:
     """Create an API token for the user EMAIL; it is printed once, never stored."""
     import datetime as dt
 
@@ -248,9 +248,9 @@ def token_create_command(email: str, name: str, expires_in_days: int | None) -> 
         click.echo(token)
 
 
-@token_group.command("list")
+@_token_group.command("list")
 @click.argument("email", required=False)
-def token_list_command(email: str | None) -> None:
+def _token_list_command(email: str | None) -> None:
     """List API tokens (of one user with EMAIL)."""
     import sqlalchemy as sa
 
@@ -276,9 +276,9 @@ def token_list_command(email: str | None) -> None:
             )
 
 
-@token_group.command("revoke")
+@_token_group.command("revoke")
 @click.argument("token_id", type=int)
-def token_revoke_command(token_id: int) -> None:
+def _token_revoke_command(token_id: int) -> None:
     """Revoke the API token TOKEN_ID (see `token list`)."""
     from .auth import revoke_token
     from .database import db

@@ -45,24 +45,15 @@ from .errors import Problem
 if t.TYPE_CHECKING:
     from flask import Flask
 
-__all__ = [
-    "PROFILES",
-    "SETTINGS",
-    "Entry",
-    "Resolution",
-    "Setting",
-    "get_setting",
-    "mask",
-    "resolve",
-]
+__all__ = ["PROFILES", "SETTINGS", "Entry", "Resolution", "Setting"]
 
 PROFILES = ("development", "testing", "production")
 """The profiles ``FLASKSTACK_PROFILE`` accepts."""
 
-Source = t.Literal["default", "profile", "app", "instance", "environment", "argument", "generated"]
+_Source = t.Literal["default", "profile", "app", "instance", "environment", "argument", "generated"]
 
 #: Secret keys that appear in tutorials and templates; never acceptable in production.
-WELL_KNOWN_SECRETS = frozenset(
+_WELL_KNOWN_SECRETS = frozenset(
     {
         "changeme",
         "change-me",
@@ -88,7 +79,7 @@ WELL_KNOWN_SECRETS = frozenset(
         "yoursecretkey",
     }
 )
-MIN_SECRET_KEY_LENGTH = 32
+_MIN_SECRET_KEY_LENGTH = 32
 
 _MISSING: t.Any = object()
 
@@ -133,7 +124,7 @@ class Setting:
         """Whether the key belongs to Flask or a wrapped library."""
         return not self.key.startswith("FLASKSTACK_")
 
-    def default_for(self, app: Flask, profile: str) -> tuple[t.Any, Source]:
+    def default_for(self, app: Flask, profile: str) -> tuple[t.Any, _Source]:
         """The value and source in effect when no layer above ``profile`` sets one."""
         if profile in self.profiles:
             return self.profiles[profile], "profile"
@@ -142,7 +133,7 @@ class Setting:
         return self.default, "default"
 
 
-def app_short_name(app: Flask) -> str:
+def _app_short_name(app: Flask) -> str:
     """The app's name for files and key prefixes: its top-level package, made safe."""
     name = app.import_name.split(".")[0]
     if name == "__main__":
@@ -165,7 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         p.parse_secret,
         type="str",
-        expected=f"a random string of at least {MIN_SECRET_KEY_LENGTH} characters",
+        expected=f"a random string of at least {_MIN_SECRET_KEY_LENGTH} characters",
         doc=(
             "Signs session cookies and CSRF tokens. Without one, development and testing "
             "generate a key once and keep it in the instance folder; production refuses to start."
@@ -257,7 +248,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "FLASKSTACK_NAMESPACE",
-        app_short_name,
+        _app_short_name,
         p.parse_namespace,
         type="str",
         expected="1 to 64 letters, digits, '_', '.' or '-'",
@@ -735,15 +726,10 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
 
 
-def get_setting(key: str) -> Setting:
-    """Return the table row for ``key``; :exc:`KeyError` if flaskstack has none."""
-    return _BY_KEY[key]
-
-
 # -- masking --------------------------------------------------------------
 
 
-def mask(key: str, value: object) -> str:
+def _mask(key: str, value: object) -> str:
     """Return ``value`` as it may be shown for ``key``: secrets masked.
 
     URLs keep everything but their password, so the host stays visible.
@@ -779,14 +765,14 @@ class Entry:
 
     key: str
     value: t.Any
-    source: Source
+    source: _Source
     origin: str
     """Where exactly the value came from (e.g. ``environment variable DATABASE_URL``)."""
 
     @property
     def shown(self) -> str:
         """The value as it may be displayed (secrets masked)."""
-        return mask(self.key, self.value)
+        return _mask(self.key, self.value)
 
 
 @dataclasses.dataclass
@@ -819,7 +805,7 @@ class Resolution:
 
 
 class _Layer(t.NamedTuple):
-    source: Source
+    source: _Source
     values: t.Mapping[str, t.Any]
     origins: t.Mapping[str, str]
 
@@ -891,7 +877,7 @@ def _fix_for(origin: str, key: str) -> str:
     return f"correct {key} in {origin}"
 
 
-def resolve(
+def _resolve(
     app: Flask,
     config: t.Mapping[str, t.Any] | None = None,
     options: t.Mapping[str, t.Any] | None = None,
@@ -900,7 +886,7 @@ def resolve(
 
     Nothing is written to ``app.config``; call :meth:`Resolution.apply` for
     that. Problems are collected in the result, never raised one by one; see
-    :func:`flaskstack.security.validate` for the step that raises.
+    :func:`flaskstack._security.validate` for the step that raises.
     """
     layers = _layers(app, config, options or {})
     problems: list[Problem] = []
@@ -953,7 +939,7 @@ def _pick(layers: list[_Layer], key: str) -> tuple[t.Any, _Layer | None]:
 
 
 def _invalid(setting: Setting, raw: object, origin: str, reason: str = "") -> Problem:
-    shown = mask(setting.key, raw)
+    shown = _mask(setting.key, raw)
     return Problem(
         id="config.E001",
         key=setting.key,

@@ -37,9 +37,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ._sqlalchemy_adapter import SQLAlchemy
-from .config import app_short_name
+from .config import _app_short_name
 from .errors import Problem
-from .problems import ServiceUnavailableProblem
+from .problems import _ServiceUnavailableProblem
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -48,7 +48,7 @@ if t.TYPE_CHECKING:
 
     from .config import Resolution
 
-__all__ = ["NAMING_CONVENTION", "DatabaseUnavailable", "Model", "db", "normalise_database_url"]
+__all__ = ["NAMING_CONVENTION", "DatabaseUnavailable", "Model", "db"]
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
@@ -85,7 +85,7 @@ else:
 _LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg2", "psycopg2cffi"})
 
 
-def normalise_database_url(url: str) -> str:
+def _normalise_database_url(url: str) -> str:
     """Point PostgreSQL URLs without an explicit driver at psycopg 3.
 
     ``postgres://`` (what Heroku-style platforms hand out, which SQLAlchemy
@@ -99,19 +99,19 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def default_database_url(app: Flask) -> str:
+def _default_database_url(app: Flask) -> str:
     """The embedded default: a SQLite file named after the app in its instance folder."""
-    return "sqlite:///" + os.path.join(app.instance_path, f"{app_short_name(app)}.sqlite3")
+    return "sqlite:///" + os.path.join(app.instance_path, f"{_app_short_name(app)}.sqlite3")
 
 
-def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     """Settle the database URL and engine options; report what cannot work."""
     problems: list[Problem] = []
     uri_entry = resolution.entries["SQLALCHEMY_DATABASE_URI"]
     if uri_entry.value is None:
-        uri = default_database_url(app)
+        uri = _default_database_url(app)
     else:
-        uri = normalise_database_url(uri_entry.value)
+        uri = _normalise_database_url(uri_entry.value)
     reason: str | None = None
     try:
         url = make_url(uri)
@@ -163,7 +163,7 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     return problems
 
 
-def init_app(app: Flask) -> None:
+def _init_app(app: Flask) -> None:
     """Register :data:`db` on ``app``.
 
     Flask-SQLAlchemy also puts ``db`` and every model in ``flask shell``.
@@ -212,7 +212,7 @@ def _configure_engine(
             _allow_autocommit(engine)
 
 
-class DatabaseUnavailable(ServiceUnavailableProblem):
+class DatabaseUnavailable(_ServiceUnavailableProblem):
     """503: the database cannot be reached (or is too busy). Carries ``Retry-After``."""
 
     description = (

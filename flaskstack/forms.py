@@ -10,8 +10,8 @@ hole as soon as that API also accepts the session cookie. So:
   ``FLASKSTACK_API_TOKEN_SCHEMES`` (``Bearer`` by default) with a credential
   is exempt: a browser never attaches such a header to a cross-site request,
   and the auth layer authenticates it by that token alone, never by the
-  session cookie (a bad token is nobody). One rule decides both,
-  :func:`flaskstack._credentials.has_api_token`. ``Basic`` and ``Digest``
+  session cookie (a bad token is nobody). One rule decides both
+  (``flaskstack._credentials``). ``Basic`` and ``Digest``
   are *not* exempt: browsers do resend cached HTTP credentials cross-site;
 - views marked with :func:`flaskstack.health.public` are exempt;
 - whatever the app exempts with ``csrf.exempt(view_or_blueprint)`` is exempt;
@@ -78,8 +78,8 @@ from werkzeug.wrappers import Response
 from wtforms import StringField
 
 from ._credentials import has_api_token
-from .health import is_public
-from .problems import prefers_json, problem
+from .health import _is_public
+from .problems import _prefers_json, problem
 
 if t.TYPE_CHECKING:
     from flask import Blueprint, Flask
@@ -88,7 +88,7 @@ _Exempt = t.TypeVar("_Exempt", bound="t.Callable[..., t.Any] | Blueprint | str |
 
 __all__ = ["CSRFError", "CSRFProtect", "Form", "csrf"]
 
-TOKEN_ENDPOINT = "flaskstack.csrf_token"
+_TOKEN_ENDPOINT = "flaskstack.csrf_token"
 """Endpoint name of the view at ``FLASKSTACK_CSRF_TOKEN_PATH``."""
 
 
@@ -139,7 +139,7 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
             super().protect(apply_exemptions=True)
 
     def _exempt_by_flaskstack(self, view: t.Callable[..., t.Any] | None) -> bool:
-        if view is not None and is_public(view):
+        if view is not None and _is_public(view):
             return True
         view_class = getattr(view, "view_class", None)
         if view_class is not None and any(issubclass(view_class, c) for c in self._exempt_classes):
@@ -174,7 +174,7 @@ checking a signature, say) with ``@csrf.exempt``.
 """
 
 
-def unstorable(text: str) -> bool:
+def _unstorable(text: str) -> bool:
     """Whether ``text`` holds characters no database column can store.
 
     NUL (PostgreSQL refuses it in text) and lone surrogates (they have no
@@ -193,8 +193,8 @@ def _printable(text: str) -> str:
     return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
 
 
-UNSTORABLE_MESSAGE = "Contains characters that are not allowed (NUL or invalid Unicode)."
-NOT_TEXT_MESSAGE = "Must be a string."
+_UNSTORABLE_MESSAGE = "Contains characters that are not allowed (NUL or invalid Unicode)."
+_NOT_TEXT_MESSAGE = "Must be a string."
 
 
 class Form(FlaskForm):  # type: ignore[misc]
@@ -242,10 +242,10 @@ class Form(FlaskForm):  # type: ignore[misc]
             field.raw_data = []
         valid = bool(super().validate(extra_validators)) and not not_text
         for field in not_text:
-            field.errors = [NOT_TEXT_MESSAGE]
+            field.errors = [_NOT_TEXT_MESSAGE]
         for field in self:
-            if isinstance(field.data, str) and unstorable(field.data):
-                field.errors = [*field.errors, UNSTORABLE_MESSAGE]
+            if isinstance(field.data, str) and _unstorable(field.data):
+                field.errors = [*field.errors, _UNSTORABLE_MESSAGE]
                 # The page showing the error renders the value back: make it printable.
                 field.data = _printable(field.data)
                 field.raw_data = [_printable(str(value)) for value in field.raw_data or ()]
@@ -263,10 +263,10 @@ _PAGE = """\
 """
 
 
-def handle_csrf_error(error: CSRFError) -> Response:
+def _handle_csrf_error(error: CSRFError) -> Response:
     """Answer a failed CSRF check: 400, as HTML or as ``application/problem+json``."""
     reason = str(error.description)
-    if prefers_json():
+    if _prefers_json():
         response = problem(400, reason)
     else:
         response = Response(_PAGE.format(reason=escape(reason)), 400, mimetype="text/html")
@@ -274,7 +274,7 @@ def handle_csrf_error(error: CSRFError) -> Response:
     return response
 
 
-def csrf_token_view() -> Response:
+def _csrf_token_view() -> Response:
     """``GET FLASKSTACK_CSRF_TOKEN_PATH``: ``{"csrf_token": "..."}``, never cached.
 
     Creates the session if there is none: the token is bound to it.
@@ -284,10 +284,12 @@ def csrf_token_view() -> Response:
     return response
 
 
-def init_app(app: Flask) -> None:
+def _init_app(app: Flask) -> None:
     """Protect ``app``: register :data:`csrf`, its error page and the token endpoint."""
     csrf.init_app(app)
-    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(CSRFError, _handle_csrf_error)
     path = app.config["FLASKSTACK_CSRF_TOKEN_PATH"]
     if path:
-        app.add_url_rule(path, endpoint=TOKEN_ENDPOINT, view_func=csrf_token_view, methods=["GET"])
+        app.add_url_rule(
+            path, endpoint=_TOKEN_ENDPOINT, view_func=_csrf_token_view, methods=["GET"]
+        )

@@ -22,31 +22,31 @@ from .database import db
 if t.TYPE_CHECKING:
     from flask import Response
 
-__all__ = ["PUBLIC_VIEW_ATTRIBUTE", "Probe", "is_public", "public"]
+__all__ = ["public"]
 
-logger = logging.getLogger("flaskstack.health")
+_logger = logging.getLogger("flaskstack.health")
 
-PUBLIC_VIEW_ATTRIBUTE = "_flaskstack_public"
+_PUBLIC_VIEW_ATTRIBUTE = "_flaskstack_public"
 """Set to ``True`` on a view function that needs neither a session, CSRF nor auth."""
 
-Probe = t.Callable[[Flask, float], None]
+_Probe = t.Callable[[Flask, float], None]
 """A readiness probe: raises when the dependency does not answer within the timeout."""
 
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
 
 
-def public(view: F) -> F:
+def public(view: _F) -> _F:
     """Mark ``view`` as needing no session, CSRF token or authentication."""
-    setattr(view, PUBLIC_VIEW_ATTRIBUTE, True)
+    setattr(view, _PUBLIC_VIEW_ATTRIBUTE, True)
     return view
 
 
-def is_public(view: t.Callable[..., t.Any] | None) -> bool:
+def _is_public(view: t.Callable[..., t.Any] | None) -> bool:
     """Whether ``view`` was marked with :func:`public`."""
-    return bool(getattr(view, PUBLIC_VIEW_ATTRIBUTE, False))
+    return bool(getattr(view, _PUBLIC_VIEW_ATTRIBUTE, False))
 
 
-def probe_database(app: Flask, timeout: float) -> None:
+def _probe_database(app: Flask, timeout: float) -> None:
     """Run ``SELECT 1`` on the app's engine; on PostgreSQL with a statement timeout."""
     with app.app_context():
         engine = db.engine
@@ -65,7 +65,7 @@ class _Outcome:
         self.finished = False
 
 
-def run_probe(app: Flask, name: str, probe: Probe, timeout: float) -> str | None:
+def _run_probe(app: Flask, name: str, probe: _Probe, timeout: float) -> str | None:
     """Run ``probe`` in a thread; return ``None`` if it passed, else why it failed.
 
     The reason returned names the kind of failure only (it may be shown to
@@ -88,16 +88,16 @@ def run_probe(app: Flask, name: str, probe: Probe, timeout: float) -> str | None
     thread.start()
     thread.join(timeout)
     if not outcome.finished:
-        logger.warning("readiness probe %r gave no answer within %g s", name, timeout)
+        _logger.warning("readiness probe %r gave no answer within %g s", name, timeout)
         return f"no answer within {timeout:g} s"
     if outcome.error is not None:
-        logger.warning("readiness probe %r failed: %r", name, outcome.error)
+        _logger.warning("readiness probe %r failed: %r", name, outcome.error)
         return type(outcome.error).__name__
     return None
 
 
 @public
-def healthz() -> Response:
+def _healthz() -> Response:
     """Answer 200 while the process is serving requests."""
     response = jsonify(status="ok")
     response.headers["Cache-Control"] = "no-store"
@@ -105,7 +105,7 @@ def healthz() -> Response:
 
 
 @public
-def readyz() -> tuple[Response, int]:
+def _readyz() -> tuple[Response, int]:
     """Answer 200 when every readiness probe passes, else 503 naming the failures."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = app.extensions["flaskstack"]
@@ -113,7 +113,7 @@ def readyz() -> tuple[Response, int]:
     checks: dict[str, dict[str, t.Any]] = {}
     for name, probe in state.readiness_probes.items():
         started = time.perf_counter()
-        error = run_probe(app, name, probe, timeout)
+        error = _run_probe(app, name, probe, timeout)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         if error is None:
             checks[name] = {"status": "ok", "duration_ms": elapsed}
@@ -126,15 +126,15 @@ def readyz() -> tuple[Response, int]:
     return response, 503 if failed else 200
 
 
-def init_app(app: Flask) -> None:
+def _init_app(app: Flask) -> None:
     """Add the endpoints at their configured paths (a path of ``None`` disables one)."""
     health_path = app.config["FLASKSTACK_HEALTH_PATH"]
     ready_path = app.config["FLASKSTACK_READY_PATH"]
     if health_path:
         app.add_url_rule(
-            health_path, endpoint="flaskstack.healthz", view_func=healthz, methods=["GET", "HEAD"]
+            health_path, endpoint="flaskstack.healthz", view_func=_healthz, methods=["GET", "HEAD"]
         )
     if ready_path:
         app.add_url_rule(
-            ready_path, endpoint="flaskstack.readyz", view_func=readyz, methods=["GET", "HEAD"]
+            ready_path, endpoint="flaskstack.readyz", view_func=_readyz, methods=["GET", "HEAD"]
         )

@@ -32,7 +32,7 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from werkzeug.wrappers import Response
 
-__all__ = ["JSONFormatter", "RequestIdFilter", "TextFormatter", "init_app", "request_id"]
+__all__ = ["JSONFormatter", "RequestIdFilter", "TextFormatter", "request_id"]
 
 # Printable ASCII without spaces or quotes: ids from proxies and tracing
 # systems (UUIDs, "Root=1-5759e988-bd862e3fe1be46a994272793") fit, while
@@ -157,7 +157,7 @@ def _install_handler(app: Flask) -> None:
     handler.setFormatter(formatter)
 
 
-def init_app(app: Flask) -> None:
+def _init_app(app: Flask) -> None:
     """Return the request id on every response and set up ``app.logger``."""
     after_response(app, _ReturnRequestId(app.config["FLASKSTACK_REQUEST_ID_HEADER"]))
     _install_handler(app)

@@ -34,22 +34,22 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
 
-__all__ = ["TEMPLATE_DIRECTORY", "Migrate", "load_flask_migrate", "migrate"]
+__all__ = ["Migrate", "load_flask_migrate", "migrate"]
 
-TEMPLATE_DIRECTORY = os.path.join(os.path.dirname(__file__), "templates", "migrations")
+_TEMPLATE_DIRECTORY = os.path.join(os.path.dirname(__file__), "templates", "migrations")
 """Where flaskstack's Alembic repository template (named ``flask``) lives."""
 
-ConfigureCallback = t.Callable[[t.Any], t.Any]
+_ConfigureCallback = t.Callable[[t.Any], t.Any]
 
 _COMMAND_HELP = "Perform database migrations (Flask-Migrate)."
 
 
-EXTENSION_KEY = "flaskstack.migrations"
+_EXTENSION_KEY = "flaskstack.migrations"
 """Key of an app's :class:`AppMigrations` in ``app.extensions``."""
 
 
 @dataclasses.dataclass
-class AppMigrations:
+class _AppMigrations:
     """What flaskstack knows of one app's migrations, at ``app.extensions[EXTENSION_KEY]``.
 
     Until Flask-Migrate is loaded for the app, this record also stands at
@@ -85,15 +85,15 @@ class Migrate:
     """
 
     def __init__(self) -> None:
-        self._callbacks: list[ConfigureCallback] = []
+        self._callbacks: list[_ConfigureCallback] = []
 
     def init_app(self, app: Flask, db: SQLAlchemy, directory: str = "migrations") -> None:
         """Record where ``app``'s repository is and add the ``flask db`` command group."""
-        record = AppMigrations(directory=str(directory), db=db)
-        app.extensions[EXTENSION_KEY] = app.extensions["migrate"] = record
+        record = _AppMigrations(directory=str(directory), db=db)
+        app.extensions[_EXTENSION_KEY] = app.extensions["migrate"] = record
         app.cli.add_command(_DbGroup("db", "flask_migrate.cli:db", help=_COMMAND_HELP))
 
-    def configure(self, callback: ConfigureCallback) -> ConfigureCallback:
+    def configure(self, callback: _ConfigureCallback) -> _ConfigureCallback:
         """Register ``callback(config) -> config`` to adjust Alembic's config object."""
         self._callbacks.append(callback)
         return callback
@@ -104,7 +104,7 @@ class Migrate:
         # init` from this attribute (None unless --template names a path);
         # Flask-Migrate has no documented setting for a default template.
         if getattr(config, "template_directory", "") is None:
-            config.template_directory = TEMPLATE_DIRECTORY
+            config.template_directory = _TEMPLATE_DIRECTORY
         for callback in self._callbacks:
             config = callback(config)
         return config
@@ -118,7 +118,7 @@ class Migrate:
         """The Alembic config of the current app's repository, as ``flask db`` builds it."""
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         return load_flask_migrate(app).get_config(
-            directory or repository_directory(app), x_arg=x_arg, opts=opts
+            directory or _repository_directory(app), x_arg=x_arg, opts=opts
         )
 
 
@@ -126,14 +126,14 @@ migrate = Migrate()
 """The migration extension shared by every app."""
 
 
-def init_app(app: Flask, db: SQLAlchemy) -> None:
+def _init_app(app: Flask, db: SQLAlchemy) -> None:
     """Wire :data:`migrate` for ``app`` with the configured repository directory."""
     migrate.init_app(app, db, directory=app.config["FLASKSTACK_MIGRATIONS_DIR"])
 
 
-def repository_directory(app: Flask) -> str:
+def _repository_directory(app: Flask) -> str:
     """The migration repository of ``app`` (without importing Alembic)."""
-    record: AppMigrations = app.extensions[EXTENSION_KEY]
+    record: _AppMigrations = app.extensions[_EXTENSION_KEY]
     return record.directory
 
 
@@ -145,7 +145,7 @@ def load_flask_migrate(app: Flask) -> t.Any:
     """
     from flask_migrate import Migrate as FlaskMigrate  # Alembic: never in a web worker
 
-    record: AppMigrations = app.extensions[EXTENSION_KEY]
+    record: _AppMigrations = app.extensions[_EXTENSION_KEY]
     if record.flask_migrate is None:
         flask_migrate = FlaskMigrate()
         flask_migrate.configure(migrate.call_configure_callbacks)
@@ -155,18 +155,18 @@ def load_flask_migrate(app: Flask) -> t.Any:
             directory=record.directory,
             compare_type=True,
             render_as_batch=True,
-            render_item=render_item,
+            render_item=_render_item,
         )
         record.flask_migrate = flask_migrate
     return record.flask_migrate
 
 
-def repository_config(app: Flask) -> t.Any:
+def _repository_config(app: Flask) -> t.Any:
     """The Alembic config of ``app``'s repository (imports Alembic).
 
     :raises FileNotFoundError: when the repository does not exist.
     """
-    directory = repository_directory(app)
+    directory = _repository_directory(app)
     if not os.path.isfile(os.path.join(directory, "env.py")):
         raise FileNotFoundError(directory)
     with app.app_context():
@@ -204,7 +204,7 @@ def _app_of(ctx: click.Context | None) -> Flask:
     return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | t.Literal[False]:
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | t.Literal[False]:
     """Alembic's ``render_item`` hook: boolean server defaults portable across databases.
 
     A ``server_default=sa.true()`` compiles to ``1`` on SQLite, which

@@ -25,19 +25,13 @@ from .logs import request_id
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = [
-    "PROBLEM_MIMETYPE",
-    "ServiceUnavailableProblem",
-    "is_api_request",
-    "prefers_json",
-    "problem",
-    "problem_body",
-]
+__all__ = ["PROBLEM_MIMETYPE", "is_api_request", "problem"]
 
 PROBLEM_MIMETYPE = "application/problem+json"
+"""The media type of an RFC 9457 problem document."""
 
 
-def prefers_json() -> bool:
+def _prefers_json() -> bool:
     """Whether the current request wants JSON rather than an HTML page.
 
     True under an API prefix (:func:`is_api_request`), when the request body
@@ -70,7 +64,7 @@ def is_api_request() -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in state.api_prefixes)
 
 
-def problem_body(status: int, detail: str, title: str | None = None, **extra: t.Any) -> str:
+def _problem_body(status: int, detail: str, title: str | None = None, **extra: t.Any) -> str:
     """The JSON text of a problem object; in a request, it carries the request id."""
     if has_request_context():
         extra.setdefault("request_id", request_id())
@@ -93,14 +87,14 @@ def problem(
 ) -> Response:
     """A complete ``application/problem+json`` response."""
     response = Response(
-        problem_body(status, detail, title, **extra), status=status, mimetype=PROBLEM_MIMETYPE
+        _problem_body(status, detail, title, **extra), status=status, mimetype=PROBLEM_MIMETYPE
     )
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
 
 
-class ServiceUnavailableProblem(ServiceUnavailable):
+class _ServiceUnavailableProblem(ServiceUnavailable):
     """503 with ``Retry-After``: an HTML page for browsers, a problem document for JSON clients.
 
     :param retry_after: Seconds until the client may try again; rounded to a
@@ -115,7 +109,7 @@ class ServiceUnavailableProblem(ServiceUnavailable):
     ) -> list[tuple[str, str]]:
         """``Retry-After``, and the content type :meth:`get_body` produces."""
         headers = super().get_headers(environ, scope)
-        if prefers_json():
+        if _prefers_json():
             headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
             headers.append(("Content-Type", PROBLEM_MIMETYPE))
         return headers
@@ -124,6 +118,6 @@ class ServiceUnavailableProblem(ServiceUnavailable):
         self, environ: WSGIEnvironment | None = None, scope: dict[str, t.Any] | None = None
     ) -> str:
         """HTML for browsers; an RFC 9457 problem for clients that prefer JSON."""
-        if not prefers_json():
+        if not _prefers_json():
             return super().get_body(environ, scope)
-        return problem_body(self.code or 503, self.description or "")
+        return _problem_body(self.code or 503, self.description or "")

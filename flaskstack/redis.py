@@ -29,7 +29,7 @@ import threading
 import time
 import typing as t
 
-from ._redis_url import REDIS_URL_FORMS, RedisTarget, parse_redis_url
+from ._redis_url import RedisTarget, parse_redis_url
 from ._state import get_state
 from .errors import FlaskStackError
 
@@ -37,24 +37,17 @@ if t.TYPE_CHECKING:
     import redis
     from flask import Flask
 
-__all__ = [
-    "REDIS_URL_FORMS",
-    "RedisConnection",
-    "RedisTarget",
-    "RedisUnavailable",
-    "get_redis",
-    "parse_redis_url",
-]
+__all__ = ["RedisConnection", "RedisUnavailable", "get_redis"]
 
-logger = logging.getLogger("flaskstack.redis")
+_logger = logging.getLogger("flaskstack.redis")
 
-Client = t.Union["redis.Redis", "redis.cluster.RedisCluster"]
-T = t.TypeVar("T")
-P = t.ParamSpec("P")
+_Client = t.Union["redis.Redis", "redis.cluster.RedisCluster"]
+_T = t.TypeVar("_T")
+_P = t.ParamSpec("_P")
 
 
 @functools.cache
-def unreachable_errors() -> tuple[type[BaseException], ...]:
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean "Redis cannot be reached", as opposed to a bad command.
 
     A function, not a constant, so that importing flaskstack does not import
@@ -72,14 +65,14 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def is_unreachable(exc: BaseException) -> bool:
+def _is_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says Redis cannot be reached (not that a command was wrong).
 
     The cluster client raises a bare ``RedisClusterException`` both when no
     node can be connected and for programming errors such as a cross-slot
     ``MGET``; only the former is an outage.
     """
-    if isinstance(exc, unreachable_errors()):
+    if isinstance(exc, _unreachable_errors()):
         return True
     from redis.exceptions import RedisClusterException
 
@@ -105,7 +98,7 @@ def _client_options(timeout: float) -> dict[str, t.Any]:
     }
 
 
-def make_client(target: RedisTarget, timeout: float) -> Client:
+def _make_client(target: RedisTarget, timeout: float) -> _Client:
     """Build the client for ``target``. A Cluster client connects to the cluster here.
 
     This is where redis-py is imported.
@@ -145,7 +138,7 @@ def make_client(target: RedisTarget, timeout: float) -> Client:
     )
 
 
-class Breaker:
+class _Breaker:
     """Stops calls to Redis for ``backoff`` seconds after a failure.
 
     Thread-safe; one per app and process. It logs when it opens (with the
@@ -173,7 +166,7 @@ class Breaker:
             first = not self._failing
             self._failing = True
         if first:
-            logger.warning(
+            _logger.warning(
                 "Redis is unreachable (%s: %s); not retried for %g s",
                 type(exc).__name__,
                 exc,
@@ -187,7 +180,7 @@ class Breaker:
                 was_failing, self._failing = self._failing, False
                 self._open_until = 0.0
             if was_failing:
-                logger.warning("Redis answers again")
+                _logger.warning("Redis answers again")
 
 
 class RedisConnection:
@@ -200,12 +193,12 @@ class RedisConnection:
         self.target = target
         self.namespace = namespace
         self.timeout = timeout
-        self.breaker = Breaker(backoff)
-        self._client: Client | None = None
+        self.breaker = _Breaker(backoff)
+        self._client: _Client | None = None
         self._lock = threading.Lock()
 
     @property
-    def client(self) -> Client:
+    def client(self) -> _Client:
         """The shared redis-py client, created on first use.
 
         Calls made on it directly bypass the circuit breaker; prefer :meth:`run`.
@@ -213,7 +206,7 @@ class RedisConnection:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = make_client(self.target, self.timeout)
+                    self._client = _make_client(self.target, self.timeout)
         return self._client
 
     def key(self, *parts: str) -> str:
@@ -222,11 +215,11 @@ class RedisConnection:
 
     def run(
         self,
-        operation: t.Callable[t.Concatenate[Client, P], T],
+        operation: t.Callable[t.Concatenate[_Client, _P], _T],
         /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
         """Call ``operation(client, *args, **kwargs)`` unless Redis failed moments ago.
 
         Passing the arguments (``run(get_value, key)``) rather than a closure
@@ -243,7 +236,7 @@ class RedisConnection:
             client = self._client if self._client is not None else self.client
             result = operation(client, *args, **kwargs)
         except Exception as exc:
-            if not is_unreachable(exc):
+            if not _is_unreachable(exc):
                 raise
             self.breaker.failure(exc)
             raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
@@ -279,7 +272,7 @@ def get_redis(app: Flask | None = None) -> RedisConnection:
     return connection
 
 
-def init_app(app: Flask) -> RedisConnection | None:
+def _init_app(app: Flask) -> RedisConnection | None:
     """Build (without connecting) the app's Redis connection, if a URL is configured."""
     url = app.config["FLASKSTACK_REDIS_URL"]
     if url is None:
@@ -292,6 +285,6 @@ def init_app(app: Flask) -> RedisConnection | None:
     )
 
 
-def probe(app: Flask, timeout: float) -> None:
+def _probe(app: Flask, timeout: float) -> None:
     """Readiness probe: ``PING`` Redis (bypassing the breaker, so it sees recovery first)."""
     get_redis(app).client.ping()

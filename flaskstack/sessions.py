@@ -45,7 +45,7 @@ from flask.sessions import (
 )
 from itsdangerous import BadSignature, Signer
 
-from .problems import ServiceUnavailableProblem
+from .problems import _ServiceUnavailableProblem
 from .redis import RedisUnavailable
 
 if t.TYPE_CHECKING:
@@ -62,13 +62,13 @@ __all__ = [
     "rotate",
 ]
 
-logger = logging.getLogger("flaskstack.sessions")
+_logger = logging.getLogger("flaskstack.sessions")
 
-SESSION_ID_BYTES = 32
+_SESSION_ID_BYTES = 32
 _serializer = TaggedJSONSerializer()
 
 
-class SessionUnavailable(ServiceUnavailableProblem):
+class SessionUnavailable(_ServiceUnavailableProblem):
     """503: the session store cannot be reached. Carries ``Retry-After``."""
 
     description = (
@@ -77,7 +77,7 @@ class SessionUnavailable(ServiceUnavailableProblem):
     )
 
 
-SESSION_ENVIRON_KEY = "flaskstack.session"
+_SESSION_ENVIRON_KEY = "flaskstack.session"
 """Where flaskstack's session interfaces leave the session they open (``request.environ``).
 
 The environment rather than :data:`flask.g`: ``g`` belongs to the app
@@ -86,10 +86,10 @@ context, which requests made inside an outer one (tests, CLI scripts) share.
 
 
 def _record(request: Request, session: SessionMixin) -> None:
-    request.environ[SESSION_ENVIRON_KEY] = session
+    request.environ[_SESSION_ENVIRON_KEY] = session
 
 
-def request_session() -> SessionMixin | None:
+def _request_session() -> SessionMixin | None:
     """The current request's session object, without marking it accessed.
 
     Flask marks the session accessed whenever the ``session`` proxy is
@@ -106,13 +106,13 @@ def request_session() -> SessionMixin | None:
     """
     if not has_request_context():
         return None
-    session: SessionMixin | None = request.environ.get(SESSION_ENVIRON_KEY)
+    session: SessionMixin | None = request.environ.get(_SESSION_ENVIRON_KEY)
     if session is not None or isinstance(current_app.session_interface, _RECORDING):
         return session
     return current_session
 
 
-def is_untouched(session: SessionMixin | None) -> bool:
+def _is_untouched(session: SessionMixin | None) -> bool:
     """Whether ``session`` is a Redis session nobody read in this request."""
     return isinstance(session, RedisSession) and not session.loaded
 
@@ -205,7 +205,7 @@ class RedisSessionInterface(SessionInterface):
         return self.connection.key("session", sid)
 
     def _unavailable(self, exc: RedisUnavailable) -> SessionUnavailable:
-        logger.debug("session store unavailable: %s", exc)
+        _logger.debug("session store unavailable: %s", exc)
         return SessionUnavailable(self.connection.breaker.backoff)
 
     def read(self, app: Flask, sid: str) -> dict[str, t.Any] | None:
@@ -221,7 +221,7 @@ class RedisSessionInterface(SessionInterface):
         try:
             data = _serializer.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
         except (ValueError, UnicodeDecodeError, TypeError):
-            logger.warning("discarding unreadable session data at %s", key)
+            _logger.warning("discarding unreadable session data at %s", key)
             return None
         return data if isinstance(data, dict) else None
 
@@ -286,7 +286,7 @@ class RedisSessionInterface(SessionInterface):
 
         if session.modified or session.sid is None:
             if session.sid is None:
-                session.sid = secrets.token_urlsafe(SESSION_ID_BYTES)
+                session.sid = secrets.token_urlsafe(_SESSION_ID_BYTES)
             ttl = int(app.permanent_session_lifetime.total_seconds())
             data = _serializer.dumps(dict(session))
             key = self._key(session.sid)
@@ -332,7 +332,7 @@ def _replace_response(app: Flask, response: Response, error: SessionUnavailable)
     ``save_session`` runs after the view and cannot return a new response;
     raising there would become a 500.
     """
-    logger.warning("the session could not be saved: %s", error.description)
+    _logger.warning("the session could not be saved: %s", error.description)
     replacement = app.make_response(app.handle_http_exception(error))
     response.status_code = replacement.status_code
     response.headers.clear()
@@ -381,7 +381,7 @@ class CookieSessionInterface(SecureCookieSessionInterface):
 _RECORDING = (RedisSessionInterface, CookieSessionInterface)
 
 
-def init_app(app: Flask, connection: RedisConnection | None) -> None:
+def _init_app(app: Flask, connection: RedisConnection | None) -> None:
     """Keep sessions in Redis when the app has it; otherwise in Flask's signed cookie.
 
     Without Redis, a session interface the app installed itself stays.

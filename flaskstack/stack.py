@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import typing as t
 
-from . import auth as auth_component
 from . import (
+    _headers,
+    _security,
     caching,
     database,
     forms,
-    headers,
     health,
     logs,
     migrations,
     rest,
-    security,
     sessions,
 )
+from . import auth as auth_component
 from . import redis as redis_component
 from ._commands import STACK_COMMANDS_HELP, LazyGroup
 from ._state import EXTENSION_KEY, StackState
-from .config import SETTINGS, resolve
+from .config import SETTINGS, _resolve
 from .errors import AlreadyInitialisedError
 
 if t.TYPE_CHECKING:
@@ -95,33 +95,33 @@ class Stack:
         self._refuse_second_setup(app)
         _check_options(options)
 
-        resolution = resolve(app, config, options)
-        resolution.problems.extend(database.prepare(app, resolution))
-        resolution.problems.extend(caching.prepare(app, resolution))
-        resolution.problems.extend(auth_component.prepare(app, resolution))
-        security.validate(app, resolution)
+        resolution = _resolve(app, config, options)
+        resolution.problems.extend(database._prepare(app, resolution))
+        resolution.problems.extend(caching._prepare(app, resolution))
+        resolution.problems.extend(auth_component._prepare(app, resolution))
+        _security.validate(app, resolution)
 
         resolution.apply(app)
-        logs.init_app(app)
-        database.init_app(app)
-        migrations.init_app(app, database.db)
-        health.init_app(app)
-        headers.init_app(app)
+        logs._init_app(app)
+        database._init_app(app)
+        migrations._init_app(app, database.db)
+        health._init_app(app)
+        _headers.init_app(app)
         _add_stack_commands(app)
 
         state = StackState(
             profile=resolution.profile,
             resolution=resolution,
-            redis=redis_component.init_app(app),
+            redis=redis_component._init_app(app),
         )
-        sessions.init_app(app, state.redis)
-        forms.init_app(app)
-        caching.init_app(app, state.redis)
-        state.auth = auth_component.init_app(app)
-        rest.init_app(app, state)
-        state.readiness_probes["database"] = health.probe_database
+        sessions._init_app(app, state.redis)
+        forms._init_app(app)
+        caching._init_app(app, state.redis)
+        state.auth = auth_component._init_app(app)
+        rest._init_app(app, state)
+        state.readiness_probes["database"] = health._probe_database
         if state.redis is not None:
-            state.readiness_probes["redis"] = redis_component.probe
+            state.readiness_probes["redis"] = redis_component._probe
         app.extensions[EXTENSION_KEY] = state
         return state
 

@@ -42,34 +42,18 @@ from .redis import RedisUnavailable
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .redis import Client, RedisConnection
+    from .redis import RedisConnection, _Client
 
-__all__ = [
-    "ACCOUNT_SCOPE",
-    "ADDRESS_SCOPE",
-    "LOGIN_THROTTLED_MESSAGE",
-    "Count",
-    "LoginThrottled",
-    "LoginThrottles",
-    "MemoryStore",
-    "RedisStore",
-    "Throttle",
-    "ThrottleStore",
-    "Verdict",
-    "login_throttles",
-    "make_store",
-    "normalize_address",
-    "store_for",
-]
+__all__ = ["LoginThrottled", "LoginThrottles", "Throttle", "Verdict", "login_throttles"]
 
-logger = logging.getLogger("flaskstack.throttle")
+_logger = logging.getLogger("flaskstack.throttle")
 
-LOGIN_THROTTLED_MESSAGE = "Too many failed login attempts. Try again later."
+_LOGIN_THROTTLED_MESSAGE = "Too many failed login attempts. Try again later."
 """The description of every login 429, whether the account exists or not."""
 
-ACCOUNT_SCOPE = "login-account"
+_ACCOUNT_SCOPE = "login-account"
 """The scope of the per-account login throttle (part of its Redis keys)."""
-ADDRESS_SCOPE = "login-address"
+_ADDRESS_SCOPE = "login-address"
 """The scope of the per-address login throttle (part of its Redis keys)."""
 
 _SCOPE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -155,7 +139,7 @@ class LoginThrottled(TooManyRequests):
         a whole number of at least 1 for the header.
     """
 
-    description = LOGIN_THROTTLED_MESSAGE
+    description = _LOGIN_THROTTLED_MESSAGE
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(retry_after=max(1, math.ceil(retry_after)))
@@ -176,11 +160,11 @@ class LoginThrottled(TooManyRequests):
 # -- stores ----------------------------------------------------------------------
 
 
-Count = tuple[int, float]
+_Count = tuple[int, float]
 """A counter's value and the seconds left in its window, as stores return them."""
 
 
-class ThrottleStore(abc.ABC):
+class _ThrottleStore(abc.ABC):
     """Where throttles keep their counters: one per app, shared by its throttles.
 
     :meth:`hit` and :meth:`peek` return ``None`` when the store cannot be
@@ -193,12 +177,12 @@ class ThrottleStore(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def hit(self, key: str, window: float) -> Count | None:
+    def hit(self, key: str, window: float) -> _Count | None:
         """Add one to the counter at ``key``, starting a ``window`` if there is none."""
         raise NotImplementedError
 
     @abc.abstractmethod
-    def peek(self, key: str) -> Count | None:
+    def peek(self, key: str) -> _Count | None:
         """Read the counter at ``key`` (``(0, 0.0)`` if there is none) without changing it."""
         raise NotImplementedError
 
@@ -218,7 +202,7 @@ def _redis_failures() -> tuple[type[Exception], ...]:
     return (RedisUnavailable, RedisError, RedisClusterException)
 
 
-class RedisStore(ThrottleStore):
+class _RedisStore(_ThrottleStore):
     """Counters in the app's Redis, at ``<namespace>:throttle:<scope>:<digest>``.
 
     Each call is one command in one round trip (a Lua script by its SHA, or
@@ -248,12 +232,12 @@ class RedisStore(ThrottleStore):
         """``<namespace>:throttle:<scope>:<digest>``."""
         return self.connection.key("throttle", scope, digest)
 
-    def hit(self, key: str, window: float) -> Count | None:
+    def hit(self, key: str, window: float) -> _Count | None:
         """Add one to the counter at ``key`` (one ``EVALSHA``)."""
         milliseconds = max(1, math.ceil(window * 1000))
         return self._script(_HIT_SCRIPT, _HIT_SHA, key, milliseconds)
 
-    def peek(self, key: str) -> Count | None:
+    def peek(self, key: str) -> _Count | None:
         """Read the counter at ``key`` (one ``EVALSHA``)."""
         return self._script(_CHECK_SCRIPT, _CHECK_SHA, key)
 
@@ -261,8 +245,8 @@ class RedisStore(ThrottleStore):
         """Delete the counter at ``key`` (one ``DEL``)."""
         self._run(lambda client: client.delete(key))
 
-    def _script(self, script: str, sha: str, key: str, *args: int) -> Count | None:
-        def call(client: Client) -> t.Any:
+    def _script(self, script: str, sha: str, key: str, *args: int) -> _Count | None:
+        def call(client: _Client) -> t.Any:
             from redis.exceptions import NoScriptError
 
             try:
@@ -276,14 +260,14 @@ class RedisStore(ThrottleStore):
         count, milliseconds = reply
         return int(count), max(0, int(milliseconds)) / 1000
 
-    def _run(self, operation: t.Callable[[Client], t.Any]) -> t.Any:
+    def _run(self, operation: t.Callable[[_Client], t.Any]) -> t.Any:
         try:
             result = self.connection.run(operation)
         except _redis_failures() as exc:
             with self._lock:
                 first, self._outage = not self._outage, True
             if first:
-                logger.warning(
+                _logger.warning(
                     "throttling cannot use Redis: attempts are allowed and not counted until "
                     "it answers again (%s: %s)",
                     type(exc).__name__,
@@ -294,11 +278,11 @@ class RedisStore(ThrottleStore):
             with self._lock:
                 recovered, self._outage = self._outage, False
             if recovered:
-                logger.info("throttling works again")
+                _logger.info("throttling works again")
         return result
 
 
-class MemoryStore(ThrottleStore):
+class _MemoryStore(_ThrottleStore):
     """Counters in this process, for development and tests without Redis.
 
     Same semantics as :class:`RedisStore`, but each process counts on its
@@ -323,7 +307,7 @@ class MemoryStore(ThrottleStore):
         """``throttle:<scope>:<digest>``."""
         return f"throttle:{scope}:{digest}"
 
-    def hit(self, key: str, window: float) -> Count:
+    def hit(self, key: str, window: float) -> _Count:
         """Add one to the counter at ``key``."""
         with self._lock:
             now = self._clock()
@@ -334,7 +318,7 @@ class MemoryStore(ThrottleStore):
             self._counters[key] = (count + 1, expires)
             return count + 1, expires - now
 
-    def peek(self, key: str) -> Count:
+    def peek(self, key: str) -> _Count:
         """Read the counter at ``key``."""
         with self._lock:
             now = self._clock()
@@ -356,12 +340,12 @@ class MemoryStore(ThrottleStore):
             del self._counters[key]
 
 
-def make_store(connection: RedisConnection | None) -> ThrottleStore:
+def _make_store(connection: RedisConnection | None) -> _ThrottleStore:
     """A new store: on ``connection``, or in-process without one."""
-    return MemoryStore() if connection is None else RedisStore(connection)
+    return _MemoryStore() if connection is None else _RedisStore(connection)
 
 
-def store_for(app: Flask) -> ThrottleStore:
+def _store_for(app: Flask) -> _ThrottleStore:
     """The counter store of ``app``: on its Redis, or in-process without one.
 
     One store per app, made on first use, so that its counters (in-process)
@@ -372,8 +356,8 @@ def store_for(app: Flask) -> ThrottleStore:
     store = app.extensions.get(_STORE_KEY)
     if store is None:
         # setdefault keeps a single store if two threads race here.
-        store = app.extensions.setdefault(_STORE_KEY, make_store(get_state(app).redis))
-    return t.cast("ThrottleStore", store)
+        store = app.extensions.setdefault(_STORE_KEY, _make_store(get_state(app).redis))
+    return t.cast("_ThrottleStore", store)
 
 
 # -- throttles --------------------------------------------------------------------
@@ -403,7 +387,7 @@ class Throttle:
 
     def __init__(
         self,
-        store: ThrottleStore,
+        store: _ThrottleStore,
         scope: str,
         limit: int,
         window: float,
@@ -436,7 +420,7 @@ class Throttle:
     ) -> Throttle:
         """A throttle on the store of ``app``, keyed with its ``SECRET_KEY``."""
         return cls(
-            store_for(app),
+            _store_for(app),
             scope,
             limit,
             window,
@@ -483,7 +467,7 @@ class Throttle:
 # -- the login throttles -------------------------------------------------------------
 
 
-def normalize_address(address: str) -> str:
+def _normalize_address(address: str) -> str:
     """The client address as throttled: an IPv6 address stands for its ``/64``.
 
     One IPv6 host usually holds a whole ``/64``, so counting single addresses
@@ -548,16 +532,16 @@ def login_throttles(app: Flask) -> LoginThrottles:
     return LoginThrottles(
         Throttle.for_app(
             app,
-            ACCOUNT_SCOPE,
+            _ACCOUNT_SCOPE,
             config["FLASKSTACK_LOGIN_ACCOUNT_LIMIT"],
             window,
             normalize=normalise_email,
         ),
         Throttle.for_app(
             app,
-            ADDRESS_SCOPE,
+            _ADDRESS_SCOPE,
             config["FLASKSTACK_LOGIN_ADDRESS_LIMIT"],
             window,
-            normalize=normalize_address,
+            normalize=_normalize_address,
         ),
     )

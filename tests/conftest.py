@@ -21,7 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 import flaskstack
-from flaskstack.testing import KEPT_CONNECTION_KEY, dispose_app
+from flaskstack.testing import dispose_app
+from flaskstack.testing._database import KEPT_CONNECTION_KEY
 
 pytest_plugins = ["redis_servers", "flaskstack.testing.plugin", "pytester"]
 

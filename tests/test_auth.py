@@ -34,7 +34,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 import flaskstack
 from flaskstack import db
 from flaskstack.auth import UserMixin, auth_required, current_user
-from flaskstack.throttle import LOGIN_THROTTLED_MESSAGE
+from flaskstack.throttle import _LOGIN_THROTTLED_MESSAGE
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -666,7 +666,7 @@ def test_login_follows_a_relative_next_on_this_site(site: Site) -> None:
 def assert_throttled(response: TestResponse, window: float = 900) -> None:
     assert response.status_code == 429
     assert 1 <= int(response.headers["Retry-After"]) <= window
-    assert LOGIN_THROTTLED_MESSAGE in response.text
+    assert _LOGIN_THROTTLED_MESSAGE in response.text
     assert set_cookies(response) == []
 
 
@@ -1054,7 +1054,7 @@ def test_the_user_model_can_be_named_by_its_import_path(make_app: t.Any) -> None
     from flaskstack import get_state
     from flaskstack.auth import User
 
-    app = make_app({"FLASKSTACK_USER_MODEL": "flaskstack.auth.models:User"})
+    app = make_app({"FLASKSTACK_USER_MODEL": "flaskstack.auth:User"})
     assert get_state(app).auth.user_model is User
     with pytest.raises(flaskstack.ConfigError, match="FLASKSTACK_USER_MODEL"):
         make_app({"FLASKSTACK_USER_MODEL": "no_such_module:User"})

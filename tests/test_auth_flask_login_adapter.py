@@ -18,7 +18,7 @@ from flask import session
 from flask_login import current_user
 
 from flaskstack.auth._flask_login_adapter import set_request_user
-from flaskstack.sessions import is_untouched, request_session
+from flaskstack.sessions import _is_untouched, _request_session
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,7 +89,7 @@ def test_the_user_set_by_the_adapter_is_current_user_and_the_session_stays_unrea
         assert current_user._get_current_object() is alice, changed(
             "how current_user finds the user _update_request_context_with_user stored"
         )
-        assert is_untouched(request_session()), changed(
+        assert _is_untouched(_request_session()), changed(
             "current_user: it read the session although the request's user was already set"
         )
     with app.test_request_context(headers=cookies):
@@ -97,7 +97,7 @@ def test_the_user_set_by_the_adapter_is_current_user_and_the_session_stays_unrea
         assert current_user.is_authenticated is False, changed(
             "_update_request_context_with_user(None): it no longer means the anonymous user"
         )
-        assert is_untouched(request_session()), changed(
+        assert _is_untouched(_request_session()), changed(
             "current_user: it read the session although the request's user was already set"
         )
 

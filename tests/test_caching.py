@@ -30,14 +30,10 @@ from werkzeug.exceptions import NotFound
 import flaskstack
 from flaskstack import cache, db
 from flaskstack.auth import User, login_user
-from flaskstack.caching import (
-    REDIS_BACKEND,
-    SIMPLE_BACKEND,
-    CacheSerializer,
-    RedisCache,
-    SimpleCache,
-)
-from flaskstack.redis import Breaker, get_redis
+from flaskstack.caching import RedisCache, SimpleCache
+from flaskstack.caching._backends import REDIS_BACKEND, SIMPLE_BACKEND
+from flaskstack.caching._serializer import CacheSerializer
+from flaskstack.redis import _Breaker, get_redis
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -581,7 +577,7 @@ def test_an_open_breaker_turns_reads_into_misses_without_calling_redis(
     views = build(redis_server.url)
     now = [1000.0]
     connection = get_redis(views.app)
-    connection.breaker = Breaker(BACKOFF, clock=lambda: now[0])
+    connection.breaker = _Breaker(BACKOFF, clock=lambda: now[0])
     with views.app.app_context():
         assert cache.set("k", "v") is True
         assert not connection.breaker.is_open

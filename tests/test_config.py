@@ -9,7 +9,7 @@ from flask import Flask
 
 import flaskstack
 from flaskstack import config as settings
-from flaskstack.config import SETTINGS, mask
+from flaskstack.config import SETTINGS, _mask
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -181,12 +181,12 @@ def test_unknown_flaskstack_key_warns_with_suggestion(make_app: AppFactory) -> N
 
 
 def test_secrets_are_masked() -> None:
-    assert "hunter2" not in mask("SECRET_KEY", "hunter2")
-    assert mask("SECRET_KEY", "hunter2") == "<secret, 7 characters>"
-    shown = mask("SQLALCHEMY_DATABASE_URI", "postgresql://app:hunter2@db:5432/app")
+    assert "hunter2" not in _mask("SECRET_KEY", "hunter2")
+    assert _mask("SECRET_KEY", "hunter2") == "<secret, 7 characters>"
+    shown = _mask("SQLALCHEMY_DATABASE_URI", "postgresql://app:hunter2@db:5432/app")
     assert shown == "'postgresql://app:***@db:5432/app'"
-    assert mask("FLASKSTACK_REDIS_URL", "redis://127.0.0.1:6379/0") == "'redis://127.0.0.1:6379/0'"
-    assert mask("MAX_CONTENT_LENGTH", 10) == "10"
+    assert _mask("FLASKSTACK_REDIS_URL", "redis://127.0.0.1:6379/0") == "'redis://127.0.0.1:6379/0'"
+    assert _mask("MAX_CONTENT_LENGTH", 10) == "10"
 
 
 def test_secret_never_appears_in_config_error(make_app: AppFactory) -> None:
@@ -220,7 +220,7 @@ def test_settings_table_is_well_formed() -> None:
 def test_resolution_does_not_write_to_the_app(tmp_path: Path) -> None:
     app = Flask("untouched", instance_path=str(tmp_path / "instance"))
     before = dict(app.config)
-    resolution = settings.resolve(app, {"MAX_CONTENT_LENGTH": 10})
+    resolution = settings._resolve(app, {"MAX_CONTENT_LENGTH": 10})
     assert resolution["MAX_CONTENT_LENGTH"] == 10
     assert dict(app.config) == before
     assert not (tmp_path / "instance").exists()

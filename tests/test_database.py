@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 import flaskstack
 from flaskstack import db
-from flaskstack.database import normalise_database_url
+from flaskstack.database import _normalise_database_url
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory
@@ -118,7 +118,7 @@ def backend_app(request: pytest.FixtureRequest, make_app: AppFactory) -> Flask:
     ],
 )
 def test_normalise_database_url(url: str, expected: str) -> None:
-    assert normalise_database_url(url) == expected
+    assert _normalise_database_url(url) == expected
 
 
 def test_without_database_url_the_app_runs_on_sqlite_in_its_instance_folder(
@@ -147,7 +147,7 @@ def test_postgres_scheme_from_the_environment_runs_on_psycopg(
     monkeypatch.setenv("DATABASE_URL", postgres_scheme(postgres_url))
     app = make_app()
 
-    assert app.config["SQLALCHEMY_DATABASE_URI"] == normalise_database_url(postgres_url)
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == _normalise_database_url(postgres_url)
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
     create_tables(app, DbtestItem)
     add_items(app, "on postgres")

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flaskstack import db
-from flaskstack.testing import TestDatabases, isolate
+from flaskstack.testing._database import TestDatabases, isolate
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory

@@ -95,9 +95,9 @@ def test_paths_are_configurable_and_can_be_disabled(make_app: AppFactory) -> Non
 
 
 def test_health_views_are_marked_public(make_app: AppFactory) -> None:
-    from flaskstack.health import is_public
+    from flaskstack.health import _is_public
 
     app = make_app()
-    assert is_public(app.view_functions["flaskstack.healthz"])
-    assert is_public(app.view_functions["flaskstack.readyz"])
-    assert not is_public(app.view_functions["static"])
+    assert _is_public(app.view_functions["flaskstack.healthz"])
+    assert _is_public(app.view_functions["flaskstack.readyz"])
+    assert not _is_public(app.view_functions["static"])

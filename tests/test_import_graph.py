@@ -4,7 +4,7 @@ The graph is read from the source, not from ``sys.modules``: every import
 counts, at the top of a module or inside a function (an import deferred to a
 function still runs, and hiding a cycle there only moves the failure to the
 first call). Imports under ``if TYPE_CHECKING:`` never run and do not count.
-Importing ``flaskstack.auth.tokens`` from outside ``flaskstack.auth`` also
+Importing ``flaskstack.auth._tokens`` from outside ``flaskstack.auth`` also
 runs ``flaskstack/auth/__init__.py``, so sub-packages count as imported too;
 the root package itself does not (every module is inside it).
 """

@@ -21,7 +21,7 @@ import pytest
 import redis
 from conftest import SHARED_REDIS_URL
 
-from flaskstack.redis import parse_redis_url
+from flaskstack._redis_url import parse_redis_url
 
 if t.TYPE_CHECKING:
     from pathlib import Path

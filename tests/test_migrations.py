@@ -26,8 +26,8 @@ import pytest
 import sqlalchemy as sa
 
 from flaskstack import db, migrate
-from flaskstack.database import normalise_database_url
-from flaskstack.migrations import TEMPLATE_DIRECTORY, load_flask_migrate, repository_config
+from flaskstack.database import _normalise_database_url
+from flaskstack.migrations import _TEMPLATE_DIRECTORY, _repository_config, load_flask_migrate
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory, PostgresDatabases
@@ -131,7 +131,7 @@ class Project:
         return sorted((self.migrations / "versions").glob("*.py"))
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine(normalise_database_url(self.database_url))
+        return sa.create_engine(_normalise_database_url(self.database_url))
 
     def schema(self) -> Schema:
         engine = self.engine()
@@ -200,7 +200,7 @@ def sqlite_project(tmp_path: Path) -> Project:
 def test_migrate_upgrade_downgrade_through_a_model_change(project: Project) -> None:
     project.flask_ok("db", "init")
     env_py = (project.migrations / "env.py").read_text()
-    assert env_py == (Path(TEMPLATE_DIRECTORY) / "flask" / "env.py").read_text()
+    assert env_py == (Path(_TEMPLATE_DIRECTORY) / "flask" / "env.py").read_text()
     assert "flaskstack" in env_py
     assert "get_engine" not in env_py  # Flask-Migrate's deprecated call
 
@@ -543,7 +543,7 @@ def test_each_app_migrates_its_own_repository(make_app: AppFactory, tmp_path: Pa
     with apps["second"].app_context():
         assert not sa.inspect(db.engine).has_table("migtest_widget")
     for name, app in apps.items():
-        assert repository_config(app).get_main_option("script_location") == str(tmp_path / name)
+        assert _repository_config(app).get_main_option("script_location") == str(tmp_path / name)
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -11,7 +11,8 @@ import pytest
 from loopback import free_port
 
 import flaskstack
-from flaskstack.redis import RedisUnavailable, get_redis, parse_redis_url
+from flaskstack._redis_url import parse_redis_url
+from flaskstack.redis import RedisUnavailable, get_redis
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory

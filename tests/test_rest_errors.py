@@ -254,7 +254,7 @@ def test_a_500_under_the_prefix_is_logged_and_signalled_once_by_flask(
     text = response.get_data(as_text=True)
     for leaked in ("hunter2", "RuntimeError", "Traceback", "api_boom"):
         assert leaked not in text
-    assert body["detail"] == rest.errors.SERVER_ERROR_DETAIL
+    assert body["detail"] == rest._errors.SERVER_ERROR_DETAIL
     assert [type(e) for e in signalled] == [RuntimeError]
     records = [r for r in caplog.records if r.exc_info]
     assert len(records) == 1

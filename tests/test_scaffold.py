@@ -35,7 +35,7 @@ from deploy_support.files import check_compose_file
 from deploy_support.server import Server, free_port, local_command, run, with_bind
 
 from flaskstack.scaffold import cli
-from flaskstack.scaffold.project import readme_commands
+from flaskstack.scaffold._project import readme_commands
 
 if t.TYPE_CHECKING:
     from conftest import PostgresDatabases

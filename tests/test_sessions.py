@@ -13,7 +13,7 @@ import redis
 from flask import Flask, request, session
 
 from flaskstack.forms import csrf
-from flaskstack.sessions import destroy, request_session, rotate
+from flaskstack.sessions import _request_session, destroy, rotate
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory
@@ -428,15 +428,15 @@ def test_sessions_written_before_an_outage_are_still_there_after_it(
 def _add_probe(app: Flask) -> Flask:
     @app.get("/probe")
     def probe() -> dict[str, t.Any]:
-        before = request_session()
+        before = _request_session()
         seen = {
             "kind": type(before).__name__,
             "accessed_before": bool(before is not None and before.accessed),
         }
         if "read" in request.args:
             seen["name"] = session.get("name")
-            seen["same_object"] = request_session() is before
-            seen["accessed_after"] = bool(request_session().accessed)  # type: ignore[union-attr]
+            seen["same_object"] = _request_session() is before
+            seen["accessed_after"] = bool(_request_session().accessed)  # type: ignore[union-attr]
         return seen
 
     return app
@@ -469,8 +469,8 @@ def test_request_session_is_the_session_without_marking_it_accessed(
     }
     assert "Cookie" in read.vary
     with app.test_request_context():
-        assert request_session() is not None  # opened when the request context was pushed
-    assert request_session() is None  # no request, no session
+        assert _request_session() is not None  # opened when the request context was pushed
+    assert _request_session() is None  # no request, no session
 
 
 def test_an_apps_own_session_interface_is_kept_and_counts_as_used(

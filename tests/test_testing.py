@@ -27,8 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from flaskstack import db
-from flaskstack.redis import RedisConnection, parse_redis_url
-from flaskstack.testing.namespaces import Namespaces, delete_namespace
+from flaskstack._redis_url import parse_redis_url
+from flaskstack.redis import RedisConnection
+from flaskstack.testing._namespaces import Namespaces, delete_namespace
 
 if t.TYPE_CHECKING:
     from conftest import AppFactory
@@ -316,8 +317,8 @@ def test_importing_the_plugin_imports_nothing_heavy() -> None:
     code = (
         "import json, sys\n"
         "import flaskstack.testing.plugin\n"
-        "heavy = ['alembic', 'flask_migrate', 'psycopg', 'flaskstack.testing.database',\n"
-        "         'flaskstack.testing.clients', 'flaskstack.testing.apps']\n"
+        "heavy = ['alembic', 'flask_migrate', 'psycopg', 'flaskstack.testing._database',\n"
+        "         'flaskstack.testing._clients', 'flaskstack.testing._apps']\n"
         "print(json.dumps([name for name in heavy if name in sys.modules]))\n"
     )
     output = subprocess.run(

@@ -17,15 +17,15 @@ import redis
 
 from flaskstack.redis import get_redis
 from flaskstack.throttle import (
-    LOGIN_THROTTLED_MESSAGE,
+    _LOGIN_THROTTLED_MESSAGE,
     LoginThrottled,
-    MemoryStore,
-    RedisStore,
     Throttle,
     Verdict,
+    _MemoryStore,
+    _normalize_address,
+    _RedisStore,
+    _store_for,
     login_throttles,
-    normalize_address,
-    store_for,
 )
 
 if t.TYPE_CHECKING:
@@ -167,12 +167,12 @@ def test_spellings_of_one_identity_share_a_counter(app: Flask) -> None:
 
 
 def test_normalize_address() -> None:
-    assert normalize_address(" 203.0.113.7 ") == ADDRESS
-    assert normalize_address("2001:DB8::1") == "2001:db8::/64"
-    assert normalize_address("fe80::1%eth0") == "fe80::/64"
-    assert normalize_address("::ffff:198.51.100.1") == "198.51.100.1"
-    assert normalize_address("unix-socket") == "unix-socket"
-    assert normalize_address("") == ""
+    assert _normalize_address(" 203.0.113.7 ") == ADDRESS
+    assert _normalize_address("2001:DB8::1") == "2001:db8::/64"
+    assert _normalize_address("fe80::1%eth0") == "fe80::/64"
+    assert _normalize_address("::ffff:198.51.100.1") == "198.51.100.1"
+    assert _normalize_address("unix-socket") == "unix-socket"
+    assert _normalize_address("") == ""
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_normalize_address() -> None:
 )
 def test_invalid_throttles_are_refused(scope: str, limit: int, window: float) -> None:
     with pytest.raises(ValueError, match="expected"):
-        Throttle(MemoryStore(), scope, limit, window, secret="s")
+        Throttle(_MemoryStore(), scope, limit, window, secret="s")
 
 
 # -- Redis keys and round trips ------------------------------------------------------
@@ -316,8 +316,8 @@ def test_login_throttles_follow_the_settings(build: Build) -> None:
     account, address = login_throttles(app)
     assert (account.scope, account.limit, account.window) == ("login-account", 3, 42.0)
     assert (address.scope, address.limit, address.window) == ("login-address", 7, 42.0)
-    assert isinstance(account.store, RedisStore)
-    assert account.store is store_for(app)
+    assert isinstance(account.store, _RedisStore)
+    assert account.store is _store_for(app)
 
 
 def test_the_login_flow(app: Flask) -> None:
@@ -365,14 +365,14 @@ def test_the_429_response(app: Flask) -> None:
     response = client.get("/attempt/a@example.com")
     assert response.status_code == 429
     assert 890 <= int(response.headers["Retry-After"]) <= 900
-    assert LOGIN_THROTTLED_MESSAGE in response.get_data(as_text=True)
+    assert _LOGIN_THROTTLED_MESSAGE in response.get_data(as_text=True)
 
 
 def test_retry_after_is_a_whole_number_of_seconds() -> None:
     assert LoginThrottled(0.01).retry_after == 1
     assert LoginThrottled(0).retry_after == 1
     assert LoginThrottled(41.2).retry_after == 42
-    assert LoginThrottled(3).description == LOGIN_THROTTLED_MESSAGE
+    assert LoginThrottled(3).description == _LOGIN_THROTTLED_MESSAGE
     LoginThrottled.raise_for(Verdict(True, 1, 1, 10.0), Verdict(True, 0, 1, 0.0))
     with pytest.raises(LoginThrottled) as raised:
         LoginThrottled.raise_for(
@@ -386,13 +386,13 @@ def test_retry_after_is_a_whole_number_of_seconds() -> None:
 
 def test_the_app_without_redis_counts_in_process(build: Build) -> None:
     app = build(None)
-    assert isinstance(store_for(app), MemoryStore)
-    assert store_for(app) is store_for(app)
+    assert isinstance(_store_for(app), _MemoryStore)
+    assert _store_for(app) is _store_for(app)
 
 
 def test_the_in_process_store_drops_expired_counters() -> None:
     now = [1000.0]
-    store = MemoryStore(clock=lambda: now[0])
+    store = _MemoryStore(clock=lambda: now[0])
     throttle = Throttle(store, "t", limit=1, window=5, secret="s")
     for i in range(100):
         throttle.hit(f"user{i}")

@@ -19,18 +19,18 @@ from flask_login import current_user
 from flaskstack.errors import ConfigError
 from flaskstack.rest._meta import describe
 
-from . import views
+from . import _views
 from ._login import login_user, logout_user
-from .manager import login_manager
-from .models import (
+from ._manager import login_manager
+from ._models import (
     UserMixin,
     default_user_model,
     normalise_email,
     resolve_user_model,
     token_model,
 )
-from .passwords import PasswordPolicyError
-from .tokens import create_token, revoke_token
+from ._passwords import PasswordPolicyError, verify_password
+from ._tokens import create_token, request_token, revoke_token
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -50,10 +50,12 @@ __all__ = [
     "login_user",
     "logout_user",
     "normalise_email",
+    "request_token",
     "revoke_token",
+    "verify_password",
 ]
 
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+_F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +67,7 @@ class AuthState:
 
 
 def auth_required(
-    view: F | None = None,
+    view: _F | None = None,
     *,
     check: t.Callable[[t.Any], bool] | None = None,
     permission: str | None = None,
@@ -89,7 +91,7 @@ def auth_required(
     it protects.
     """
 
-    def decorate(function: F) -> F:
+    def decorate(function: _F) -> _F:
         @functools.wraps(function)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
             if not current_user.is_authenticated:
@@ -101,7 +103,7 @@ def auth_required(
                 abort(403)
             return current_app.ensure_sync(function)(*args, **kwargs)
 
-        return describe(t.cast("F", wrapper), auth=True)
+        return describe(t.cast("_F", wrapper), auth=True)
 
     decorate.__flaskstack_auth__ = True  # type: ignore[attr-defined]
     return decorate(view) if view is not None else decorate
@@ -120,7 +122,7 @@ def _has_permission(user: t.Any, permission: str) -> bool:
     return bool(has_permission(permission))
 
 
-def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     """Check that the configured user model can be used."""
     try:
         resolve_user_model(resolution["FLASKSTACK_USER_MODEL"])
@@ -129,11 +131,11 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     return []
 
 
-def init_app(app: Flask) -> AuthState:
+def _init_app(app: Flask) -> AuthState:
     """Register Flask-Login on ``app`` with the configured user model."""
     user_model = resolve_user_model(app.config["FLASKSTACK_USER_MODEL"])
     login_manager.init_app(app)
-    views.init_app(app)
+    _views.init_app(app)
     return AuthState(user_model, token_model(user_model))
 
 

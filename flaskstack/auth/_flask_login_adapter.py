@@ -32,7 +32,7 @@ import typing as t
 import flask_login
 from flask import current_app
 
-from flaskstack.sessions import is_untouched, request_session
+from flaskstack.sessions import _is_untouched, _request_session
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -56,8 +56,8 @@ class LoginManagerBase(flask_login.LoginManager):  # type: ignore[misc]
         # A Redis session nobody loaded in this request holds no login or
         # logout from it: Flask-Login sets its note ("_remember") and takes it
         # out again within the request that logs in or out.
-        session = request_session()
-        if session is None or is_untouched(session):
+        session = _request_session()
+        if session is None or _is_untouched(session):
             return response
         refresh = current_app.config.get("REMEMBER_COOKIE_REFRESH_EACH_REQUEST", False)
         # With refresh on, Flask-Login would also write its note into the

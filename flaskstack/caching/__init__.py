@@ -15,8 +15,8 @@ circuit breaker for sessions and cache) and keeps every key under
 ``<namespace>:cache:``; :meth:`RedisCache.clear` deletes those keys and no
 others, and a Redis outage turns reads into misses and drops writes instead
 of failing requests. Without Redis (development and testing) the backend is
-the in-process :class:`SimpleCache`. Both store values with
-:class:`CacheSerializer`, which is JSON, never pickle: whoever can write to
+the in-process :class:`SimpleCache`. Both store values as JSON with tags
+for the Python types JSON lacks, never with pickle: whoever can write to
 Redis must not be able to run code in the app.
 """
 
@@ -35,10 +35,10 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
 from flaskstack.errors import Problem
-from flaskstack.sessions import RedisSession, request_session
+from flaskstack.sessions import RedisSession, _request_session
 
-from .backends import _CONNECTION_KEY, REDIS_BACKEND, SIMPLE_BACKEND, RedisCache, SimpleCache
-from .serializer import CacheSerializer, UncacheableValue, _Once, logger
+from ._backends import _CONNECTION_KEY, REDIS_BACKEND, SIMPLE_BACKEND, RedisCache, SimpleCache
+from ._serializer import _Once, logger
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -51,17 +51,10 @@ if t.TYPE_CHECKING:
 # Flask-Login's session key for the logged-in user's id.
 _USER_ID_KEY = "_user_id"
 
-__all__ = [
-    "Cache",
-    "CacheSerializer",
-    "RedisCache",
-    "SimpleCache",
-    "UncacheableValue",
-    "cache",
-]
+__all__ = ["Cache", "RedisCache", "SimpleCache", "cache"]
 
-P = t.ParamSpec("P")
-R = t.TypeVar("R")
+_P = t.ParamSpec("_P")
+_R = t.TypeVar("_R")
 
 
 # -- per-user safety -----------------------------------------------------------
@@ -69,7 +62,7 @@ R = t.TypeVar("R")
 
 def _session_used() -> bool:
     """Whether the current request has used the session so far."""
-    session = request_session()
+    session = _request_session()
     if session is None:
         return False
     if isinstance(session, RedisSession):
@@ -213,8 +206,8 @@ class Cache(_FlaskCache):
     - The current app is always the one in the app context. (Flask-Caching
       remembers the last app it was set up on, which is wrong when a process
       has several apps.)
-    - Values are stored as :class:`CacheSerializer` encodes them, not with
-      pickle; a value it cannot encode is not cached.
+    - Values are stored as tagged JSON, not with pickle; a value that
+      cannot be encoded that way is not cached.
     - The Jinja ``{% cache %}`` fragment tag keys on the names you give it:
       include the user's id in them for a fragment that shows the user.
     """
@@ -252,7 +245,7 @@ class Cache(_FlaskCache):
         response_hit_indication: bool | None = False,
         *,
         per_user: bool | None = None,
-    ) -> t.Callable[[t.Callable[P, R]], _CachedFunction[P, R]]:
+    ) -> t.Callable[[t.Callable[_P, _R]], _CachedFunction[_P, _R]]:
         """Cache a view (or any function called in a request), like Flask-Caching's ``cached``.
 
         The key is the request path (plus the query string with
@@ -283,7 +276,7 @@ class Cache(_FlaskCache):
         """
         upstream = super().cached
 
-        def decorator(f: t.Callable[P, R]) -> _CachedFunction[P, R]:
+        def decorator(f: t.Callable[_P, _R]) -> _CachedFunction[_P, _R]:
             guard = _Guard(f, per_user, unless, response_filter)
             key_function = make_cache_key
             if per_user and key_function is not None:
@@ -348,7 +341,7 @@ cache = Cache()
 # -- wiring --------------------------------------------------------------------
 
 
-def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     """Settle the backend and key prefix defaults, which depend on the Redis URL."""
     problems: list[Problem] = []
     has_redis = resolution["FLASKSTACK_REDIS_URL"] is not None
@@ -378,6 +371,6 @@ def prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     return problems
 
 
-def init_app(app: Flask, connection: RedisConnection | None) -> None:
+def _init_app(app: Flask, connection: RedisConnection | None) -> None:
     """Register :data:`cache` on ``app``, on its Redis connection when it has one."""
     cache.init_app(app, {_CONNECTION_KEY: connection} if connection is not None else None)

@@ -36,13 +36,13 @@ What flaskstack promises under the API prefix (``FLASKSTACK_API_PREFIX``,
 
 - **Errors** are RFC 9457 ``application/problem+json`` — unknown URLs, wrong
   methods, CSRF failures, 401/403, invalid input, throttling, ``abort()``
-  and uncaught exceptions alike (:mod:`flaskstack.rest.errors`). A 500 says
+  and uncaught exceptions alike (:func:`abort`, :func:`problem_for`). A 500 says
   only its request id, which the log line with the traceback carries too.
   A handler the app registers for a status code, or on a blueprint, answers
   first, as Flask's order of precedence says.
 - **Input** is declared with a :class:`Schema` and checked by :func:`body`
   and :func:`query`: 415, 400, 413 and 422 each say precisely what is wrong,
-  field by field (:mod:`flaskstack.rest.inputs`).
+  field by field.
 - **Auth**: :func:`flaskstack.auth.auth_required` accepts an API token or
   the session; requests with a token need no CSRF token, cookie-authenticated
   unsafe requests need ``X-CSRFToken``. A :class:`Resource` checks CSRF
@@ -50,21 +50,21 @@ What flaskstack promises under the API prefix (``FLASKSTACK_API_PREFIX``,
   Exempt a public unsafe resource (sign-up returning a token) with
   ``@flaskstack.csrf.exempt`` on its class.
 - **Pagination** with a cap, an envelope and ``Link`` headers
-  (:mod:`flaskstack.rest.pagination`).
+  (:func:`paginated`).
 - **Output**: :func:`marshal_with` and :mod:`flaskstack.rest.fields`
   (ISO 8601 datetimes with time zones, UUIDs, exact decimals); :func:`etag`
   for conditional GETs; ``flaskstack.cache.cached(query_string=True)`` on a
   ``get`` for server-side caching.
-- **OpenAPI 3.1** at ``<prefix>/openapi.json`` (:mod:`flaskstack.rest.openapi`).
+- **OpenAPI 3.1** at ``<prefix>/openapi.json`` (``FLASKSTACK_API_OPENAPI_PATH``).
 """
 
 from __future__ import annotations
 
 import typing as t
 
-from . import errors, fields
-from .errors import abort
-from .inputs import (
+from . import _errors, fields
+from ._errors import abort, problem_for
+from ._inputs import (
     UUID,
     Boolean,
     Date,
@@ -84,9 +84,9 @@ from .inputs import (
     body,
     query,
 )
-from .output import etag, marshal, marshal_with
-from .pagination import Page, paginate, paginated
-from .resources import Api, Resource
+from ._output import etag, marshal, marshal_with
+from ._pagination import Page, paginate, paginated
+from ._resources import Api, Resource
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -122,6 +122,7 @@ __all__ = [
     "marshal_with",
     "paginate",
     "paginated",
+    "problem_for",
     "query",
 ]
 
@@ -132,7 +133,7 @@ Its resources are served under each app's ``FLASKSTACK_API_PREFIX``.
 """
 
 
-def init_app(app: Flask, state: StackState) -> None:
+def _init_app(app: Flask, state: StackState) -> None:
     """Route ``app``'s errors under API prefixes to problem documents and serve :data:`api`."""
-    errors.install(app)
+    _errors.install(app)
     api.setup(app, state)

@@ -11,7 +11,7 @@ that:
 - :class:`Decimal` writes a string (``"12.50"``), so no digit is lost to a
   JavaScript client's floating point.
 
-:func:`json_schema` describes a dict of fields for the OpenAPI document.
+``_json_schema`` describes a dict of fields for the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ __all__ = [
     "Raw",
     "String",
     "Url",
-    "json_schema",
 ]
 
 
@@ -112,7 +111,7 @@ _SCHEMAS: list[tuple[type, dict[str, t.Any]]] = [
 ]
 
 
-def json_schema(spec: t.Any) -> dict[str, t.Any]:
+def _json_schema(spec: t.Any) -> dict[str, t.Any]:
     """The JSON Schema of what ``marshal(data, spec)`` produces.
 
     ``spec`` is a dict of fields (as given to ``marshal_with``) or one field.
@@ -122,14 +121,14 @@ def json_schema(spec: t.Any) -> dict[str, t.Any]:
     if isinstance(spec, dict):
         return {
             "type": "object",
-            "properties": {str(name): json_schema(field) for name, field in spec.items()},
+            "properties": {str(name): _json_schema(field) for name, field in spec.items()},
         }
     field = spec() if isinstance(spec, type) else spec
     if isinstance(field, Nested):
-        schema = json_schema(field.nested)
+        schema = _json_schema(field.nested)
         return {"oneOf": [schema, {"type": "null"}]} if field.allow_null else schema
     if isinstance(field, List):
-        return {"type": "array", "items": json_schema(field.container)}
+        return {"type": "array", "items": _json_schema(field.container)}
     for kind, schema in _SCHEMAS:
         if isinstance(field, kind):
             nullable = not isinstance(field, Integer) or field.default is None

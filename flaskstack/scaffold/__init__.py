@@ -20,12 +20,12 @@ from pathlib import Path
 
 import click
 
-from .project import FIRST_MIGRATION_MESSAGE, Options, ScaffoldError, generate, readme_commands
+from ._project import FIRST_MIGRATION_MESSAGE, Options, ScaffoldError, generate, readme_commands
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Options", "ScaffoldError", "cli", "generate", "main"]
+__all__ = ["cli", "main"]
 
 
 def _version() -> str:
@@ -65,7 +65,7 @@ def cli() -> None:
     show_default=True,
     help="Include a Dockerfile, docker-compose.yml, .env.example and .dockerignore.",
 )
-def new(name: str, directory: Path | None, api: bool, docker: bool) -> None:
+def _new(name: str, directory: Path | None, api: bool, docker: bool) -> None:
     """Create the project NAME: a package of that name and everything around it.
 
     NAME is also the Python package, so it is lower-case letters, digits and

@@ -43,15 +43,18 @@ if t.TYPE_CHECKING:
     from flask.testing import FlaskClient, FlaskCliRunner
     from sqlalchemy.orm import Session
 
-    from flaskstack.redis import Client
+    from flaskstack.redis import _Client
 
-    from .apps import AppFactory
-    from .clients import ApiClientFactory, CsrfToken, Login, MakeUser
-    from .database import Isolation, TestDatabases
-    from .namespaces import Namespaces
+    from ._apps import AppFactory
+    from ._clients import ApiClientFactory, CsrfToken, Login, MakeUser
+    from ._database import Isolation, TestDatabases
+    from ._namespaces import Namespaces
 
-P = t.ParamSpec("P")
-R = t.TypeVar("R")
+# pytest finds the fixtures and hooks below by name; nothing here is for import.
+__all__: list[str] = []
+
+_P = t.ParamSpec("_P")
+_R = t.TypeVar("_R")
 
 _SCHEMAS = ("models", "migrations")
 
@@ -137,9 +140,9 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _run(function: t.Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+def _run(function: t.Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Call ``function``; report a setup error as a failure without a traceback."""
-    from .apps import SetupError
+    from ._apps import SetupError
 
     try:
         return function(*args, **kwargs)
@@ -154,7 +157,7 @@ def _run(function: t.Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 @pytest.fixture(scope="session")
 def flaskstack_app_factory(pytestconfig: pytest.Config) -> AppFactory:
     """The app factory named by ``flaskstack_app`` (imported once per run)."""
-    from .apps import load_app_factory
+    from ._apps import load_app_factory
 
     spec = _app_spec(pytestconfig)
     if not spec:
@@ -165,7 +168,7 @@ def flaskstack_app_factory(pytestconfig: pytest.Config) -> AppFactory:
 @pytest.fixture(scope="session")
 def flaskstack_databases(pytestconfig: pytest.Config) -> Iterator[TestDatabases]:
     """The run's database engines and schemas (:class:`~flaskstack.testing.TestDatabases`)."""
-    from .database import TestDatabases
+    from ._database import TestDatabases
 
     databases = TestDatabases(_schema(pytestconfig))
     yield databases
@@ -174,7 +177,7 @@ def flaskstack_databases(pytestconfig: pytest.Config) -> Iterator[TestDatabases]
 
 @pytest.fixture(scope="session")
 def _flaskstack_namespaces() -> Namespaces:
-    from .namespaces import Namespaces
+    from ._namespaces import Namespaces
 
     return Namespaces(_worker())
 
@@ -186,13 +189,13 @@ def _flaskstack_secret_key() -> str:
 
 def _configured_database_url(request: pytest.FixtureRequest, secret_key: str) -> str | None:
     """The database the app would use in the testing profile: its server hosts the tests'."""
-    from flaskstack.database import normalise_database_url
+    from flaskstack.database import _normalise_database_url
 
-    from .apps import build_app, dispose_app
+    from ._apps import build_app, dispose_app
 
     if not _app_spec(request.config):
         url = os.environ.get("DATABASE_URL")
-        return normalise_database_url(url) if url else None
+        return _normalise_database_url(url) if url else None
     factory: AppFactory = request.getfixturevalue("flaskstack_app_factory")
     probe = _run(build_app, factory, {"FLASKSTACK_PROFILE": "testing", "SECRET_KEY": secret_key})
     try:
@@ -218,7 +221,7 @@ def flaskstack_database_url(
     """
     from sqlalchemy.engine import make_url
 
-    from .database import create_postgres_database, drop_postgres_database
+    from ._database import create_postgres_database, drop_postgres_database
 
     base = _configured_database_url(request, _flaskstack_secret_key)
     backend = make_url(base).get_backend_name() if base else "sqlite"
@@ -266,7 +269,7 @@ def flaskstack_config(
         def flaskstack_config(flaskstack_config):
             return {**flaskstack_config, "FLASKSTACK_REGISTRATION": True}
     """
-    from .clients import FAST_PASSWORD_METHOD
+    from ._clients import FAST_PASSWORD_METHOD
 
     return {
         "FLASKSTACK_PROFILE": "testing",
@@ -280,8 +283,8 @@ def flaskstack_config(
 @contextlib.contextmanager
 def _hold(app: Flask, databases: TestDatabases, namespaces: Namespaces) -> Iterator[Isolation]:
     """Isolate ``app``'s databases, and delete its Redis namespace afterwards if we issued it."""
-    from .database import isolate
-    from .namespaces import delete_namespace
+    from ._database import isolate
+    from ._namespaces import delete_namespace
 
     try:
         with isolate(app, databases) as isolation:
@@ -308,7 +311,7 @@ def app(
     Its database work runs in a transaction rolled back after the test and
     its Redis keys live in this test's namespace, deleted after the test.
     """
-    from .apps import build_app, dispose_app
+    from ._apps import build_app, dispose_app
 
     new_app = _run(build_app, flaskstack_app_factory, flaskstack_config)
     try:
@@ -323,7 +326,7 @@ def flaskstack_isolation(
     app: Flask, flaskstack_databases: TestDatabases, _flaskstack_namespaces: Namespaces
 ) -> Iterator[Isolation]:
     """This test's hold on ``app``'s databases (also for an ``app`` fixture of your own)."""
-    from .database import get_isolation
+    from ._database import get_isolation
 
     existing = get_isolation(app)
     if existing is not None:
@@ -360,7 +363,7 @@ def db_session(flaskstack_isolation: Isolation) -> Iterator[Session]:
 
 
 @pytest.fixture
-def redis(app: Flask, flaskstack_isolation: Isolation) -> Client:
+def redis(app: Flask, flaskstack_isolation: Isolation) -> _Client:
     """The app's redis-py client (``get_state(app).redis.client``).
 
     Keys written under the app's namespace (``get_state(app).redis.key(...)``)
@@ -383,7 +386,7 @@ def make_user(app: Flask, db_session: Session) -> MakeUser:
 
     The password defaults to :data:`~flaskstack.testing.DEFAULT_PASSWORD`.
     """
-    from .clients import make_user as make
+    from ._clients import make_user as make
 
     def factory(email: str | None = None, password: str | None = None, **fields: t.Any) -> t.Any:
         return make(app, db_session, email, password, **fields)
@@ -394,7 +397,7 @@ def make_user(app: Flask, db_session: Session) -> MakeUser:
 @pytest.fixture
 def login(flaskstack_isolation: Isolation) -> Login:
     """``login(client, user)``: log ``client`` in as ``user`` through the real session."""
-    from .clients import login as log_in
+    from ._clients import login as log_in
 
     def helper(client: FlaskClient, user: t.Any) -> FlaskClient:
         return _run(log_in, client, user)
@@ -408,7 +411,7 @@ def api_client(app: Flask, make_user: MakeUser) -> ApiClientFactory:
 
     Without ``user``, a new user is made with ``make_user()``.
     """
-    from .clients import api_client as make_client
+    from ._clients import api_client as make_client
 
     def factory(user: t.Any | None = None) -> FlaskClient:
         return _run(make_client, app, user if user is not None else make_user())
@@ -419,7 +422,7 @@ def api_client(app: Flask, make_user: MakeUser) -> ApiClientFactory:
 @pytest.fixture
 def csrf_token(flaskstack_isolation: Isolation) -> CsrfToken:
     """``csrf_token(client)``: a valid CSRF token from the app's token endpoint."""
-    from .clients import csrf_token as fetch
+    from ._clients import csrf_token as fetch
 
     def helper(client: FlaskClient) -> str:
         return _run(fetch, client)

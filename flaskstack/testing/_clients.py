@@ -16,9 +16,9 @@ from __future__ import annotations
 import typing as t
 import uuid
 
-from flaskstack.auth.models import user_model
+from flaskstack.auth._models import user_model
 
-from .apps import SetupError
+from ._apps import SetupError
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -137,7 +137,7 @@ def login(client: FlaskClient, user: t.Any) -> FlaskClient:
     :raises SetupError: if the user is inactive (``login_user`` refuses).
     """
     from flaskstack.auth import login_user
-    from flaskstack.sessions import request_session
+    from flaskstack.sessions import _request_session
 
     app: Flask = client.application
     interface = app.session_interface
@@ -149,7 +149,7 @@ def login(client: FlaskClient, user: t.Any) -> FlaskClient:
     with app.test_request_context(environ_base=dict(client.environ_base), headers=headers):
         if not login_user(user):
             raise SetupError(f"cannot log in {user!r}: the user is inactive")
-        session = request_session()
+        session = _request_session()
         assert session is not None  # login_user wrote to it
         interface.save_session(app, session, response)
     _store_cookies(client, host, response.headers.getlist("Set-Cookie"))

@@ -15,7 +15,7 @@ import time
 import typing as t
 import warnings
 
-from .config import MIN_SECRET_KEY_LENGTH, WELL_KNOWN_SECRETS, Entry, Resolution
+from .config import _MIN_SECRET_KEY_LENGTH, _WELL_KNOWN_SECRETS, Entry, Resolution
 from .errors import ConfigError, ConfigWarning, Problem
 
 if t.TYPE_CHECKING:
@@ -54,16 +54,16 @@ def safety_problems(resolution: Resolution, *, deploy: bool = False) -> list[Pro
             if isinstance(secret.value, bytes)
             else secret.value
         )
-        if text.strip().lower() in WELL_KNOWN_SECRETS or len(text) < MIN_SECRET_KEY_LENGTH:
+        if text.strip().lower() in _WELL_KNOWN_SECRETS or len(text) < _MIN_SECRET_KEY_LENGTH:
             reason = (
-                "a well-known value" if text.strip().lower() in WELL_KNOWN_SECRETS else "too short"
+                "a well-known value" if text.strip().lower() in _WELL_KNOWN_SECRETS else "too short"
             )
             found.append(
                 Problem(
                     "config.E003",
                     "SECRET_KEY",
                     f"{secret.shown} ({reason})",
-                    f"a random secret of at least {MIN_SECRET_KEY_LENGTH} characters",
+                    f"a random secret of at least {_MIN_SECRET_KEY_LENGTH} characters",
                     "generate one with `python -c 'import secrets; "
                     "print(secrets.token_urlsafe(48))'` and set it in the SECRET_KEY "
                     f"environment variable (it now comes from {secret.origin})",

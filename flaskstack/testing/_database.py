@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from flaskstack._sqlalchemy_adapter import LazyEngines
 from flaskstack.database import db
-from flaskstack.migrations import repository_config
+from flaskstack.migrations import _repository_config
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -344,7 +344,7 @@ class TestDatabases:
         from alembic import command  # heavy: imported only for a schema built by migrations
 
         try:
-            config = repository_config(app)
+            config = _repository_config(app)
         except FileNotFoundError as exc:
             raise RuntimeError(
                 f"flaskstack_schema is 'migrations' but app {app.name!r} has no migration "

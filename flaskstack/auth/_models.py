@@ -29,7 +29,7 @@ from flaskstack._state import current_state
 from flaskstack.database import db
 from flaskstack.errors import ConfigError, Problem
 
-from .passwords import hash_password, hash_password_unchecked, needs_rehash, verify
+from ._passwords import hash_password, hash_password_unchecked, needs_rehash, verify_password
 
 __all__ = [
     "UserMixin",
@@ -91,7 +91,7 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
     def set_password(self, password: str) -> None:
         """Hash ``password`` and end every other session of this user.
 
-        :raises flaskstack.auth.passwords.PasswordPolicyError: when the
+        :raises flaskstack.auth._passwords.PasswordPolicyError: when the
             password is too short or too long.
         """
         self.password_hash = hash_password(password)
@@ -99,7 +99,7 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
 
     def check_password(self, password: str) -> bool:
         """Whether ``password`` is right; an outdated hash is redone (commit to keep it)."""
-        if not verify(self.password_hash, password):
+        if not verify_password(self.password_hash, password):
             return False
         if self.password_hash is not None and needs_rehash(self.password_hash):
             self.password_hash = hash_password_unchecked(password)

@@ -131,11 +131,11 @@ def _environment(config: Mapping[str, t.Any]) -> Iterator[None]:
 
 def _as_set(config: Mapping[str, t.Any], key: str) -> t.Any:
     """``config[key]`` as flaskstack stores it in ``app.config``."""
-    from flaskstack.database import normalise_database_url
+    from flaskstack.database import _normalise_database_url
 
     value = config[key]
     if key == "SQLALCHEMY_DATABASE_URI" and isinstance(value, str):
-        return normalise_database_url(value)
+        return _normalise_database_url(value)
     return value
 
 
@@ -180,7 +180,7 @@ def dispose_app(app: Flask, keep: t.Callable[[t.Any], bool] = lambda engine: Fal
     """Close the database pools and the Redis client of ``app``.
 
     :param keep: Engines for which it returns true are left alone (the
-        engines a :class:`~flaskstack.testing.database.TestDatabases` keeps for the run).
+        engines the plugin's ``flaskstack_databases`` fixture keeps for the run).
     """
     from flaskstack.database import db
 

@@ -36,12 +36,12 @@ from werkzeug.exceptions import Unauthorized
 
 from flaskstack._credentials import request_api_token
 from flaskstack.database import db
-from flaskstack.problems import prefers_json, problem
+from flaskstack.problems import _prefers_json, problem
 from flaskstack.sessions import rotate
 
 from ._flask_login_adapter import LoginManagerBase, set_request_user
-from .models import user_model
-from .tokens import authenticate
+from ._models import user_model
+from ._tokens import authenticate
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -137,8 +137,8 @@ def _needs_refresh() -> Response:
 def _sign_in_required(detail: str, login_endpoint: str) -> Response:
     schemes = current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]
     challenge = f'{schemes[0] if schemes else "Bearer"} realm="{current_app.name}"'
-    if prefers_json() or login_endpoint not in current_app.view_functions:
-        if not prefers_json():
+    if _prefers_json() or login_endpoint not in current_app.view_functions:
+        if not _prefers_json():
             raise Unauthorized(www_authenticate=None)
         return problem(401, detail, headers={"WWW-Authenticate": challenge})
     return redirect(url_for(login_endpoint, next=_relative_request_path()))

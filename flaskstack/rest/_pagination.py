@@ -33,9 +33,9 @@ from flask_restful.utils import unpack
 
 from flaskstack.database import db
 
+from ._inputs import InvalidQuery
 from ._meta import describe
-from .inputs import InvalidQuery
-from .output import marshal
+from ._output import marshal
 
 __all__ = ["Page", "page_args", "paginate", "paginated"]
 

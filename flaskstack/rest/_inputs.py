@@ -42,7 +42,7 @@ import uuid
 from flask import request
 from werkzeug.exceptions import BadRequest, UnprocessableEntity, UnsupportedMediaType
 
-from flaskstack.forms import UNSTORABLE_MESSAGE, unstorable
+from flaskstack.forms import _UNSTORABLE_MESSAGE, _unstorable
 
 from ._meta import describe
 
@@ -209,8 +209,8 @@ class String(Field):
     def load(self, value: object) -> t.Any:
         if not isinstance(value, str):
             raise Invalid("Must be a string.")
-        if unstorable(value):
-            raise Invalid(UNSTORABLE_MESSAGE)
+        if _unstorable(value):
+            raise Invalid(_UNSTORABLE_MESSAGE)
         if self.strip:
             value = value.strip()
         if self.min_length is not None and len(value) < self.min_length:

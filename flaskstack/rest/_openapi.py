@@ -22,13 +22,13 @@ import re
 import typing as t
 
 from ._meta import description
-from .fields import json_schema as output_schema
+from .fields import _json_schema as output_schema
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .inputs import Schema
-    from .resources import Api
+    from ._inputs import Schema
+    from ._resources import Api
 
 __all__ = ["build_document"]
 
@@ -277,7 +277,7 @@ class _Builder:
         return {"$ref": f"#/components/schemas/{name}"}
 
     def _collect_nested(self, field: t.Any) -> None:
-        from .inputs import List, Nested
+        from ._inputs import List, Nested
 
         if isinstance(field, Nested):
             self.schema_ref(field.schema)

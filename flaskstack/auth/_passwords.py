@@ -4,7 +4,7 @@ Hashes carry their method and parameters (``scrypt:32768:8:1$salt$hash``);
 :func:`needs_rehash` compares them with ``FLASKSTACK_PASSWORD_METHOD`` so a
 login upgrades an old hash. Passwords longer than
 ``FLASKSTACK_PASSWORD_MAX_LENGTH`` are refused before any hashing, so a
-megabyte "password" costs nothing. :func:`verify` against ``None`` (an
+megabyte "password" costs nothing. :func:`verify_password` against ``None`` (an
 unknown account) checks a dummy hash of the same method, so an unknown email
 takes as long as a wrong password.
 """
@@ -23,7 +23,7 @@ __all__ = [
     "hash_password",
     "hash_password_unchecked",
     "needs_rehash",
-    "verify",
+    "verify_password",
 ]
 
 
@@ -64,7 +64,7 @@ def hash_password_unchecked(password: str) -> str:
     return generate_password_hash(password, method=_method())
 
 
-def verify(password_hash: str | None, password: str) -> bool:
+def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``password_hash``.
 
     ``None`` (no such account) is checked against a dummy hash, so the answer

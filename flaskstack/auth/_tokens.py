@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flaskstack._credentials import request_api_token
 from flaskstack.database import db
 
-from .models import token_model, user_model
+from ._models import token_model, user_model
 
 __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "request_token", "revoke_token"]
 

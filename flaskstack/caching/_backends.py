@@ -20,10 +20,10 @@ if t.TYPE_CHECKING:
     from cachelib.serializers import BaseSerializer
     from flask import Flask
 
-    from flaskstack.redis import Client, RedisConnection
+    from flaskstack.redis import RedisConnection, _Client
 
 
-from .serializer import CacheSerializer, UncacheableValue, _dump, _Once, _skip, logger
+from ._serializer import CacheSerializer, UncacheableValue, _dump, _Once, _skip, logger
 
 T = t.TypeVar("T")
 P = t.ParamSpec("P")
@@ -100,7 +100,7 @@ class RedisCache(BaseCache):
 
     def _run(
         self,
-        operation: t.Callable[t.Concatenate[Client, P], T],
+        operation: t.Callable[t.Concatenate[_Client, P], T],
         fallback: T,
         /,
         *args: P.args,
@@ -154,7 +154,7 @@ class RedisCache(BaseCache):
             return []
         names = [self._key(key) for key in keys]
 
-        def fetch(client: Client) -> list[t.Any]:
+        def fetch(client: _Client) -> list[t.Any]:
             if self._is_cluster:
                 return list(client.mget_nonatomic(names))  # type: ignore[union-attr]
             return list(client.mget(names))
@@ -196,7 +196,7 @@ class RedisCache(BaseCache):
             return []
         expiry = self._expiry(timeout)
 
-        def store(client: Client) -> list[t.Any]:
+        def store(client: _Client) -> list[t.Any]:
             pipe = client.pipeline(transaction=False)
             for key, data in items:
                 pipe.set(self._key(key), data, ex=expiry)
@@ -241,7 +241,7 @@ class RedisCache(BaseCache):
         """
         pattern = _glob_escape(self._key("")) + "*"
 
-        def scan_and_unlink(client: Client) -> bool:
+        def scan_and_unlink(client: _Client) -> bool:
             options: dict[str, t.Any] = {"match": pattern, "count": _SCAN_COUNT}
             if self._is_cluster:
                 from redis.cluster import RedisCluster
@@ -260,7 +260,7 @@ class RedisCache(BaseCache):
         return self._run(scan_and_unlink, False)
 
 
-def _get(client: Client, name: str) -> t.Any:
+def _get(client: _Client, name: str) -> t.Any:
     return client.get(name)
 
 

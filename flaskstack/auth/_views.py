@@ -23,8 +23,8 @@ from flaskstack.forms import Form
 from flaskstack.urls import safe_next
 
 from ._login import login_user, logout_user
-from .models import normalise_email, user_model
-from .passwords import PasswordPolicyError, verify
+from ._models import normalise_email, user_model
+from ._passwords import PasswordPolicyError, verify_password
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -89,7 +89,7 @@ def login() -> str | Response:
         throttles.guard(email, address)  # 429 before any password work
         user = _find_user(email)
         if user is None:
-            verify(None, form.password.data)  # the same work as a real check
+            verify_password(None, form.password.data)  # the same work as a real check
             signed_in = False
         else:
             signed_in = user.check_password(form.password.data) and user.is_active

@@ -34,8 +34,8 @@ from flaskstack._state import StackState, get_state
 from flaskstack.forms import csrf
 from flaskstack.health import public
 
-from .openapi import build_document
-from .output import output_json
+from ._openapi import build_document
+from ._output import output_json
 
 if t.TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
