@@ -1,19 +1,22 @@
 """Redis URLs: the forms flaskstack accepts and how each is read.
 
-``redis://``, ``rediss://`` and ``unix://`` URLs are parsed by redis-py
-itself (``ConnectionPool.from_url``, which opens no connection), so a URL is
-accepted exactly when the client built from it later accepts it. The
-Sentinel and Cluster forms, which redis-py has no URL syntax for, are
-flaskstack's own. Parsing a standalone URL imports redis-py.
+``redis://``, ``rediss://`` and ``unix://`` URLs belong to redis-py: it
+parses them (port, database, query arguments) when it builds the client,
+and :func:`check_standalone_url` asks it to, for ``flask stack check``.
+flaskstack adds one rule of its own, checked without importing redis-py
+(which would add a third to the start-up of a worker that has not used Redis
+yet): a TCP URL names a host, as redis-py would otherwise connect to
+localhost. The Sentinel and Cluster forms, which redis-py has no URL syntax
+for, are flaskstack's own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing as t
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["REDIS_URL_FORMS", "Kind", "RedisTarget", "parse_redis_url"]
+__all__ = ["REDIS_URL_FORMS", "Kind", "RedisTarget", "check_standalone_url", "parse_redis_url"]
 
 REDIS_URL_FORMS = (
     "redis://[[user]:password@]host[:port][/db]",
@@ -35,7 +38,8 @@ class RedisTarget:
     :ivar url: The URL as given (for standalone servers, handed to redis-py).
     :ivar nodes: Sentinel or cluster nodes as ``(host, port)``.
     :ivar service: The Sentinel service (master group) name.
-    :ivar db: The database number.
+    :ivar db: The database number of a Sentinel URL (a standalone URL's is
+        redis-py's to read; a cluster has database 0 only).
     """
 
     kind: Kind
@@ -71,17 +75,27 @@ def _parse_nodes(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
 
 
 def _parse_standalone_url(url: str) -> RedisTarget:
-    """Parse a ``redis://``, ``rediss://`` or ``unix://`` URL with redis-py.
+    """Accept a ``redis://``, ``rediss://`` or ``unix://`` URL that names where to connect.
 
-    redis-py would connect to localhost when a TCP URL names no host;
-    flaskstack refuses that instead of guessing.
+    The rest of it is redis-py's to judge when it builds the client
+    (:func:`check_standalone_url`).
+    """
+    parts = urlsplit(url)  # raises ValueError for a malformed host ("[::1")
+    if parts.scheme.lower() != "unix" and not parts.hostname:
+        raise ValueError("no host")
+    return RedisTarget("standalone", url)
+
+
+def check_standalone_url(url: str) -> None:
+    """Have redis-py parse a standalone URL as it will when it builds the client.
+
+    Opens no connection; imports redis-py.
+
+    :raises ValueError: with redis-py's message, when it refuses the URL.
     """
     from redis import ConnectionPool
 
-    options = ConnectionPool.from_url(url).connection_kwargs  # raises ValueError
-    if "path" not in options and not options.get("host"):
-        raise ValueError("no host")
-    return RedisTarget("standalone", url, db=int(options.get("db") or 0))
+    ConnectionPool.from_url(url)
 
 
 def parse_redis_url(url: str) -> RedisTarget:

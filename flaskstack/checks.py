@@ -18,6 +18,7 @@ import enum
 import typing as t
 
 from . import _security, config
+from ._redis_url import check_standalone_url
 from ._state import get_state
 
 if t.TYPE_CHECKING:
@@ -261,10 +262,21 @@ def _check_redis(app: Flask, deploy: bool) -> list[Finding]:
     connection = get_state(app).redis
     if connection is None:
         return []
+    url = config._mask("FLASKSTACK_REDIS_URL", app.config["FLASKSTACK_REDIS_URL"])
+    if connection.target.kind == "standalone":
+        # redis-py reads the rest of the URL only when it builds the client.
+        try:
+            check_standalone_url(connection.target.url)
+        except ValueError as exc:
+            return [
+                _finding(
+                    "config.E001",
+                    f"'FLASKSTACK_REDIS_URL' is {url}, which redis-py refuses: {exc}.",
+                )
+            ]
     error = _run_probe(app, "redis", _probe, connection.timeout)
     if error is None:
         return []
-    url = config._mask("FLASKSTACK_REDIS_URL", app.config["FLASKSTACK_REDIS_URL"])
     return [_finding("redis.E001", f"Redis at {url} does not answer ({error}).")]
 
 

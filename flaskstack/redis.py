@@ -29,9 +29,10 @@ import threading
 import time
 import typing as t
 
-from ._redis_url import RedisTarget, parse_redis_url
+from ._redis_url import REDIS_URL_FORMS, RedisTarget, parse_redis_url
 from ._state import get_state
-from .errors import FlaskStackError
+from .config import _mask
+from .errors import ConfigError, FlaskStackError, Problem
 
 if t.TYPE_CHECKING:
     import redis
@@ -107,7 +108,10 @@ def _make_client(target: RedisTarget, timeout: float) -> _Client:
 
     options = _client_options(timeout)
     if target.kind == "standalone":
-        return redis.Redis.from_url(target.url, **options)
+        try:
+            return redis.Redis.from_url(target.url, **options)
+        except ValueError as exc:
+            raise _refused_url(target.url, exc) from exc
     credentials: dict[str, t.Any] = {"username": target.username, "password": target.password}
     if target.kind == "sentinel":
         from redis.sentinel import Sentinel
@@ -135,6 +139,22 @@ def _make_client(target: RedisTarget, timeout: float) -> _Client:
         ],
         **credentials,
         **options,
+    )
+
+
+def _refused_url(url: str, error: ValueError) -> ConfigError:
+    """The error for a standalone URL redis-py refuses when it builds the client."""
+    return ConfigError(
+        [
+            Problem(
+                "config.E001",
+                "FLASKSTACK_REDIS_URL",
+                f"{_mask('FLASKSTACK_REDIS_URL', url)} ({error})",
+                "a Redis URL redis-py accepts: " + "; ".join(REDIS_URL_FORMS),
+                "correct REDIS_URL (or FLASKSTACK_REDIS_URL); `flask stack check` reports it "
+                "without serving a request",
+            )
+        ]
     )
 
 

@@ -71,6 +71,24 @@ def test_fail_level_and_silencing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "no issues (1 silenced)" in result.output
 
 
+def test_check_reports_a_redis_url_redis_py_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # init_app leaves the URL's query to redis-py, which reads it when it
+    # builds the client; the check asks it without serving a request.
+    monkeypatch.chdir(tmp_path)
+    factory = factory_for(
+        tmp_path, {"FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0?socket_timeout=soon"}
+    )
+    result = run(factory, "stack", "check", "--tag", "redis")
+    assert result.exit_code == 1, result.output
+    assert "config.E001" in result.output
+    assert "Invalid value for 'socket_timeout' in connection URL." in result.output
+    app = factory()
+    with pytest.raises(flaskstack.ConfigError, match="socket_timeout"):
+        flaskstack.get_state(app).redis.client  # noqa: B018  # building the client parses it
+
+
 def test_tags_select_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = run(factory_for(tmp_path), "stack", "check", "--tag", "config", "--fail-level", "INFO")

@@ -22,9 +22,10 @@ if t.TYPE_CHECKING:
 @pytest.mark.parametrize(
     ("url", "kind", "nodes", "service", "db"),
     [
-        ("redis://127.0.0.1:6379/2", "standalone", (), None, 2),
+        # A standalone URL's database is redis-py's to read (db stays 0 here).
+        ("redis://127.0.0.1:6379/2", "standalone", (), None, 0),
         ("rediss://:pw@cache.internal:6380/0", "standalone", (), None, 0),
-        ("unix:///run/redis.sock?db=3", "standalone", (), None, 3),
+        ("unix:///run/redis.sock?db=3", "standalone", (), None, 0),
         (
             "redis+sentinel://10.0.0.1:26379,[::1]:26380/mymaster/4",
             "sentinel",
