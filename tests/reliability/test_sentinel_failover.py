@@ -56,6 +56,7 @@ def test_sessions_and_cache_survive_a_sentinel_failover(
         browser_for(visitors), mixed_reads(visitors), concurrency=CONCURRENCY, duration=90
     ) as load:
         time.sleep(1.5)
+        failover_wall_clock = time.time()  # the probe app stamps entries with time.time()
         began = time.monotonic()
         fresh_redis_sentinel.failover(restart_old_master=False)
         ended = time.monotonic()
@@ -64,9 +65,14 @@ def test_sessions_and_cache_survive_a_sentinel_failover(
 
     assert fresh_redis_sentinel.master.port != old_master
     assert_redis_outage_handled(stack, visitors, load, (began, ended), outage_seen=False)
-    # The cache is whole on the promoted replica, and works: the entry made before is served.
+    # The cache is whole on the promoted replica, and works: the entry made before is
+    # served, unless a load request whose read came while no master answered (a miss)
+    # computed the view again and stored it once the new master was up; then that
+    # entry, made after the failover began, is served from the cache from then on.
     cached_after = visitors[0].browser.get(app_endpoints.CACHED, headers=JSON).json()
-    assert cached_after == cached_before
+    if cached_after != cached_before:
+        assert cached_after["computed_at"] >= failover_wall_clock, (cached_before, cached_after)
+    assert visitors[0].browser.get(app_endpoints.CACHED, headers=JSON).json() == cached_after
     FIGURES.add("faults_survived")
     FIGURES.add("fault_requests", load.stats.total)
     FIGURES.detail(
