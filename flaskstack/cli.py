@@ -22,7 +22,7 @@ from flask.cli import ScriptInfo
 from . import checks
 from ._commands import STACK_COMMANDS_HELP
 from ._state import EXTENSION_KEY, get_state
-from .auth._models import user_model
+from .auth._models import user_by_email, user_model
 from .errors import ConfigError
 
 if t.TYPE_CHECKING:
@@ -170,15 +170,7 @@ def _app_or_exit() -> Flask:
 
 
 def _user_by_email(email: str) -> t.Any:
-    import sqlalchemy as sa
-
-    from .auth import normalise_email
-    from .database import db
-
-    model = user_model()
-    user = db.session.execute(
-        sa.select(model).where(model.email == normalise_email(email))
-    ).scalar_one_or_none()
+    user = user_by_email(email)
     if user is None:
         raise click.ClickException(f"there is no user with the email {email!r}")
     return user
@@ -207,8 +199,7 @@ def _create_user_command(email: str, password_stdin: bool, inactive: bool) -> No
     with app.app_context():
         model = user_model()
         address = normalise_email(email)
-        exists = db.session.execute(sa.select(model).where(model.email == address)).first()
-        if exists is not None:
+        if user_by_email(address) is not None:
             raise click.ClickException(f"a user with the email {address!r} already exists")
         user = model(email=address, active=not inactive)
         try:

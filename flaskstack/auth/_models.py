@@ -116,6 +116,13 @@ def user_model() -> type[t.Any]:
     return model
 
 
+def user_by_email(email: str) -> t.Any | None:
+    """The user of the current app with ``email`` (normalised here), or ``None``."""
+    model = user_model()
+    statement = sa.select(model).where(model.email == normalise_email(email))
+    return db.session.execute(statement).scalar_one_or_none()
+
+
 _default_user: type[t.Any] | None = None
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import typing as t
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
@@ -23,7 +22,7 @@ from flaskstack.forms import Form
 from flaskstack.urls import safe_next
 
 from ._login import login_user, logout_user
-from ._models import normalise_email, user_model
+from ._models import normalise_email, user_by_email, user_model
 from ._passwords import PasswordPolicyError, verify_password
 
 if t.TYPE_CHECKING:
@@ -69,11 +68,6 @@ class RegisterForm(Form):
     )
 
 
-def _find_user(email: str) -> t.Any | None:
-    model = user_model()
-    return db.session.execute(sa.select(model).where(model.email == email)).scalar_one_or_none()
-
-
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     """Show the sign-in form; on a valid POST, sign in and go to ``next``."""
@@ -87,7 +81,7 @@ def login() -> str | Response:
 
         throttles = login_throttles(current_app._get_current_object())  # type: ignore[attr-defined]
         throttles.guard(email, address)  # 429 before any password work
-        user = _find_user(email)
+        user = user_by_email(email)
         if user is None:
             verify_password(None, form.password.data)  # the same work as a real check
             signed_in = False
@@ -121,7 +115,7 @@ def register() -> str | Response:
     form = RegisterForm()
     if form.validate_on_submit():
         email = normalise_email(form.email.data)
-        if _find_user(email) is not None:
+        if user_by_email(email) is not None:
             form.email.errors.append("An account with this email already exists.")
         else:
             user = user_model()(email=email)
