@@ -36,7 +36,8 @@ DEFAULTS: dict[str, t.Any] = {
     "FLASKSTACK_PASSWORD_MIN_LENGTH": 8,
     "FLASKSTACK_API_TITLE": "Conduit",
 }
-"""The app's own settings; the instance folder, the environment and ``config`` override them."""
+"""The app's own settings: they beat the instance folder and the environment; ``config``
+overrides them."""
 
 
 def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:

@@ -10,6 +10,9 @@ added last runs first.
 from __future__ import annotations
 
 import typing as t
+import weakref
+
+from flask import request_started
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -18,6 +21,10 @@ if t.TYPE_CHECKING:
 ResponseHook = t.Callable[["Response"], "Response"]
 
 _KEY = "flaskstack.after_response"
+
+_first_request_hooks: weakref.WeakKeyDictionary[Flask, list[t.Callable[..., None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def after_response(app: Flask, hook: ResponseHook) -> None:
@@ -36,3 +43,22 @@ def _runner(hooks: list[ResponseHook]) -> ResponseHook:
         return response
 
     return flaskstack_after_request
+
+
+def on_first_request(app: Flask, hook: t.Callable[[Flask], None]) -> None:
+    """Run ``hook(app)`` once, when ``app`` starts its first request.
+
+    That is the moment the app's set-up is finished (Flask refuses new URL
+    rules from then on) and has no public flag of its own; Flask's
+    ``request_started`` signal marks it. An exception raised by ``hook``
+    fails that request, and the hook runs again on the next one.
+    """
+
+    def first_request(sender: Flask, **extra: t.Any) -> None:
+        hook(sender)
+        request_started.disconnect(first_request, sender=sender)
+        _first_request_hooks.pop(sender, None)
+
+    # Blinker holds receivers weakly: keep this one alive as long as the app.
+    _first_request_hooks.setdefault(app, []).append(first_request)
+    request_started.connect(first_request, sender=app)

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
+import traceback
 import typing as t
 
 from . import _security, config
 from ._redis_url import check_standalone_url
+from ._routes import later_clashes
 from ._state import get_state
+from .logs import _LEFT_TO_THE_APP_KEY
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -81,6 +85,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The app does not use flaskstack: flaskstack.init_app(app) was not called.",
         "Call flaskstack.init_app(app) in the app factory, or point FLASK_APP at the right app.",
     ),
+    "stack.E003": (
+        "A check could not finish: it raised an exception (the other checks still ran).",
+        "Fix the cause the message names (the traceback is printed above the findings); if "
+        "the exception comes from flaskstack itself, report it with that traceback.",
+    ),
     "config.E001": (
         "A setting has a value of the wrong type or form.",
         "Set the key to a value of the form the message names (flask stack config shows where "
@@ -120,6 +129,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "A FLASKSTACK_* key that flaskstack does not know (usually a typo).",
         "Correct the key's name (the message suggests the closest known one) or remove it.",
     ),
+    "config.W002": (
+        "A value in the environment (or the instance folder's config.py) is ignored because "
+        "the app's code or the config argument of init_app sets the same key.",
+        "Nothing, if the code's value is the one you want (a TestConfig's own database, for "
+        "instance). Otherwise remove the key from app.config / the config argument so the "
+        "environment fills it, or unset the variable (check .env and .flaskenv).",
+    ),
     "database.E001": (
         "The database does not answer.",
         "Check DATABASE_URL (host, port, credentials, database name) and that the server runs "
@@ -128,6 +144,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "database.E002": (
         "A PostgreSQL URL is configured but the psycopg driver is not installed.",
         "Install flaskstack[postgres] (psycopg 3).",
+    ),
+    "database.E003": (
+        "The database URL needs a driver that is not installed.",
+        "Install the driver the message names, or name an installed driver in the URL "
+        "(SQLALCHEMY_DATABASE_URI / DATABASE_URL), e.g. mysql+pymysql://.",
     ),
     "database.W001": (
         "The database is SQLite (--deploy): one host only, no concurrent writers.",
@@ -157,6 +178,68 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The models have changes that no migration contains.",
         "Run `flask db migrate -m '<what changed>'`, review the new file, commit it, then "
         "`flask db upgrade`.",
+    ),
+    "migrations.W003": (
+        "Constraints in the database are named otherwise than the models name them: a "
+        "database created without flaskstack's naming convention (users_pkey, "
+        "users_email_key on PostgreSQL, unnamed on SQLite, where the models say pk_users, "
+        "uq_users_email).",
+        "Add a one-time migration whose upgrade() calls "
+        "flaskstack.migrations.rename_constraints_to_convention() (`flask db revision -m "
+        "'constraint names'`, then edit it), and run `flask db upgrade`.",
+    ),
+    "migrations.W004": (
+        "The database has tables, created by the migrations, that no model known to the app "
+        "declares.",
+        "If models map these tables, the app factory does not import them: import the models "
+        "in create_app (else `flask db migrate` writes a migration that drops the tables, data "
+        "and all). If the tables are no longer used, write a migration that drops them.",
+    ),
+    "auth.E001": (
+        "A second Flask-Login LoginManager was registered on the app after "
+        "flaskstack.init_app(app), replacing the one in effect.",
+        "Remove the LoginManager(app) or login_manager.init_app(app) line that runs after "
+        "flaskstack.init_app(app); to use the app's own LoginManager, register it before.",
+    ),
+    "auth.E002": (
+        "flaskstack's default User model clashes with a model or table of the app's.",
+        "Set FLASKSTACK_USER_MODEL to the app's user model, or register the app's own "
+        "flask_login.LoginManager before flaskstack.init_app(app).",
+    ),
+    "auth.I001": (
+        "flaskstack's auth pages are off: the user model lacks what they need.",
+        "Give the model an email column and check_password/set_password methods (or a "
+        "password_hash column), or set FLASKSTACK_AUTH_URL_PREFIX to None to say the app has "
+        "its own pages.",
+    ),
+    "auth.I002": (
+        "API tokens are off: the user model has no single-column primary key.",
+        "Give the user model a single-column primary key to use API tokens.",
+    ),
+    "auth.I003": (
+        "Password checks and rehashing are off: the user model has neither check_password "
+        "nor password_hash.",
+        "Add a check_password(password) method or a password_hash column holding "
+        "werkzeug.security hashes (flaskstack.auth.UserMixin has both).",
+    ),
+    "auth.I004": (
+        "The app uses its own Flask-Login LoginManager: flaskstack adds no user model, auth "
+        "pages or API tokens.",
+        "Nothing to do if the app has its own sign-in; to use flaskstack's, drop the app's "
+        "LoginManager and set FLASKSTACK_USER_MODEL.",
+    ),
+    "urls.E001": (
+        "One of flaskstack's endpoints has the URL of a rule of the app's: Werkzeug would send "
+        "the requests to flaskstack's view, so the app's first request is refused.",
+        "Move flaskstack's endpoint with the setting the message names, or set it to None to "
+        "turn the endpoint off; the app's own view keeps the URL.",
+    ),
+    "logging.I001": (
+        "flaskstack left the app's logging as the app configured it (the root logger or "
+        "app.logger already had handlers or a level of the app's).",
+        "Nothing to do. To have flaskstack write the app's log lines, set "
+        "FLASKSTACK_LOG_FORMAT to 'text' or 'json'; to keep your set-up and log request ids, "
+        "add flaskstack.logs.RequestIdFilter() to your handlers.",
     ),
 }
 """Every check id flaskstack can report: what it means, and how to fix it.
@@ -206,15 +289,31 @@ def _from_problem(problem: Problem, level: Level = Level.ERROR) -> Finding:
 
 
 def run_checks(app: Flask, *, deploy: bool = False, tags: t.Collection[str] = ()) -> list[Finding]:
-    """Run every registered check that applies and return all findings."""
+    """Run every registered check that applies and return all findings.
+
+    A check that raises does not stop the others: its exception becomes a
+    ``stack.E003`` finding, and its traceback goes to standard error.
+    """
     findings: list[Finding] = []
     for check in _REGISTRY:
         if check.deploy and not deploy:
             continue
         if tags and not (check.tags & set(tags)):
             continue
-        findings.extend(check.function(app, deploy))
+        try:
+            findings.extend(check.function(app, deploy))
+        except Exception as exc:  # a failing check is one finding, not the end of the run
+            traceback.print_exc(file=sys.stderr)
+            findings.append(_crashed(check.function, exc))
     return findings
+
+
+def _crashed(function: _CheckFunction, exc: Exception) -> Finding:
+    name = getattr(function, "__qualname__", repr(function))
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, ImportError) and exc.name:
+        detail += f" (the Python module {exc.name!r} is not installed)"
+    return _finding("stack.E003", f"The check {name!r} raised {detail}.")
 
 
 # -- the built-in checks ---------------------------------------------------
@@ -226,6 +325,7 @@ def _check_config(app: Flask, deploy: bool) -> list[Finding]:
 
     resolution = get_state(app).resolution
     findings = [_from_problem(p, Level.WARNING) for p in resolution.warnings]
+    findings.extend(_finding("config.W002", f"{item}.") for item in resolution.overridden)
     if deploy:
         seen = {(f.id, f.msg) for f in findings}
         for problem in _security.safety_problems(resolution, deploy=True):
@@ -233,6 +333,20 @@ def _check_config(app: Flask, deploy: bool) -> list[Finding]:
             if (found.id, found.msg) not in seen:
                 findings.append(found)
     return findings
+
+
+@register("urls")
+def _check_urls(app: Flask, deploy: bool) -> list[Finding]:
+    """Report rules the app added after ``init_app`` at the URL of one of flaskstack's."""
+    return [_from_problem(problem) for problem in later_clashes(app)]
+
+
+@register("logging")
+def _check_logging(app: Flask, deploy: bool) -> list[Finding]:
+    """Say when flaskstack left the app's own logging set-up alone."""
+    if app.extensions.get(_LEFT_TO_THE_APP_KEY):
+        return [_finding("logging.I001", "app.logger is configured by the app, not flaskstack.")]
+    return []
 
 
 @register("database")
@@ -304,6 +418,7 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
     from alembic.script import ScriptDirectory
 
     from .database import db
+    from .migrations import _constraint_renames
 
     script = ScriptDirectory.from_config(alembic_config)
     heads = set(script.get_heads())
@@ -326,27 +441,49 @@ def _compare_revisions(app: Flask, alembic_config: t.Any, directory: str) -> lis
                     "does not contain.",
                 )
             ]
+        findings = _unmodelled_tables(script, connection, set(db.metadata.tables))
         if current != heads:
-            pending = [
-                rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current))
-            ]
-            return [
-                _finding(
-                    "migrations.E001",
-                    f"The database is not up to date: {len(pending)} migration(s) not applied "
-                    f"({', '.join(reversed(pending))}).",
-                )
-            ]
+            pending = list(script.iterate_revisions(tuple(heads), tuple(current)))[::-1]
+            findings.insert(0, _pending_finding(pending))
+            return findings
         changes = compare_metadata(context, db.metadata)
-    changes = [c for c in changes if not _is_alembic_table(c)]
-    if changes:
-        return [
-            _finding(
-                "migrations.W002",
-                f"The models have {len(changes)} change(s) that no migration contains.",
+        renames = [
+            rename
+            for rename in _constraint_renames(
+                connection, db.metadata.naming_convention, set(db.metadata.tables)
             )
+            if rename.new in _model_constraint_names(db.metadata, rename.table)
         ]
-    return []
+    if renames:
+        shown = "; ".join(map(str, renames))
+        findings.append(
+            _finding(
+                "migrations.W003",
+                f"{len(renames)} constraint(s) in the database are not named as the models name "
+                f"them (flaskstack's naming convention): {shown}.",
+            )
+        )
+    # A constraint W003 reports would also show here as dropped and added again.
+    renamed = {rename.old for rename in renames} | {rename.new for rename in renames}
+    changes = [c for c in changes if not _is_alembic_table(c) and not _is_renamed(c, renamed)]
+    if changes:
+        message = f"The models have {len(changes)} change(s) that no migration contains."
+        dropped = _dropped_by_changes(changes)
+        if dropped:
+            message += (
+                f" A migration generated now would drop {', '.join(dropped)} (are the models "
+                "imported by the app factory?)."
+            )
+        findings.append(_finding("migrations.W002", message))
+    return findings
+
+
+@register("auth")
+def _check_auth(app: Flask, deploy: bool) -> list[Finding]:
+    """The Flask-Login manager is still the one set up; which auth features are off, and why."""
+    from .auth import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
 
 
 def _revision_missing(script: t.Any, revision: str) -> bool:
@@ -361,3 +498,80 @@ def _revision_missing(script: t.Any, revision: str) -> bool:
 def _is_alembic_table(change: t.Any) -> bool:
     table = change[1] if isinstance(change, tuple) and len(change) > 1 else None
     return getattr(table, "name", None) == "alembic_version"
+
+
+def _pending_finding(pending: t.Sequence[t.Any]) -> Finding:
+    """``migrations.E001``, saying what each unapplied revision does to tables."""
+    from .migrations import _upgrade_effects
+
+    described = []
+    drops = False
+    for revision in pending:
+        effects = _upgrade_effects(revision.path)
+        if effects is None:
+            described.append(revision.revision)
+            continue
+        drops = drops or bool(effects.dropped or effects.dropped_columns)
+        described.append(f"{revision.revision} {effects.describe()}")
+    message = (
+        f"The database is not up to date: {len(pending)} migration(s) not applied "
+        f"({'; '.join(described)})."
+    )
+    if drops:
+        message += (
+            " Read the migrations that drop tables or columns before applying them: "
+            "their data is deleted."
+        )
+    return _finding("migrations.E001", message)
+
+
+def _unmodelled_tables(script: t.Any, connection: t.Any, modelled: set[str]) -> list[Finding]:
+    """``migrations.W004``: tables the migrations created that no model declares."""
+    import sqlalchemy as sa
+
+    from .migrations import _upgrade_effects
+
+    created: set[str] = set()
+    for revision in script.walk_revisions():
+        effects = _upgrade_effects(revision.path)
+        if effects is not None:
+            created.update(effects.created)
+    existing = set(sa.inspect(connection).get_table_names())
+    missing = sorted((existing & created) - modelled - {"alembic_version"})
+    if not missing:
+        return []
+    return [
+        _finding(
+            "migrations.W004",
+            f"The database has {len(missing)} table(s) created by the migrations that no model "
+            f"known to the app declares: {', '.join(missing)} (the app knows "
+            f"{len(modelled)} model table(s)).",
+        )
+    ]
+
+
+def _model_constraint_names(metadata: t.Any, table_name: str) -> set[str]:
+    table = metadata.tables.get(table_name)
+    if table is None:
+        return set()
+    return {str(constraint.name) for constraint in table.constraints if constraint.name}
+
+
+def _is_renamed(change: t.Any, names: set[str | None]) -> bool:
+    if not isinstance(change, tuple) or len(change) < 2:
+        return False
+    name = getattr(change[1], "name", None)
+    return name is not None and str(name) in names
+
+
+def _dropped_by_changes(changes: t.Iterable[t.Any]) -> list[str]:
+    """``table 'x'`` / ``column 'x.y'`` for each drop in Alembic's ``compare_metadata`` output."""
+    dropped = []
+    for change in changes:
+        if not isinstance(change, tuple):
+            continue
+        if change[0] == "remove_table":
+            dropped.append(f"table {change[1].name!r}")
+        elif change[0] == "remove_column":
+            dropped.append(f"column '{change[2]}.{change[3].name}'")
+    return sorted(dropped)

@@ -22,8 +22,9 @@ from flask.cli import ScriptInfo
 from . import checks
 from ._commands import STACK_COMMANDS_HELP
 from ._state import EXTENSION_KEY, get_state
-from .auth._models import user_by_email, user_model
+from .auth._models import user_by_email
 from .errors import ConfigError
+from .logs import _LEFT_TO_THE_APP_KEY
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -140,18 +141,30 @@ def _config_command() -> None:
         raise SystemExit(1)
     resolution = loaded.resolution
     rows = [
-        (
-            entry.key,
-            entry.shown,
-            entry.source if entry.origin == entry.source else f"{entry.source} ({entry.origin})",
-        )
-        for entry in resolution.entries.values()
+        (entry.key, entry.shown, entry.described_source) for entry in resolution.entries.values()
     ]
+    ignored: dict[str, list[str]] = {}
+    for item in resolution.overridden:
+        value = "" if item.shown is None else f" = {item.shown}"
+        ignored.setdefault(item.key, []).append(
+            f"ignored: {item.origin}{value} (overridden by {item.winner})"
+        )
     key_width = max(len(row[0]) for row in rows)
     value_width = min(48, max(len(row[1]) for row in rows))
     click.echo(f"profile: {resolution.profile}")
+    logging_left = loaded.app is not None and loaded.app.extensions.get(_LEFT_TO_THE_APP_KEY)
     for key, value, source in rows:
         click.echo(f"{key:<{key_width}}  {value:<{value_width}}  {source}")
+        if key == "FLASKSTACK_LOG_FORMAT" and logging_left:
+            click.echo(f"{'':<{key_width}}  not applied: the app configured its own logging")
+        for line in ignored.pop(key, []):
+            click.echo(f"{'':<{key_width}}  {line}")
+    if ignored:
+        # Keys outside the table are not listed above; their values are never shown.
+        click.echo("other keys:")
+        for key, lines in ignored.items():
+            for line in lines:
+                click.echo(f"{key:<{key_width}}  {line}")
     if loaded.findings:
         click.echo("")
         for finding in loaded.findings:
@@ -167,6 +180,23 @@ def _app_or_exit() -> Flask:
             click.echo(f"{finding.id}: {finding.msg}", err=True)
         raise SystemExit(1)
     return loaded.app
+
+
+def _auth_model(app: Flask, feature: str, action: str) -> t.Any:
+    """The user model, when flaskstack's auth ``feature`` is on for ``app``; else a clear exit."""
+    auth = get_state(app).auth
+    features = auth.features
+    if auth.user_model is None or features is None:
+        raise click.ClickException(
+            f"flask stack cannot {action}: the app uses its own Flask-Login LoginManager and "
+            "FLASKSTACK_USER_MODEL is not set (flask stack check, auth.I004)"
+        )
+    if feature in features.missing:
+        raise click.ClickException(
+            f"flask stack cannot {action}: the user model {auth.user_model.__name__} needs "
+            f"{features.missing[feature]} (flask stack check says what is off)"
+        )
+    return auth.user_model
 
 
 def _user_by_email(email: str) -> t.Any:
@@ -189,6 +219,7 @@ def _create_user_command(email: str, password_stdin: bool, inactive: bool) -> No
     import sqlalchemy as sa
 
     from .auth import PasswordPolicyError, normalise_email
+    from .auth._protocols import set_user_password
     from .database import db
 
     app = _app_or_exit()
@@ -197,13 +228,19 @@ def _create_user_command(email: str, password_stdin: bool, inactive: bool) -> No
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with app.app_context():
-        model = user_model()
+        model = _auth_model(app, "pages", "create users")
         address = normalise_email(email)
         if user_by_email(address) is not None:
             raise click.ClickException(f"a user with the email {address!r} already exists")
-        user = model(email=address, active=not inactive)
+        user = model(email=address)
+        if inactive:
+            if not hasattr(model, "active"):
+                raise click.ClickException(
+                    f"--inactive needs an 'active' column on the user model {model.__name__}"
+                )
+            user.active = False
         try:
-            user.set_password(password)
+            set_user_password(user, password)
         except PasswordPolicyError as exc:
             raise click.ClickException(f"the password was refused: {exc}") from None
         db.session.add(user)
@@ -230,6 +267,7 @@ def _token_create_command(email: str, name: str, expires_in_days: int | None) ->
 
     app = _app_or_exit()
     with app.app_context():
+        _auth_model(app, "tokens", "create API tokens")
         user = _user_by_email(email)
         expires = None if expires_in_days is None else dt.timedelta(days=expires_in_days)
         token, record = create_token(user, name, expires)
@@ -249,6 +287,7 @@ def _token_list_command(email: str | None) -> None:
 
     app = _app_or_exit()
     with app.app_context():
+        _auth_model(app, "tokens", "list API tokens")
         model = get_state(app).auth.token_model
         query = sa.select(model).order_by(model.id)
         if email is not None:
@@ -276,6 +315,7 @@ def _token_revoke_command(token_id: int) -> None:
 
     app = _app_or_exit()
     with app.app_context():
+        _auth_model(app, "tokens", "revoke API tokens")
         record = db.session.get(get_state(app).auth.token_model, token_id)
         if record is None:
             raise click.ClickException(f"there is no token with id {token_id}")

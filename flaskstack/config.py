@@ -12,16 +12,24 @@ that has one (lowest first):
     flaskstack's default, which replaces the wrapped library's default.
 ``profile``
     the default of the active profile (``FLASKSTACK_PROFILE``).
-``app``
-    what the app put in ``app.config`` before ``init_app``.
 ``instance``
     the instance folder's ``config.py``, if it exists.
 ``environment``
     the setting's environment variables (``SECRET_KEY``, ``DATABASE_URL``,
     ``REDIS_URL``, a ``FLASKSTACK_*`` variable of the same name) and
     ``FLASK_*`` variables through :meth:`flask.Config.from_prefixed_env`.
+``app``
+    what the app's code put in ``app.config`` before ``init_app`` (a value
+    equal to Flask's own default counts as unset).
 ``argument``
     the ``config`` mapping and keyword options given to ``init_app``.
+
+The environment fills only what the app's code left unset: a ``TestConfig``
+that names its own database keeps it whatever ``DATABASE_URL`` says. Keys
+outside the table follow the same order. A value of the instance file or the
+environment that a higher layer overrode is kept in
+:attr:`Resolution.overridden`, for ``flask stack config`` and
+``flask stack check`` (``config.W002``) to show.
 
 Wrapped libraries keep their own keys (``SQLALCHEMY_*``, ``SESSION_COOKIE_*``);
 flaskstack's own keys start with ``FLASKSTACK_``.
@@ -36,16 +44,13 @@ import re
 import typing as t
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Config
+from flask import Config, Flask
 
 from . import _parsers as p
 from ._redis_url import REDIS_URL_FORMS
 from .errors import Problem
 
-if t.TYPE_CHECKING:
-    from flask import Flask
-
-__all__ = ["PROFILES", "SETTINGS", "Entry", "Resolution", "Setting"]
+__all__ = ["PROFILES", "SETTINGS", "Entry", "Overridden", "Resolution", "Setting"]
 
 PROFILES = ("development", "testing", "production")
 """The profiles ``FLASKSTACK_PROFILE`` accepts."""
@@ -105,6 +110,9 @@ class Setting:
     :param default_doc: How the documentation shows the default (reST); required when
         ``default`` is callable.
     :param concern: The part of flaskstack that owns the setting.
+    :param library_default: For a native key whose library is not Flask, the library's
+        name and its own default, when flaskstack's differs (``flask stack config`` shows
+        both). Flask's defaults are read from :attr:`flask.Flask.default_config`.
     """
 
     key: str
@@ -118,6 +126,7 @@ class Setting:
     secret: bool = False
     default_doc: str | None = None
     concern: str = "core"
+    library_default: tuple[str, t.Any] | None = None
 
     @property
     def native(self) -> bool:
@@ -131,6 +140,22 @@ class Setting:
         if callable(self.default):
             return self.default(app), "default"
         return self.default, "default"
+
+    def replaced_default(self, value: object) -> str | None:
+        """Say which library default ``value`` (flaskstack's default) replaces, if any.
+
+        :returns: e.g. ``"Flask's default: None"``, or ``None`` when the setting is
+            flaskstack's own or the library's default is the same.
+        """
+        if self.key in Flask.default_config:
+            library, theirs = "Flask", Flask.default_config[self.key]
+        elif self.library_default is not None:
+            library, theirs = self.library_default
+        else:
+            return None
+        if theirs == value:
+            return None
+        return f"{library}'s default: {theirs!r}"
 
 
 def _app_short_name(app: Flask) -> str:
@@ -297,6 +322,19 @@ SETTINGS: tuple[Setting, ...] = (
         concern="redis",
     ),
     Setting(
+        "FLASKSTACK_SESSION_ADOPT_SIGNED_COOKIES",
+        True,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "With a Redis URL, move a valid session cookie of Flask's default signed-cookie "
+            "sessions (same ``SECRET_KEY``) into Redis, so adopting flaskstack signs nobody out."
+        ),
+        env=("FLASKSTACK_SESSION_ADOPT_SIGNED_COOKIES",),
+        concern="sessions",
+    ),
+    Setting(
         "CACHE_TYPE",
         None,
         p.parse_cache_type,
@@ -398,6 +436,7 @@ SETTINGS: tuple[Setting, ...] = (
         expected="'Lax', 'Strict' or None",
         doc="The remember-me cookie's SameSite attribute.",
         concern="security",
+        library_default=("Flask-Login", None),
     ),
     Setting(
         "FLASKSTACK_HSTS_SECONDS",
@@ -455,6 +494,7 @@ SETTINGS: tuple[Setting, ...] = (
             "at logout); Flask-WTF's one hour breaks long forms."
         ),
         concern="forms",
+        library_default=("Flask-WTF", 3600),
     ),
     Setting(
         "WTF_CSRF_SSL_STRICT",
@@ -483,10 +523,22 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         p.parse_import_path,
         type="str",
-        expected="'package.module:ClassName' of a db.Model using flaskstack.auth.UserMixin",
-        doc="The app's user model. Unset: flaskstack's default ``User`` model.",
+        expected="'package.module:ClassName' of the app's db.Model user model",
+        doc="The app's user model. Unset: none if the app registered its own LoginManager "
+        "before init_app, else flaskstack's default ``User`` model.",
         env=("FLASKSTACK_USER_MODEL",),
-        default_doc="flaskstack's default ``User`` model",
+        default_doc="flaskstack's default ``User`` model, unless the app has its own LoginManager",
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_LOGIN_MESSAGE",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="a message, or None to flash nothing",
+        doc="Flashed when a browser is sent to the login page. Unset: the ``login_message`` "
+        "set on flaskstack.login_manager, if any (none by default).",
+        env=("FLASKSTACK_LOGIN_MESSAGE",),
         concern="auth",
     ),
     Setting(
@@ -593,6 +645,19 @@ SETTINGS: tuple[Setting, ...] = (
         concern="api",
     ),
     Setting(
+        "FLASKSTACK_API_PROBLEMS",
+        True,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Answer errors under the API prefix with application/problem+json where the app "
+            "has no handler of its own. False: flaskstack registers no error handler for the API."
+        ),
+        env=("FLASKSTACK_API_PROBLEMS",),
+        concern="api",
+    ),
+    Setting(
         "FLASKSTACK_API_PER_PAGE",
         20,
         p.parse_positive_int,
@@ -664,7 +729,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc=(
             "How the app's log lines are written to stderr: readable text, one JSON object "
             "per line, or 'none' to leave Flask's logging as it is. Each line carries the "
-            "request id."
+            "request id. Left unset in an app that configured logging of its own (handlers on "
+            "the root logger or app.logger), flaskstack leaves app.logger alone."
         ),
         env=("FLASKSTACK_LOG_FORMAT",),
         profiles={"production": "json"},
@@ -725,6 +791,24 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
 
+_TOOLING_VARIABLES = frozenset(
+    {
+        "FLASKSTACK_FIGURES",
+        "FLASKSTACK_HYPOTHESIS_EXAMPLES",
+        "FLASKSTACK_REALWORLD_DIR",
+        "FLASKSTACK_REALWORLD_OPENAPI",
+        "FLASKSTACK_REFERENCE_ROOT",
+        "FLASKSTACK_SCHEMA_EXAMPLES",
+        "FLASKSTACK_SOAK_SECONDS",
+        "FLASKSTACK_TEST_POSTGRES",
+        "FLASKSTACK_TEST_REDIS",
+    }
+)
+"""``FLASKSTACK_*`` environment variables that are not settings but are read by
+flaskstack's own test suite and tooling; they get no "unknown setting" warning."""
+
+_ENVIRONMENT_NAMES = frozenset(name for setting in SETTINGS for name in setting.env)
+
 
 # -- masking --------------------------------------------------------------
 
@@ -768,11 +852,48 @@ class Entry:
     source: _Source
     origin: str
     """Where exactly the value came from (e.g. ``environment variable DATABASE_URL``)."""
+    replaces: str | None = None
+    """For a flaskstack default of a native key, the library default it replaces
+    (e.g. ``Flask's default: None``); ``None`` otherwise."""
 
     @property
     def shown(self) -> str:
         """The value as it may be displayed (secrets masked)."""
         return _mask(self.key, self.value)
+
+    @property
+    def described_source(self) -> str:
+        """The source as ``flask stack config`` prints it.
+
+        e.g. ``environment (environment variable DATABASE_URL)`` or
+        ``default (flaskstack; Flask's default: None)``.
+        """
+        if self.replaces is not None:
+            return f"{self.source} (flaskstack; {self.replaces})"
+        if self.origin == self.source:
+            return self.source
+        return f"{self.source} ({self.origin})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Overridden:
+    """A value from the instance file or the environment that a higher layer overrode.
+
+    :ivar key: The ``app.config`` key.
+    :ivar origin: Where the ignored value is (e.g. ``environment variable DATABASE_URL``).
+    :ivar shown: The ignored value as it may be displayed (secrets masked), or ``None``
+        for a key outside the table, whose value is never shown.
+    :ivar winner: Where the value in effect comes from (e.g. ``app.config before init_app``).
+    """
+
+    key: str
+    origin: str
+    shown: str | None
+    winner: str
+
+    def __str__(self) -> str:
+        value = "" if self.shown is None else f" = {self.shown}"
+        return f"{self.origin}{value} is ignored: {self.key} comes from {self.winner}"
 
 
 @dataclasses.dataclass
@@ -782,9 +903,12 @@ class Resolution:
     :ivar profile: The active profile.
     :ivar entries: One :class:`Entry` per row of :data:`SETTINGS`, in table order.
     :ivar extra: Keys outside the table from the instance file, the environment's
-        ``FLASK_*`` variables and the ``config`` argument; copied to ``app.config``.
+        ``FLASK_*`` variables and the ``config`` argument, where no higher layer set
+        them; copied to ``app.config``.
     :ivar problems: Errors that stop ``init_app``.
     :ivar warnings: Findings that are errors only in production.
+    :ivar overridden: Values of the instance file and the environment that a higher
+        layer overrode (``flask stack check`` reports them as ``config.W002``).
     """
 
     profile: str
@@ -792,6 +916,7 @@ class Resolution:
     extra: dict[str, t.Any]
     problems: list[Problem] = dataclasses.field(default_factory=list)
     warnings: list[Problem] = dataclasses.field(default_factory=list)
+    overridden: list[Overridden] = dataclasses.field(default_factory=list)
 
     def __getitem__(self, key: str) -> t.Any:
         return self.entries[key].value
@@ -864,11 +989,16 @@ def _layers(
     config: t.Mapping[str, t.Any] | None,
     options: t.Mapping[str, t.Any],
 ) -> list[_Layer]:
-    """The layers above the defaults, lowest first."""
+    """The layers above the defaults, lowest first.
+
+    The app's code sits above the environment: a value the code chose (a
+    ``TestConfig``'s database) is never replaced by one a shell or a ``.env``
+    file happens to hold; the environment fills what the code left unset.
+    """
     return [
-        _app_layer(app),
         _instance_layer(app),
         _environment_layer(),
+        _app_layer(app),
         _argument_layer(config, options),
     ]
 
@@ -905,30 +1035,36 @@ def _resolve(
     for setting in SETTINGS:
         raw, layer = _pick(layers, setting.key)
         if layer is None:
-            value, source = setting.default_for(app, profile)
-            entries[setting.key] = Entry(setting.key, value, source, source)
+            entries[setting.key] = _default_entry(setting, app, profile)
             continue
         try:
             value = setting.parse(raw)
         except (ValueError, TypeError) as exc:
             if setting.key != "FLASKSTACK_PROFILE":
                 problems.append(_invalid(setting, raw, layer.origins[setting.key], str(exc)))
-            value, source = setting.default_for(app, profile)
-            entries[setting.key] = Entry(setting.key, value, source, source)
+            entries[setting.key] = _default_entry(setting, app, profile)
             continue
         if setting.key == "FLASKSTACK_PROFILE":
             value = profile
         entries[setting.key] = Entry(setting.key, value, layer.source, layer.origins[setting.key])
 
     extra: dict[str, t.Any] = {}
-    for layer in layers[1:]:
-        for key, value in layer.values.items():
-            if key not in _BY_KEY:
-                extra[key] = value
+    keys = {key for layer in layers for key in layer.values if key not in _BY_KEY}
+    for key in sorted(keys):
+        value, layer = _pick(layers, key)
+        # What the app's code set is in app.config already.
+        if layer is not None and layer.source != "app":
+            extra[key] = value
 
     resolution = Resolution(profile, entries, extra, problems)
+    resolution.overridden.extend(_overridden(layers))
     _check_unknown_keys(layers, resolution)
     return resolution
+
+
+def _default_entry(setting: Setting, app: Flask, profile: str) -> Entry:
+    value, source = setting.default_for(app, profile)
+    return Entry(setting.key, value, source, source, setting.replaced_default(value))
 
 
 def _pick(layers: list[_Layer], key: str) -> tuple[t.Any, _Layer | None]:
@@ -936,6 +1072,42 @@ def _pick(layers: list[_Layer], key: str) -> tuple[t.Any, _Layer | None]:
         if key in layer.values:
             return layer.values[key], layer
     return _MISSING, None
+
+
+def _overridden(layers: list[_Layer]) -> list[Overridden]:
+    """The instance file's and the environment's values that a higher layer replaced."""
+    found: list[Overridden] = []
+    for index, layer in enumerate(layers):
+        if layer.source not in ("instance", "environment"):
+            continue
+        above = layers[index + 1 :]
+        for key, value in layer.values.items():
+            winner = next((w for w in reversed(above) if key in w.values), None)
+            if winner is None or _same(key, value, winner.values[key]):
+                continue
+            setting = _BY_KEY.get(key)
+            found.append(
+                Overridden(
+                    key=key,
+                    origin=layer.origins[key],
+                    shown=None if setting is None else _mask(key, value),
+                    winner=winner.origins[key],
+                )
+            )
+    return found
+
+
+def _same(key: str, lower: object, higher: object) -> bool:
+    """Whether two layers' values for ``key`` mean the same (``"2"`` and ``2.0`` do)."""
+    if lower == higher:
+        return True
+    setting = _BY_KEY.get(key)
+    if setting is None:
+        return False
+    try:
+        return bool(setting.parse(lower) == setting.parse(higher))
+    except (ValueError, TypeError):
+        return False
 
 
 def _invalid(setting: Setting, raw: object, origin: str, reason: str = "") -> Problem:
@@ -949,18 +1121,39 @@ def _invalid(setting: Setting, raw: object, origin: str, reason: str = "") -> Pr
     )
 
 
+def _unknown_environment_variables() -> list[str]:
+    """``FLASKSTACK_*`` environment variables that no setting reads (usually typos)."""
+    return sorted(
+        name
+        for name in os.environ
+        if name.startswith("FLASKSTACK_")
+        and name not in _BY_KEY
+        and name not in _ENVIRONMENT_NAMES
+        and name not in _TOOLING_VARIABLES
+    )
+
+
+def _unknown_key_warning(key: str, origin: str, known: t.Iterable[str]) -> Problem:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "remove it"
+    return Problem(
+        id="config.W001",
+        key=key,
+        value="(unknown setting)",
+        expected="a setting flaskstack knows (see `flask stack config`)",
+        fix=f"{hint} It comes from {origin}.",
+    )
+
+
 def _check_unknown_keys(layers: list[_Layer], resolution: Resolution) -> None:
     for layer in layers:
         for key in layer.values:
             if key.startswith("FLASKSTACK_") and key not in _BY_KEY:
-                close = difflib.get_close_matches(key, list(_BY_KEY), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "remove it"
-                resolution.warnings.append(
-                    Problem(
-                        id="config.W001",
-                        key=key,
-                        value="(unknown setting)",
-                        expected="a setting flaskstack knows (see `flask stack config`)",
-                        fix=f"{hint} It comes from {layer.origins[key]}.",
-                    )
-                )
+                resolution.warnings.append(_unknown_key_warning(key, layer.origins[key], _BY_KEY))
+    variables = sorted(
+        _BY_KEY.keys() | {n for n in _ENVIRONMENT_NAMES if n.startswith("FLASKSTACK_")}
+    )
+    for name in _unknown_environment_variables():
+        resolution.warnings.append(
+            _unknown_key_warning(name, f"environment variable {name}", variables)
+        )

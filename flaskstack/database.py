@@ -22,6 +22,8 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import importlib.util
@@ -30,6 +32,7 @@ import os
 import select
 import typing as t
 
+import flask_sqlalchemy.model
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import MetaData
@@ -60,7 +63,25 @@ NAMING_CONVENTION: dict[str, str] = {
 """Names given to constraints and indexes that the model does not name."""
 
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+_ModelHook = t.Callable[[type], None]
+
+_model_hooks: list[_ModelHook] = []
+"""What runs as each model class is declared; a concern refuses a class by raising.
+
+Called from ``__init_subclass__``, which runs before SQLAlchemy builds the
+class's table: a clash found here can be reported as a :class:`ConfigError`
+naming a setting instead of SQLAlchemy's own error.
+"""
+
+
+class _HookedModel(flask_sqlalchemy.model.Model):
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook in _model_hooks:
+            hook(cls)
+
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), model_class=_HookedModel)
 """The Flask-SQLAlchemy extension shared by every app: declare models on ``db.Model``."""
 
 if t.TYPE_CHECKING:
@@ -147,6 +168,32 @@ def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
                 "pip install 'flaskstack[postgres]'",
             )
         )
+    elif url.get_backend_name() != "sqlite" and url.drivername != "postgresql+psycopg":
+        # Without its driver the URL would pass and the first query would end in
+        # a traceback. Importing the driver now costs nothing it would not cost
+        # at the first connection (psycopg, above, is only looked for: it stays
+        # deferred until the first request).
+        try:
+            url.get_dialect().import_dbapi()
+        except ImportError as exc:
+            backend = url.get_backend_name()
+            advice = (
+                "install a MySQL driver such as mysqlclient or PyMySQL, or name the driver in "
+                "the URL: mysql+pymysql://"
+                if backend in ("mysql", "mariadb")
+                else f"install the package that provides the Python module {exc.name!r}, or "
+                f"name an installed driver in the URL: {backend}+<driver>://"
+            )
+            problems.append(
+                Problem(
+                    "database.E003",
+                    "SQLALCHEMY_DATABASE_URI",
+                    uri_entry.shown,
+                    f"a URL whose driver is installed (SQLAlchemy's {url.drivername!r} "
+                    f"dialect needs the module {exc.name!r}: {exc})",
+                    f"{advice}; the URL comes from {uri_entry.origin}",
+                )
+            )
 
     options_entry = resolution.entries["SQLALCHEMY_ENGINE_OPTIONS"]
     options = dict(options_entry.value)
@@ -203,7 +250,7 @@ def _configure_engine(
 ) -> None:
     engine_options = options.get(bind_key, {})
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _enforce_foreign_keys)
+        sa.event.listen(engine, "checkout", _set_foreign_keys)
     elif engine.dialect.driver in _LIBPQ_DRIVERS:
         if not engine_options.get("pool_pre_ping"):
             # pool_pre_ping set by the app replaces the socket check.
@@ -222,19 +269,13 @@ class DatabaseUnavailable(_ServiceUnavailableProblem):
 
 
 def _database_unavailable(error: Exception) -> Response:
-    # A lost connection (server restarted, network gone), a pool that stays
-    # empty, a deadlock or serialization failure: the request may succeed if
-    # retried, so 503 rather than 500. The pool drops the broken connection
-    # and those connected before it, and the checkout check (or
-    # pool_pre_ping) keeps the next request from getting another. Any
-    # other database error (a constraint, bad SQL) is a bug: a 500.
-    unavailable = isinstance(
-        error, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-    ) or getattr(error, "connection_invalidated", False)
-    if isinstance(error, sa.exc.PendingRollbackError):
-        # Left over from a connection lost earlier in this request.
-        unavailable = True
-    if not unavailable:
+    # Only an error about reaching the database is answered 503 (the request
+    # may succeed if retried): the pool drops the broken connection and those
+    # connected before it, and the checkout check (or pool_pre_ping) keeps
+    # the next request from getting another. Anything else (no such table,
+    # bad SQL, a constraint) is a bug in the app: it propagates, so it is a
+    # 500 for clients and Flask's debugger with --debug.
+    if not _is_outage(error):
         raise error
     try:
         db.session.rollback()
@@ -242,6 +283,67 @@ def _database_unavailable(error: Exception) -> Response:
         db.session.close()
     current_app.logger.warning("database unavailable, answered 503: %s", error)
     return DatabaseUnavailable(retry_after=5).get_response()
+
+
+# SQLSTATEs with which PostgreSQL says it cannot serve the request now, so a
+# retry may succeed: class 08 (connection exception), the server shutting
+# down or starting up, too many connections, a statement or lock timeout, a
+# deadlock or serialization failure. Any other state is about the SQL.
+_POSTGRES_UNAVAILABLE_CLASSES = ("08",)
+_POSTGRES_UNAVAILABLE_STATES = frozenset(
+    {"57P01", "57P02", "57P03", "57P05", "53300", "57014", "55P03", "40001", "40P01"}
+)
+# SQLite's primary result codes of the same kind: SQLITE_BUSY, SQLITE_LOCKED
+# (another connection holds the lock), SQLITE_IOERR, SQLITE_CANTOPEN,
+# SQLITE_PROTOCOL. "no such table" and syntax errors are SQLITE_ERROR.
+_SQLITE_UNAVAILABLE_CODES = frozenset({5, 6, 10, 14, 15})
+# The same, by message, for Python < 3.11 (no ``sqlite_errorcode``).
+_SQLITE_UNAVAILABLE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "unable to open database file",
+    "locking protocol",
+)
+
+
+def _is_outage(error: Exception) -> bool:
+    """Whether ``error`` says the database cannot be reached (or is too busy) right now."""
+    if isinstance(error, (sa.exc.TimeoutError, sa.exc.PendingRollbackError)):
+        # An exhausted pool; or what is left of a connection lost earlier in
+        # this request.
+        return True
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:  # the dialect recognised a lost connection
+        return True
+    if not isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    if error.statement is None:
+        # Raised while connecting, before any SQL: the server (or file) is
+        # out of reach, whatever the driver.
+        return True
+    original = error.orig
+    if type(original).__module__.partition(".")[0] == "sqlite3":
+        if not isinstance(error, sa.exc.OperationalError):
+            return False  # pysqlite's InterfaceError: a parameter it cannot bind
+        code = getattr(original, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _SQLITE_UNAVAILABLE_CODES
+        message = str(original).lower()
+        return any(text in message for text in _SQLITE_UNAVAILABLE_MESSAGES)
+    if isinstance(error, sa.exc.InterfaceError):
+        return True  # the connection is closed or lost
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if isinstance(state, str):
+        return (
+            state.startswith(_POSTGRES_UNAVAILABLE_CLASSES) or state in _POSTGRES_UNAVAILABLE_STATES
+        )
+    # psycopg gives no SQLSTATE to a failure that the server never answered
+    # (connection refused, reset, timed out); other drivers' OperationalErrors
+    # without one cannot be told apart from SQL errors (MySQL's "Unknown
+    # column" is one), and a lost connection was caught above.
+    return type(original).__module__.partition(".")[0] in _LIBPQ_DRIVERS
 
 
 def _remove_session(error: BaseException | None) -> None:
@@ -373,11 +475,63 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def _enforce_foreign_keys(dbapi_connection: t.Any, record: object) -> None:
-    # SQLite ignores foreign keys (and ON DELETE CASCADE) unless each
-    # connection asks for them; PostgreSQL always enforces them.
+# -- SQLite foreign keys ------------------------------------------------------------
+#
+# SQLite ignores foreign keys (and ON DELETE CASCADE) unless each connection
+# asks for them; PostgreSQL always enforces them. They are on for the app and
+# off while migrations run: Alembic's batch mode rebuilds a table by copying
+# it, dropping the original and renaming the copy, and with foreign keys on,
+# dropping a table that other rows reference fails (or cascades, deleting
+# those rows), leaving a half-migrated database. Alembic's documentation
+# advises turning them off for batch migrations. The pragma is a no-op inside
+# a transaction, so it is set as a connection leaves the pool, when none is
+# open, and only when it has to change.
+
+_FOREIGN_KEYS_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flaskstack_foreign_keys_off", default=False
+)
+_FOREIGN_KEYS = "flaskstack.foreign_keys"
+"""In a pool record's ``info``: the ``PRAGMA foreign_keys`` value last set on the connection."""
+
+
+@contextlib.contextmanager
+def _foreign_keys_off() -> t.Iterator[None]:
+    """SQLite connections taken from the pool in this block do not enforce foreign keys.
+
+    Wraps every ``flask db`` command (and the test plugin's migrations).
+    """
+    token = _FOREIGN_KEYS_OFF.set(True)
+    try:
+        yield
+    finally:
+        _FOREIGN_KEYS_OFF.reset(token)
+
+
+_FOREIGN_KEYS_OFF_ONCE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flaskstack_foreign_keys_off_once", default=False
+)
+
+
+def _foreign_keys_off_for_next_connection() -> None:
+    """The next SQLite connection taken from the pool in this context does not enforce them.
+
+    For Flask-Migrate's Python API (``flask_migrate.upgrade()`` called by the
+    app's own code), which has no block to wrap: its configure callback runs
+    just before ``env.py`` takes the one connection the migration runs on.
+    """
+    _FOREIGN_KEYS_OFF_ONCE.set(True)
+
+
+def _set_foreign_keys(dbapi_connection: t.Any, record: t.Any, proxy: object) -> None:
+    once = _FOREIGN_KEYS_OFF_ONCE.get()
+    if once:
+        _FOREIGN_KEYS_OFF_ONCE.set(False)
+    wanted = not (once or _FOREIGN_KEYS_OFF.get())
+    if record.info.get(_FOREIGN_KEYS) is wanted:
+        return
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if wanted else 'OFF'}")
     finally:
         cursor.close()
+    record.info[_FOREIGN_KEYS] = wanted

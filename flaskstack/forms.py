@@ -11,8 +11,16 @@ hole as soon as that API also accepts the session cookie. So:
   is exempt: a browser never attaches such a header to a cross-site request,
   and the auth layer authenticates it by that token alone, never by the
   session cookie (a bad token is nobody). One rule decides both
-  (``flaskstack._credentials``). ``Basic`` and ``Digest``
-  are *not* exempt: browsers do resend cached HTTP credentials cross-site;
+  (``flaskstack._credentials``);
+- a request with HTTP ``Basic`` or ``Digest`` credentials (an API of the
+  app's own, with Flask-HTTPAuth say) is exempt when it carries neither the
+  session cookie (``SESSION_COOKIE_NAME``) nor Flask-Login's remember-me
+  cookie (``REMEMBER_COOKIE_NAME``), and no browser marks it as coming from
+  another site (an ``Origin`` header or ``Sec-Fetch-Site`` other than
+  ``same-origin``/``none``). Such a request cannot be riding the browser's
+  session; one that carries those cookies, or that a browser sent from
+  another site with HTTP credentials it cached (browsers do resend them
+  cross-site), needs a token like any other;
 - views marked with :func:`flaskstack.health.public` are exempt;
 - whatever the app exempts with ``csrf.exempt(view_or_blueprint)`` is exempt;
 - nothing else. A JavaScript client that authenticates with the session
@@ -27,7 +35,17 @@ token has expired.", "The CSRF tokens do not match.", "The referrer header is
 missing."…): an HTML page for browsers, an RFC 9457
 ``application/problem+json`` document for clients that send JSON or prefer
 it. An app that wants its own page registers its own handler for
-:class:`CSRFError` after :func:`flaskstack.init_app`.
+:class:`CSRFError`, before or after :func:`flaskstack.init_app`; its handlers
+for ``400``, ``BadRequest``, ``HTTPException`` or ``Exception`` (app-wide or
+on the request's blueprint) answer before flaskstack's page too. With
+``FLASKSTACK_API_PROBLEMS = False``, a failure under the API prefix is left
+to the app's handlers or Flask's default page.
+
+:data:`csrf` is registered by :func:`flaskstack.init_app`, once: calling
+``csrf.init_app(app)`` again, or registering another ``CSRFProtect`` on the
+same app, is refused (the app's first request fails naming the line to
+remove); a second CSRF extension would check every request twice with
+different exemptions.
 
 Two Flask-WTF settings cause most complaints; flaskstack only sets defaults
 for them, so a value the app sets always wins:
@@ -78,11 +96,25 @@ from werkzeug.wrappers import Response
 from wtforms import StringField
 
 from ._credentials import has_api_token
+from ._hooks import on_first_request
+from ._routes import add_own_rule, clashes_with_existing
+from ._state import EXTENSION_KEY
+from .errors import AlreadyInitialisedError
 from .health import _is_public
-from .problems import _prefers_json, problem
+from .problems import (
+    _answer_with_app_handler,
+    _own_handler,
+    _prefers_json,
+    is_api_request,
+    problem,
+)
 
 if t.TYPE_CHECKING:
     from flask import Blueprint, Flask
+    from flask.typing import ResponseReturnValue
+
+    from .config import Resolution
+    from .errors import Problem
 
 _Exempt = t.TypeVar("_Exempt", bound="t.Callable[..., t.Any] | Blueprint | str | type")
 
@@ -107,6 +139,22 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
     def __init__(self, app: Flask | None = None) -> None:
         self._exempt_classes: set[type] = set()
         super().__init__(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Refused: :func:`flaskstack.init_app` registers :data:`csrf` itself.
+
+        :raises AlreadyInitialisedError: if ``app`` already has a CSRF
+            extension (flaskstack's or another), naming the line to remove.
+            On an app flaskstack has not set up yet, registers as Flask-WTF
+            does (and :func:`flaskstack.init_app` then refuses the app).
+        """
+        if "csrf" in app.extensions or EXTENSION_KEY in app.extensions:
+            raise AlreadyInitialisedError(_REGISTERED_TWICE.format(app=app.name))
+        self._register(app)
+
+    def _register(self, app: Flask) -> None:
+        """Flask-WTF's registration; flaskstack's own call."""
+        super().init_app(app)
 
     def protect(self, apply_exemptions: bool = False) -> None:
         """Validate the CSRF token of the current request, raising :class:`CSRFError`.
@@ -146,7 +194,7 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
             return True
         # The auth layer's own rule (one function for both), so what is exempt
         # here is exactly what it authenticates by token alone.
-        if has_api_token():
+        if has_api_token() or _http_credentials_without_browser_session():
             # CSRF does not apply to this request at all, so a Form in
             # the view must not ask for a token either.
             g.csrf_valid = True
@@ -164,6 +212,38 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
             self._exempt_classes.add(view)
             return view
         return t.cast("_Exempt", super().exempt(view))
+
+
+_REGISTERED_TWICE = (
+    "app {app!r} already has a CSRF extension: flaskstack.init_app(app) registers "
+    "flaskstack.csrf itself. Remove csrf.init_app(app) (or CSRFProtect(app)) from the factory."
+)
+
+_HTTP_CREDENTIAL_SCHEMES = frozenset({"basic", "digest"})
+_SAME_SITE_FETCHES = frozenset({"same-origin", "none"})
+
+
+def _http_credentials_without_browser_session() -> bool:
+    """Whether the request sends HTTP credentials and cannot be riding a browser session.
+
+    True for ``Authorization: Basic``/``Digest`` with neither the session
+    cookie nor the remember-me cookie, and nothing saying a browser sent it
+    from another site (a browser adds ``Origin`` to every cross-origin
+    unsafe request, and ``Sec-Fetch-Site`` to every request).
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.strip().partition(" ")
+    if scheme.lower() not in _HTTP_CREDENTIAL_SCHEMES or not credential.strip():
+        return False
+    config = current_app.config
+    for name in (config.get("SESSION_COOKIE_NAME"), config.get("REMEMBER_COOKIE_NAME")):
+        if name and name in request.cookies:
+            return False
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in _SAME_SITE_FETCHES:
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or origin == request.host_url.rstrip("/")
 
 
 csrf = CSRFProtect()
@@ -263,9 +343,20 @@ _PAGE = """\
 """
 
 
-def _handle_csrf_error(error: CSRFError) -> Response:
-    """Answer a failed CSRF check: 400, as HTML or as ``application/problem+json``."""
+@_own_handler
+def _handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
+    """Answer a failed CSRF check: 400, as HTML or as ``application/problem+json``.
+
+    The app's own handler for the error, if it has one, answers instead.
+    """
+    answer = _answer_with_app_handler(error)
+    if answer is not None:
+        return answer
+    if is_api_request() and not current_app.config["FLASKSTACK_API_PROBLEMS"]:
+        refused: BadRequest = error
+        return refused  # the app turned problem documents off: Flask's own page
     reason = str(error.description)
+    response: Response
     if _prefers_json():
         response = problem(400, reason)
     else:
@@ -284,12 +375,28 @@ def _csrf_token_view() -> Response:
     return response
 
 
+_TOKEN_SETTING = "FLASKSTACK_CSRF_TOKEN_PATH"
+
+
+def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+    """Refuse a token path where the app already has a rule of its own."""
+    path = resolution[_TOKEN_SETTING]
+    return clashes_with_existing(app, _TOKEN_SETTING, path) if path else []
+
+
+def _refuse_another_csrf(app: Flask) -> None:
+    """Refuse a CSRF extension the app registered after :func:`flaskstack.init_app`."""
+    if app.extensions.get("csrf") is not csrf:
+        raise AlreadyInitialisedError(_REGISTERED_TWICE.format(app=app.name))
+
+
 def _init_app(app: Flask) -> None:
     """Protect ``app``: register :data:`csrf`, its error page and the token endpoint."""
-    csrf.init_app(app)
-    app.register_error_handler(CSRFError, _handle_csrf_error)
-    path = app.config["FLASKSTACK_CSRF_TOKEN_PATH"]
+    csrf._register(app)
+    on_first_request(app, _refuse_another_csrf)
+    # Flask keeps one handler per class: never replace one the app registered.
+    if app.error_handler_spec.get(None, {}).get(400, {}).get(CSRFError) is None:
+        app.register_error_handler(CSRFError, _handle_csrf_error)
+    path = app.config[_TOKEN_SETTING]
     if path:
-        app.add_url_rule(
-            path, endpoint=_TOKEN_ENDPOINT, view_func=_csrf_token_view, methods=["GET"]
-        )
+        add_own_rule(app, path, _TOKEN_ENDPOINT, _csrf_token_view, _TOKEN_SETTING)

@@ -6,6 +6,12 @@
 answers 503 naming what failed. Neither reads the session, so neither sets a
 cookie or costs a session-store round trip; both are marked public, which the
 CSRF and auth layers honour.
+
+``FLASKSTACK_HEALTH_PATH`` and ``FLASKSTACK_READY_PATH`` move either one, or
+turn it off with ``None``. An app that already serves one of these paths
+keeps it: :func:`flaskstack.init_app` refuses with a
+:class:`~flaskstack.ConfigError` naming the setting to change, rather than
+shadow the app's view.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import typing as t
 
 from flask import Flask, current_app, jsonify
 
+from ._routes import add_own_rule, clashes_with_existing
 from .database import db
 
 if t.TYPE_CHECKING:
     from flask import Response
+
+    from .config import Resolution
+    from .errors import Problem
 
 __all__ = ["public"]
 
@@ -33,6 +43,8 @@ _Probe = t.Callable[[Flask, float], None]
 """A readiness probe: raises when the dependency does not answer within the timeout."""
 
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
+_View = t.Callable[..., t.Any]
+_METHODS = ("GET", "HEAD")
 
 
 def public(view: _F) -> _F:
@@ -54,7 +66,12 @@ def _probe_database(app: Flask, timeout: float) -> None:
         if connection.dialect.name == "postgresql":
             milliseconds = max(1, int(timeout * 1000))
             connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
-        connection.exec_driver_sql("SELECT 1")
+        if connection.dialect.name == "sqlite":
+            # SELECT 1 never reads the file: one that is not a database, or
+            # is locked, would pass. Reading the schema does read it.
+            connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        else:
+            connection.exec_driver_sql("SELECT 1")
 
 
 class _Outcome:
@@ -126,15 +143,29 @@ def _readyz() -> tuple[Response, int]:
     return response, 503 if failed else 200
 
 
+def _endpoints(config: t.Mapping[str, t.Any]) -> list[tuple[str, str, str, _View]]:
+    """``(setting, path, endpoint, view)`` of each endpoint turned on in ``config``."""
+    found = []
+    for setting, endpoint, view in (
+        ("FLASKSTACK_HEALTH_PATH", "flaskstack.healthz", _healthz),
+        ("FLASKSTACK_READY_PATH", "flaskstack.readyz", _readyz),
+    ):
+        path = config[setting]
+        if path:
+            found.append((setting, path, endpoint, view))
+    return found
+
+
+def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+    """Refuse a path where the app already has a rule of its own (its view keeps the URL)."""
+    problems: list[Problem] = []
+    config = {key: resolution[key] for key in ("FLASKSTACK_HEALTH_PATH", "FLASKSTACK_READY_PATH")}
+    for setting, path, _endpoint, _view in _endpoints(config):
+        problems.extend(clashes_with_existing(app, setting, path, _METHODS))
+    return problems
+
+
 def _init_app(app: Flask) -> None:
     """Add the endpoints at their configured paths (a path of ``None`` disables one)."""
-    health_path = app.config["FLASKSTACK_HEALTH_PATH"]
-    ready_path = app.config["FLASKSTACK_READY_PATH"]
-    if health_path:
-        app.add_url_rule(
-            health_path, endpoint="flaskstack.healthz", view_func=_healthz, methods=["GET", "HEAD"]
-        )
-    if ready_path:
-        app.add_url_rule(
-            ready_path, endpoint="flaskstack.readyz", view_func=_readyz, methods=["GET", "HEAD"]
-        )
+    for setting, path, endpoint, view in _endpoints(app.config):
+        add_own_rule(app, path, endpoint, view, setting, _METHODS)

@@ -11,6 +11,26 @@ The app's logger (``app.logger``) writes to stderr in one format per
 profile (``FLASKSTACK_LOG_FORMAT``): readable text in development and
 testing, one JSON object per line in production, where log collectors parse
 them. ``none`` leaves Flask's logging untouched.
+
+An app that configured logging of its own keeps it: when
+``FLASKSTACK_LOG_FORMAT`` is not set explicitly (it comes from flaskstack's
+default or the profile's) and, at :func:`flaskstack.init_app`,
+
+- the root logger has a handler (``logging.basicConfig``,
+  ``logging.config.dictConfig``; the capture handlers a test runner adds
+  there do not count), or
+- ``app.logger`` has a handler other than Flask's default one, or a level
+  the app set,
+
+flaskstack does not touch ``app.logger`` (``FLASKSTACK_LOG_LEVEL``, when set
+explicitly, still sets its level) and ``flask stack check`` says so
+(``logging.I001``). Setting ``FLASKSTACK_LOG_FORMAT`` explicitly (to
+``text`` or ``json``) hands the app's logger to flaskstack after all.
+Responses carry the request id either way; to have it in the app's own log
+lines, add the filter to the app's handlers and ``%(request_id)s`` to their
+format::
+
+    handler.addFilter(flaskstack.logs.RequestIdFilter())
 """
 
 from __future__ import annotations
@@ -31,6 +51,8 @@ from ._hooks import after_response
 if t.TYPE_CHECKING:
     from flask import Flask
     from werkzeug.wrappers import Response
+
+    from .config import Resolution
 
 __all__ = ["JSONFormatter", "RequestIdFilter", "TextFormatter", "request_id"]
 
@@ -139,10 +161,50 @@ class _StackHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _install_handler(app: Flask) -> None:
+# Levels flaskstack set on a logger, by logger name: apps created with the
+# same import name share one logger, and a level flaskstack set for an
+# earlier app is not the app's own.
+_LEVELS_SET: dict[str, int] = {}
+
+_LEFT_TO_THE_APP_KEY = "flaskstack.logging_left_to_the_app"
+"""``app.extensions`` key, true when flaskstack left ``app.logger`` as the app configured it."""
+
+
+def _is_test_runner_handler(handler: logging.Handler) -> bool:
+    # pytest puts capture handlers on the root logger around every test; they
+    # are no logging set-up of the app's.
+    return type(handler).__module__.split(".")[0] == "_pytest"
+
+
+def _app_configured_logging(app: Flask) -> bool:
+    """Whether the app (or the process) configured logging before ``init_app``."""
+    if any(not _is_test_runner_handler(h) for h in logging.getLogger().handlers):
+        return True
+    logger = app.logger
+    if any(h is not default_handler and not isinstance(h, _StackHandler) for h in logger.handlers):
+        return True
+    level = logger.level
+    if level == logging.NOTSET or _LEVELS_SET.get(logger.name) == level:
+        return False
+    # Flask gives a new app's logger DEBUG in debug mode; that is no choice of the app's.
+    return not (app.debug and level == logging.DEBUG)
+
+
+def _set_level(logger: logging.Logger, level: str | int) -> None:
+    logger.setLevel(level)
+    _LEVELS_SET[logger.name] = logger.level
+
+
+def _install_handler(app: Flask, resolution: Resolution) -> None:
     log_format = app.config["FLASKSTACK_LOG_FORMAT"]
     logger = app.logger
-    logger.setLevel(app.config["FLASKSTACK_LOG_LEVEL"])
+    explicit_format = resolution.entries["FLASKSTACK_LOG_FORMAT"].source not in _DEFAULTS
+    if not explicit_format and _app_configured_logging(app):
+        app.extensions[_LEFT_TO_THE_APP_KEY] = True
+        if resolution.entries["FLASKSTACK_LOG_LEVEL"].source not in _DEFAULTS:
+            _set_level(logger, app.config["FLASKSTACK_LOG_LEVEL"])
+        return
+    _set_level(logger, app.config["FLASKSTACK_LOG_LEVEL"])
     if log_format == "none":
         return
     formatter = JSONFormatter() if log_format == "json" else TextFormatter()
@@ -157,7 +219,15 @@ def _install_handler(app: Flask) -> None:
     handler.setFormatter(formatter)
 
 
-def _init_app(app: Flask) -> None:
-    """Return the request id on every response and set up ``app.logger``."""
+_DEFAULTS = ("default", "profile")
+"""Sources of a value nobody chose for this app."""
+
+
+def _init_app(app: Flask, resolution: Resolution) -> None:
+    """Return the request id on every response and set up ``app.logger``.
+
+    ``app.logger`` is left alone when the app configured logging of its own
+    and did not set ``FLASKSTACK_LOG_FORMAT`` (see the module's documentation).
+    """
     after_response(app, _ReturnRequestId(app.config["FLASKSTACK_REQUEST_ID_HEADER"]))
-    _install_handler(app)
+    _install_handler(app, resolution)

@@ -6,6 +6,12 @@ Every error flaskstack produces for a client that prefers JSON is an
 :func:`prefers_json` is the one rule for telling them apart, and
 :func:`is_api_request` says whether a request is under an API prefix, where
 every error is a problem document whatever the client asked for.
+
+flaskstack's error handlers never take precedence over the app's own: each
+first looks for the handler Flask would have chosen had flaskstack registered
+none (the app's, app-wide or on the request's blueprints, for the error's
+status code or one of its classes, registered before or after
+:func:`flaskstack.init_app`) and lets it answer.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 import typing as t
 
 from flask import current_app, has_request_context, request
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
@@ -24,6 +30,7 @@ from .logs import request_id
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
+    from flask.typing import ErrorHandlerCallable, ResponseReturnValue
 
 __all__ = ["PROBLEM_MIMETYPE", "is_api_request", "problem"]
 
@@ -62,6 +69,51 @@ def is_api_request() -> bool:
         return False
     path = request.path
     return any(path == prefix or path.startswith(prefix + "/") for prefix in state.api_prefixes)
+
+
+_HANDLER_ATTRIBUTE = "_flaskstack_error_handler"
+
+_H = t.TypeVar("_H", bound=t.Callable[..., t.Any])
+
+
+def _own_handler(handler: _H) -> _H:
+    """Mark ``handler`` as one of flaskstack's error handlers (see :func:`_app_handler`)."""
+    setattr(handler, _HANDLER_ATTRIBUTE, True)
+    return handler
+
+
+def _app_handler(error: BaseException) -> ErrorHandlerCallable | None:
+    """The handler Flask would choose for ``error`` if flaskstack had registered none.
+
+    Flask keeps one handler per class and status code and prefers the most
+    specific class: a handler of flaskstack's for ``HTTPException`` or
+    ``CSRFError`` would otherwise beat the app's for ``Exception``, for
+    ``HTTPException``, or a blueprint's for either. This walks Flask's own
+    order (status code first, then class; the request's blueprints before
+    the app; the error's classes from the most specific) over the public
+    ``error_handler_spec``, skipping flaskstack's handlers.
+    """
+    code = error.code if isinstance(error, HTTPException) else None
+    names: tuple[str | None, ...] = (*request.blueprints, None)
+    spec = current_app.error_handler_spec
+    for status in (code, None) if code is not None else (None,):
+        for name in names:
+            handlers = spec.get(name, {}).get(status)
+            if not handlers:
+                continue
+            for cls in type(error).__mro__:
+                handler = handlers.get(cls)
+                if handler is not None and not getattr(handler, _HANDLER_ATTRIBUTE, False):
+                    return handler
+    return None
+
+
+def _answer_with_app_handler(error: BaseException) -> ResponseReturnValue | None:
+    """Let the app's own handler for ``error`` answer, if it has one (:func:`_app_handler`)."""
+    handler = _app_handler(error)
+    if handler is None:
+        return None
+    return current_app.ensure_sync(handler)(error)  # type: ignore[no-any-return]
 
 
 def _problem_body(status: int, detail: str, title: str | None = None, **extra: t.Any) -> str:

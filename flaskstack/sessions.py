@@ -22,6 +22,18 @@ unaffected. Without a Redis URL (development and testing only) Flask's
 signed-cookie sessions are used, and :func:`rotate` and :func:`destroy` keep
 working on them.
 
+Adopting flaskstack in an app that used Flask's default signed-cookie
+session signs nobody out: a cookie that is not shaped like flaskstack's
+(``<id>.<signature>``, one dot; Flask's has two or more) is, the first time a
+request reads the session, verified as Flask would verify it (same
+``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``, same salt and serializer) and
+its data moved into Redis under a new id, which replaces the cookie. A
+cookie shaped like flaskstack's never goes through Flask's check, so the
+move costs a request that carries flaskstack's cookie nothing. A forged
+cookie is refused exactly as Flask refuses it, and a valid one grants what
+Flask would have granted, under an id nobody has seen
+(:setting:`FLASKSTACK_SESSION_ADOPT_SIGNED_COOKIES`).
+
 Both session interfaces leave the session object they open in the request's
 WSGI environment, so :func:`request_session` can hand it to code that must
 not mark it accessed (the cache, the remember-me cookie) through Flask's
@@ -43,7 +55,7 @@ from flask.sessions import (
     SessionInterface,
     SessionMixin,
 )
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadData, BadSignature, Signer
 
 from .problems import _ServiceUnavailableProblem
 from .redis import RedisUnavailable
@@ -126,10 +138,17 @@ class RedisSession(SessionMixin):
     """
 
     def __init__(
-        self, store: RedisSessionInterface, app: Flask, sid: str | None, had_cookie: bool = False
+        self,
+        store: RedisSessionInterface,
+        app: Flask,
+        sid: str | None,
+        had_cookie: bool = False,
+        signed_cookie: str | None = None,
     ) -> None:
         self._store = store
         self.had_cookie = had_cookie
+        self._signed_cookie = signed_cookie
+        """A cookie that may be Flask's signed-cookie session, checked on first access."""
         self._app = app
         self.sid = sid
         self.new = sid is None
@@ -158,6 +177,13 @@ class RedisSession(SessionMixin):
                     self.new = True
                 else:
                     self._stored = True
+            elif self._signed_cookie is not None:
+                data = self._store.read_signed_cookie(self._app, self._signed_cookie)
+                self._signed_cookie = None
+                if data:
+                    # Stored under a new id (sid is None) when the response is
+                    # saved, and the new cookie replaces the old one.
+                    self.modified = True
             self._data = {} if data is None else data
         return self._data
 
@@ -193,10 +219,22 @@ class RedisSession(SessionMixin):
 
 
 class RedisSessionInterface(SessionInterface):
-    """Flask session interface storing sessions in the app's Redis."""
+    """Flask session interface storing sessions in the app's Redis.
 
-    def __init__(self, connection: RedisConnection) -> None:
+    :param connection: The app's Redis connection.
+    :param adopt_from: The signed-cookie session interface the app used
+        before (Flask's by default): a valid cookie of it is moved into
+        Redis the first time a request reads the session. ``None`` ignores
+        such cookies.
+    """
+
+    def __init__(
+        self,
+        connection: RedisConnection,
+        adopt_from: SecureCookieSessionInterface | None = None,
+    ) -> None:
         self.connection = connection
+        self.adopt_from = adopt_from
         self._signer_for: tuple[tuple[t.Any, ...], Signer] | None = None
 
     # -- Redis I/O ---------------------------------------------------------
@@ -225,6 +263,27 @@ class RedisSessionInterface(SessionInterface):
             return None
         return data if isinstance(data, dict) else None
 
+    def read_signed_cookie(self, app: Flask, cookie: str) -> dict[str, t.Any] | None:
+        """The data of ``cookie`` if it is a valid cookie of :attr:`adopt_from`, else ``None``.
+
+        Verified exactly as that interface verifies its own cookies (keys,
+        fallbacks, salt, serializer, ``PERMANENT_SESSION_LIFETIME`` as the
+        maximum age), through its public ``get_signing_serializer``.
+        """
+        legacy = self.adopt_from
+        serializer = None if legacy is None else legacy.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        try:
+            data = serializer.loads(cookie, max_age=max_age)
+        except BadData:  # forged, expired or not Flask's at all: ignored, as Flask does
+            return None
+        if not isinstance(data, dict) or not data:
+            return None
+        _logger.debug("moving a signed-cookie session into Redis")
+        return data
+
     # -- cookie <-> id -------------------------------------------------------
 
     def _signer(self, app: Flask) -> Signer:
@@ -240,13 +299,17 @@ class RedisSessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         """Read the id from the cookie; touch nothing in Redis."""
         sid = None
+        signed_cookie = None
         cookie = request.cookies.get(self.get_cookie_name(app))
         if cookie:
-            try:
-                sid = self._signer(app).unsign(cookie).decode("ascii")
-            except (BadSignature, UnicodeDecodeError):
-                sid = None
-        session = RedisSession(self, app, sid, had_cookie=bool(cookie))
+            if _looks_like_session_id(cookie):
+                try:
+                    sid = self._signer(app).unsign(cookie).decode("ascii")
+                except (BadSignature, UnicodeDecodeError):
+                    sid = None
+            elif self.adopt_from is not None:
+                signed_cookie = cookie
+        session = RedisSession(self, app, sid, had_cookie=bool(cookie), signed_cookie=signed_cookie)
         _record(request, session)
         return session
 
@@ -309,6 +372,15 @@ class RedisSessionInterface(SessionInterface):
             partitioned=self.get_cookie_partitioned(app),
             samesite=self.get_cookie_samesite(app),
         )
+
+
+def _looks_like_session_id(cookie: str) -> bool:
+    """Whether ``cookie`` has the shape of flaskstack's ``<id>.<signature>``.
+
+    Flask's signed-cookie session is ``<data>.<timestamp>.<signature>``
+    (and a compressed one starts with a dot): never a single dot.
+    """
+    return cookie.count(".") == 1
 
 
 class _CachingSigner(Signer):
@@ -384,9 +456,20 @@ _RECORDING = (RedisSessionInterface, CookieSessionInterface)
 def _init_app(app: Flask, connection: RedisConnection | None) -> None:
     """Keep sessions in Redis when the app has it; otherwise in Flask's signed cookie.
 
-    Without Redis, a session interface the app installed itself stays.
+    With Redis, cookies of the signed-cookie interface the app had (Flask's,
+    or a subclass of it with its own salt) are moved into Redis unless
+    :setting:`FLASKSTACK_SESSION_ADOPT_SIGNED_COOKIES` is off. Without Redis,
+    a session interface the app installed itself stays.
     """
     if connection is not None:
-        app.session_interface = RedisSessionInterface(connection)
+        previous = app.session_interface
+        adopt_from = None
+        if app.config["FLASKSTACK_SESSION_ADOPT_SIGNED_COOKIES"]:
+            adopt_from = (
+                previous
+                if isinstance(previous, SecureCookieSessionInterface)
+                else SecureCookieSessionInterface()
+            )
+        app.session_interface = RedisSessionInterface(connection, adopt_from)
     elif type(app.session_interface) is SecureCookieSessionInterface:
         app.session_interface = CookieSessionInterface()

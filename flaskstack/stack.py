@@ -27,9 +27,11 @@ from . import (
 from . import auth as auth_component
 from . import redis as redis_component
 from ._commands import STACK_COMMANDS_HELP, LazyGroup
+from ._hooks import on_first_request
+from ._routes import later_clashes
 from ._state import EXTENSION_KEY, StackState
 from .config import SETTINGS, _resolve
-from .errors import AlreadyInitialisedError
+from .errors import AlreadyInitialisedError, ConfigError
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -81,6 +83,14 @@ class Stack:
     ) -> StackState:
         """Configure ``app`` and register every component on it.
 
+        Each setting's value comes from, lowest first: flaskstack's default,
+        the profile's default, the instance folder's ``config.py``, the
+        environment (``DATABASE_URL``, ``FLASKSTACK_*``, ``FLASK_*``), what
+        the app's code put in ``app.config`` before this call, and
+        ``config``. The environment fills only what the code left unset;
+        ``flask stack config`` shows where each value came from and what
+        was ignored.
+
         :param app: The Flask app, typically inside its factory.
         :param config: Settings that override every other source: the
             factory's caller (a test, a script) has the last word.
@@ -99,10 +109,13 @@ class Stack:
         resolution.problems.extend(database._prepare(app, resolution))
         resolution.problems.extend(caching._prepare(app, resolution))
         resolution.problems.extend(auth_component._prepare(app, resolution))
+        resolution.problems.extend(health._prepare(app, resolution))
+        resolution.problems.extend(forms._prepare(app, resolution))
+        resolution.problems.extend(rest._prepare(app, resolution))
         _security.validate(app, resolution)
 
         resolution.apply(app)
-        logs._init_app(app)
+        logs._init_app(app, resolution)
         database._init_app(app)
         migrations._init_app(app, database.db)
         health._init_app(app)
@@ -122,6 +135,7 @@ class Stack:
         state.readiness_probes["database"] = health._probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component._probe
+        on_first_request(app, _refuse_later_clashes)
         app.extensions[EXTENSION_KEY] = state
         return state
 
@@ -138,6 +152,18 @@ class Stack:
                     f"app {app.name!r} already has the {key!r} extension registered. "
                     f"flaskstack.init_app() registers it itself: remove {call} from the factory."
                 )
+
+
+def _refuse_later_clashes(app: Flask) -> None:
+    """Refuse rules the app added after ``init_app`` where flaskstack's already were.
+
+    Werkzeug would route such a URL to flaskstack's view and the app's would
+    never run; the app's first request fails with the setting that moves
+    flaskstack's endpoint instead (``flask stack check`` reports it too).
+    """
+    problems = later_clashes(app)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _add_stack_commands(app: Flask) -> None:

@@ -64,7 +64,9 @@ def build(make_app: AppFactory, namespace: Callable[[], str]) -> Iterator[Callab
     """``build(redis_url, **config)``: an app with the test views, on Redis or not."""
     apps: list[Flask] = []
 
-    def factory(redis_url: str | None, **config: t.Any) -> Views:
+    def factory(
+        redis_url: str | None, *, before: Callable[[Flask], None] | None = None, **config: t.Any
+    ) -> Views:
         settings: dict[str, t.Any] = {
             "FLASKSTACK_NAMESPACE": namespace(),
             "FLASKSTACK_REDIS_BACKOFF": BACKOFF,
@@ -72,7 +74,7 @@ def build(make_app: AppFactory, namespace: Callable[[], str]) -> Iterator[Callab
         if redis_url is not None:
             settings["FLASKSTACK_REDIS_URL"] = redis_url
         settings.update(config)
-        app = make_app(settings, profile="testing")
+        app = make_app(settings, profile="testing", before=before)
         with app.app_context():
             db.create_all()  # the users table: signing in is real
         apps.append(app)
@@ -318,13 +320,15 @@ def test_per_user_follows_flask_login_current_user(build: Callable[..., Views]) 
         def __init__(self, name: str) -> None:
             self.id = name
 
-    views = build(SHARED_REDIS_URL)
-    app = views.app
-    manager = LoginManager(app)
+    # The app's own LoginManager, registered in the factory before flaskstack.init_app.
+    manager = LoginManager()
     # Authenticates from a header, as API tokens do: the session holds no user id.
     manager.request_loader(
         lambda request: User(request.headers["X-User"]) if "X-User" in request.headers else None
     )
+    manager.user_loader(lambda user_id: None)
+    views = build(SHARED_REDIS_URL, before=manager.init_app)
+    app = views.app
 
     @app.get("/whoami")
     @cache.cached(per_user=True)

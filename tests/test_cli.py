@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from flaskstack import checks
 
 if t.TYPE_CHECKING:
     from pathlib import Path
+
+    from conftest import AppFactory
 
 STRONG_SECRET = "8H1bq0oWcT7c8f6mQhZ2pXv4rS9yL3dK5nJ0aE2gU7w"
 
@@ -266,3 +269,125 @@ def test_unreachable_redis_is_an_error(tmp_path: Path, monkeypatch: pytest.Monke
     assert "pw123" not in result.output
     good = factory_for(tmp_path, {"FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert run(good, "stack", "check", "--tag", "redis").exit_code == 0
+
+
+def test_a_check_that_raises_is_a_finding_and_the_others_still_run(tmp_path: Path) -> None:
+    """An app's own check that crashes (here: a driver it imports is missing)."""
+    (tmp_path / "checkedapp.py").write_text(
+        textwrap.dedent(
+            """
+            from flask import Flask
+
+            import flaskstack
+            from flaskstack import checks
+
+
+            @checks.register("reports")
+            def check_reporting_database(app, deploy):
+                import MySQLdb  # the reporting replica's driver, not installed here
+
+                return []
+
+
+            def create_app():
+                app = Flask(__name__)
+                flaskstack.init_app(app)
+                return app
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK", "SECRET_KEY"))}
+    env.update(FLASK_APP="checkedapp:create_app", DATABASE_URL="sqlite:///checked.sqlite3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "stack", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (
+        "stack.E003: The check 'check_reporting_database' raised ModuleNotFoundError: No module "
+        "named 'MySQLdb' (the Python module 'MySQLdb' is not installed)."
+    ) in proc.stdout
+    assert "migrations.W001" in proc.stdout  # the other checks' findings are still there
+    assert "System check identified 2 issue(s)" in proc.stdout
+
+
+def test_a_database_url_whose_driver_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert importlib.util.find_spec("MySQLdb") is None  # no MySQL driver in this environment
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "mysql://app:s3cr3t@127.0.0.1/app")
+    monkeypatch.setenv("FLASKSTACK_PROFIL", "testing")
+    result = run(factory_for(tmp_path), "stack", "check")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "database.E003: 'SQLALCHEMY_DATABASE_URI' is 'mysql://app:***@127.0.0.1/app'" in (
+        result.output
+    )
+    assert (
+        "install a MySQL driver such as mysqlclient or PyMySQL, or name the driver in the URL: "
+        "mysql+pymysql://; the URL comes from environment variable DATABASE_URL"
+    ) in result.output
+    # The other findings are still reported.
+    assert "config.W001: 'FLASKSTACK_PROFIL'" in result.output
+    assert "s3cr3t" not in result.output
+
+    with pytest.raises(flaskstack.ConfigError) as caught:
+        factory_for(tmp_path)()
+    (problem,) = caught.value.problems
+    assert (problem.id, problem.key) == ("database.E003", "SQLALCHEMY_DATABASE_URI")
+    assert "mysqlclient or PyMySQL" in problem.fix
+
+
+def test_unknown_flaskstack_environment_variable_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLASKSTACK_REDIS_TIMOUT", "1")
+    with pytest.warns(flaskstack.ConfigWarning, match="FLASKSTACK_REDIS_TIMOUT"):
+        result = run(factory_for(tmp_path), "stack", "check", "--tag", "config")
+    assert result.exit_code == 0, result.output
+    assert "config.W001: 'FLASKSTACK_REDIS_TIMOUT' is (unknown setting)" in result.output
+    assert "did you mean 'FLASKSTACK_REDIS_TIMEOUT'? It comes from environment variable" in (
+        result.output
+    )
+
+
+def test_user_commands_on_an_app_with_its_own_login_manager_say_why_not(
+    make_app: AppFactory,
+) -> None:
+    import flask_login
+
+    def own_login_manager(app: Flask) -> None:
+        manager = flask_login.LoginManager(app)
+        manager.user_loader(lambda user_id: None)
+
+    app = make_app(profile="testing", before=own_login_manager)
+    runner = app.test_cli_runner()
+    for args in (
+        ["stack", "create-user", "ann@example.com", "--password-stdin"],
+        ["stack", "token", "list"],
+        ["stack", "token", "revoke", "1"],
+    ):
+        result = runner.invoke(args=args, input="a long enough password\n")
+        assert result.exit_code == 1, result.output
+        assert "its own Flask-Login LoginManager" in result.output
+        assert "FLASKSTACK_USER_MODEL" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_stack_config_says_when_logging_was_left_to_the_app(make_app: AppFactory) -> None:
+    import logging
+
+    def own_logging(app: Flask) -> None:
+        app.logger.addHandler(logging.NullHandler())
+
+    app = make_app(profile="testing", before=own_logging)
+    result = app.test_cli_runner().invoke(args=["stack", "config"])
+    lines = result.output.splitlines()
+    (row,) = [i for i, line in enumerate(lines) if line.startswith("FLASKSTACK_LOG_FORMAT ")]
+    assert "not applied: the app configured its own logging" in lines[row + 1]

@@ -40,18 +40,11 @@ def test_defaults_reach_app_config(make_app: AppFactory) -> None:
 def test_each_layer_overrides_the_one_below(
     make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # default < profile < instance file < environment < app's code < init_app argument
     key = "FLASKSTACK_READY_TIMEOUT"
     assert make_app().config[key] == 2.0  # default
 
-    def app_sets(app: Flask) -> None:
-        app.config[key] = 3
-
-    app = make_app(before=app_sets)
-    assert app.config[key] == 3.0
-    assert entry(app, key).source == "app"
-
     def instance_file(app: Flask) -> None:
-        app_sets(app)
         (tmp_path / "shared_instance").mkdir(exist_ok=True)
         (tmp_path / "shared_instance" / "config.py").write_text(f"{key} = 4\n")
         app.instance_path = str(tmp_path / "shared_instance")
@@ -65,9 +58,81 @@ def test_each_layer_overrides_the_one_below(
     assert app.config[key] == 5.0
     assert entry(app, key).origin == f"environment variable {key}"
 
-    app = make_app({key: 6}, before=instance_file)
+    def app_sets(app: Flask) -> None:
+        instance_file(app)
+        app.config[key] = 3
+
+    app = make_app(before=app_sets)
+    assert app.config[key] == 3.0
+    assert entry(app, key).source == "app"
+
+    app = make_app({key: 6}, before=app_sets)
     assert app.config[key] == 6.0
     assert entry(app, key).source == "argument"
+
+
+def test_environment_fills_only_what_the_code_left_unset(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pa55@127.0.0.1:1/production")
+    monkeypatch.setenv("FLASKSTACK_READY_TIMEOUT", "7")
+
+    def test_config(app: Flask) -> None:
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+
+    app = make_app(before=test_config)
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite://"
+    assert entry(app, "SQLALCHEMY_DATABASE_URI").origin == "app.config before init_app"
+    assert app.config["FLASKSTACK_READY_TIMEOUT"] == 7.0  # the code left it unset
+    (ignored,) = flaskstack.get_state(app).resolution.overridden
+    assert ignored.key == "SQLALCHEMY_DATABASE_URI"
+    assert ignored.origin == "environment variable DATABASE_URL"
+    assert ignored.winner == "app.config before init_app"
+    assert ignored.shown == "'postgresql://app:***@127.0.0.1:1/production'"
+
+
+def test_keys_outside_the_table_follow_the_same_order(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASK_MAIL_SERVER", '"smtp.from-env.example"')
+    monkeypatch.setenv("FLASK_MAIL_PORT", "2525")
+
+    def app_sets(app: Flask) -> None:
+        app.config["MAIL_SERVER"] = "localhost"
+
+    app = make_app(before=app_sets)
+    assert app.config["MAIL_SERVER"] == "localhost"
+    assert app.config["MAIL_PORT"] == 2525
+    (ignored,) = flaskstack.get_state(app).resolution.overridden
+    assert (ignored.key, ignored.origin) == (
+        "MAIL_SERVER",
+        "environment variable FLASK_MAIL_SERVER",
+    )
+    assert ignored.shown is None  # values outside the table are never shown
+
+    app = make_app({"MAIL_SERVER": "smtp.test"}, before=app_sets)
+    assert app.config["MAIL_SERVER"] == "smtp.test"
+
+
+def test_a_value_the_app_set_beats_flaskstacks_default(make_app: AppFactory) -> None:
+    def app_sets(app: Flask) -> None:
+        app.config["MAX_CONTENT_LENGTH"] = 100 * 1024 * 1024
+        app.config["WTF_CSRF_TIME_LIMIT"] = 3600  # Flask-WTF's own default, chosen explicitly
+
+    app = make_app(before=app_sets)
+    assert app.config["MAX_CONTENT_LENGTH"] == 100 * 1024 * 1024
+    assert app.config["WTF_CSRF_TIME_LIMIT"] == 3600
+    assert entry(app, "MAX_CONTENT_LENGTH").source == "app"
+    assert entry(app, "WTF_CSRF_TIME_LIMIT").source == "app"
+
+    untouched = make_app()
+    assert untouched.config["MAX_CONTENT_LENGTH"] == 16 * 1024 * 1024
+    assert untouched.config["WTF_CSRF_TIME_LIMIT"] is None
+    assert entry(untouched, "MAX_CONTENT_LENGTH").replaces == "Flask's default: None"
+    assert entry(untouched, "WTF_CSRF_TIME_LIMIT").replaces == "Flask-WTF's default: 3600"
+    assert entry(untouched, "SESSION_COOKIE_SAMESITE").replaces == "Flask's default: None"
+    assert entry(untouched, "FLASKSTACK_READY_TIMEOUT").replaces is None  # flaskstack's own
+    assert entry(untouched, "SESSION_COOKIE_HTTPONLY").replaces is None  # the same as Flask's
 
 
 def test_profile_defaults_sit_between_defaults_and_app(make_app: AppFactory) -> None:
@@ -178,6 +243,32 @@ def test_unknown_option_is_a_type_error(make_app: AppFactory) -> None:
 def test_unknown_flaskstack_key_warns_with_suggestion(make_app: AppFactory) -> None:
     with pytest.warns(flaskstack.ConfigWarning, match="did you mean 'FLASKSTACK_READY_TIMEOUT'"):
         make_app({"FLASKSTACK_READY_TIMOUT": 3})
+
+
+def test_unknown_flaskstack_environment_variable_warns_with_suggestion(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASKSTACK_REDIS_TIMOUT", "1")
+    with pytest.warns(flaskstack.ConfigWarning) as caught:
+        app = make_app()
+    (message,) = [str(w.message) for w in caught]
+    assert "'FLASKSTACK_REDIS_TIMOUT'" in message
+    assert "did you mean 'FLASKSTACK_REDIS_TIMEOUT'?" in message
+    assert "environment variable FLASKSTACK_REDIS_TIMOUT" in message
+    assert app.config["FLASKSTACK_REDIS_TIMEOUT"] == 0.5
+    (warning,) = flaskstack.get_state(app).resolution.warnings
+    assert warning.id == "config.W001"
+
+
+def test_tooling_and_setting_variables_are_not_unknown(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read by flaskstack's own test suite, not by init_app: no warning (warnings are errors here).
+    monkeypatch.setenv("FLASKSTACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("FLASKSTACK_SOAK_SECONDS", "1")
+    monkeypatch.setenv("FLASKSTACK_REDIS_URL", "redis://127.0.0.1:6379/0")  # a setting's name
+    app = make_app()
+    assert flaskstack.get_state(app).resolution.warnings == []
 
 
 def test_secrets_are_masked() -> None:

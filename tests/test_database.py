@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import time
 import typing as t
 
@@ -539,6 +540,15 @@ def test_migrate_registered_by_hand_before_init_app_is_refused(make_app: AppFact
         make_app(before=register_migrate_by_hand)
 
 
+def test_migrate_registered_by_hand_after_init_app_is_refused(make_app: AppFactory) -> None:
+    app = make_app()
+
+    with pytest.raises(
+        flaskstack.AlreadyInitialisedError, match=r"Remove migrate\.init_app\(app, db\)"
+    ):
+        flaskstack.migrate.init_app(app, flaskstack.db)
+
+
 def test_a_second_init_app_on_the_same_app_is_refused(make_app: AppFactory) -> None:
     app = make_app()
 
@@ -592,3 +602,114 @@ def test_other_database_errors_stay_500s(make_app: AppFactory, postgres_url: str
     client = app.test_client()
     assert client.get("/broken").status_code == 500
     assert client.get("/after").text == "42"
+
+
+# -- which database errors are outages (503) and which are bugs (500) ------------------
+
+
+def add_broken_views(app: Flask) -> None:
+    @app.get("/no-table")
+    def no_table() -> str:
+        return str(db.session.execute(sa.text("SELECT * FROM no_such_table")).scalar_one())
+
+    @app.get("/no-column")
+    def no_column() -> str:
+        return str(db.session.execute(sa.text("SELECT no_such_column FROM dbtest_item")).all())
+
+    @app.get("/after")
+    def after() -> str:
+        return str(db.session.execute(sa.text("SELECT 41 + 1")).scalar_one())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_missing_table_or_column_is_a_500_not_an_outage(
+    backend: str, make_app: AppFactory, request: pytest.FixtureRequest
+) -> None:
+    config: dict[str, t.Any] = {"PROPAGATE_EXCEPTIONS": False}
+    if backend == "postgresql":
+        config["SQLALCHEMY_DATABASE_URI"] = request.getfixturevalue("postgres_url")
+    app = make_app(config)
+    create_tables(app, DbtestItem)
+    add_broken_views(app)
+    client = app.test_client()
+
+    for path in ("/no-table", "/no-column"):
+        response = client.get(path, headers={"Accept": "application/json"})
+        assert response.status_code == 500, path
+        assert "Retry-After" not in response.headers
+        assert "cannot be reached" not in response.text
+    assert client.get("/after").text == "42"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_missing_table_propagates_in_testing_and_debug(
+    backend: str, make_app: AppFactory, request: pytest.FixtureRequest
+) -> None:
+    config: dict[str, t.Any] = {"TESTING": True}
+    if backend == "postgresql":
+        config["SQLALCHEMY_DATABASE_URI"] = request.getfixturevalue("postgres_url")
+    app = make_app(config)
+    add_broken_views(app)
+
+    # Flask's debugger (--debug) and the test client see the real error.
+    with pytest.raises(sa.exc.DBAPIError, match="no_such_table"):
+        app.test_client().get("/no-table")
+
+
+def test_a_sqlite_file_out_of_reach_is_a_503(make_app: AppFactory, tmp_path: t.Any) -> None:
+    folder = tmp_path / "data"
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'app.sqlite3'}",
+            "PROPAGATE_EXCEPTIONS": False,
+        }
+    )
+    add_broken_views(app)
+    # The folder init_app made is gone, and a file stands in its place.
+    folder.rmdir()
+    folder.write_text("not a folder")
+
+    response = app.test_client().get("/after")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_a_locked_sqlite_database_is_a_503(make_app: AppFactory, tmp_path: t.Any) -> None:
+    path = tmp_path / "locked.sqlite3"
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+            # Give up on the lock at once rather than after pysqlite's 5 s.
+            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 0}},
+            "PROPAGATE_EXCEPTIONS": False,
+        }
+    )
+
+    @app.get("/tables")
+    def tables() -> str:
+        return str(db.session.execute(sa.text("SELECT count(*) FROM sqlite_master")).scalar())
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        response = app.test_client().get("/tables")
+    finally:
+        holder.close()
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert app.test_client().get("/tables").text == "0"
+
+
+def test_readyz_fails_for_a_sqlite_file_that_is_not_a_database(
+    make_app: AppFactory, tmp_path: t.Any
+) -> None:
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"this is not a SQLite database file, just some text " * 100)
+    app = make_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+
+    response = app.test_client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.get_json()["failed"] == ["database"]

@@ -152,7 +152,7 @@ def test_an_http_exception_handler_the_app_registered_first_is_kept(
     assert (boom.status_code, boom.get_data(as_text=True)) == (500, "our own 500")
 
 
-def test_the_apps_generic_handler_still_sees_http_errors_outside_the_prefix(
+def test_the_apps_generic_handler_sees_http_errors_inside_and_outside_the_prefix(
     build: t.Callable[..., Flask],
 ) -> None:
     app = build()
@@ -173,8 +173,16 @@ def test_the_apps_generic_handler_still_sees_http_errors_outside_the_prefix(
             status,
             f"generic {name}",
         )
-    assert_problem(client.get("/api/no/such/thing", headers=BROWSER), 404)
-    assert_problem(client.get("/api/locked", headers=BROWSER), 403)
+    # The app's handler keeps precedence under the prefix too, as Flask would give it.
+    for path, status, name in [
+        ("/api/no/such/thing", 404, "NotFound"),
+        ("/api/locked", 403, "Forbidden"),
+    ]:
+        response = client.get(path, headers=BROWSER)
+        assert (response.status_code, response.get_data(as_text=True)) == (
+            status,
+            f"generic {name}",
+        )
     # An exception that is not an HTTP error is the app's to handle, as in Flask.
     assert client.get("/api/boom").get_data(as_text=True) == "generic RuntimeError"
 

@@ -168,6 +168,20 @@ def test_the_project_has_every_part(project: Project) -> None:
     assert f'flaskstack_app = "{NAME}:create_app"' in pyproject
 
 
+def test_the_module_docstring_says_what_is_generated(project: Project) -> None:
+    import flaskstack.scaffold
+
+    doc = " ".join((flaskstack.scaffold.__doc__ or "").split())
+    files = project.files()
+    for name in (".gitignore", "Dockerfile", "docker-compose.yml", ".env.example", ".dockerignore"):
+        assert f"``{name}``" in doc, name
+        assert name in files, name
+    install, upgrade = (command for command, _ in readme_commands("NAME")[:2])
+    assert f"``{install}``" in doc
+    assert f"``{upgrade}``" in doc
+    assert "there is no ``flask db init`` to run" in doc
+
+
 def test_the_first_migration_creates_the_models_tables(project: Project) -> None:
     (migration,) = (project.root / "migrations" / "versions").glob("*.py")
     text = migration.read_text()
@@ -233,6 +247,34 @@ def test_the_readme_commands_work(project: Project, tmp_path: Path) -> None:
     assert "<h1>Notes</h1>" in page
     assert "Notekeeper" in page
     assert "Sign in" in page
+
+
+REPOSITORY_README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_section(title: str) -> str:
+    """The text of a ``###`` section of the repository's README."""
+    text = REPOSITORY_README.read_text(encoding="utf-8")
+    match = re.search(rf"^### {re.escape(title)}\n(.*?)(?=^##)", text, re.DOTALL | re.MULTILINE)
+    assert match is not None, f"the README has no section {title!r}"
+    return match.group(1)
+
+
+def test_the_repository_readme_starts_a_new_project_as_flaskstack_new_does() -> None:
+    # The commands run above, in a generated project: the README's "New
+    # project" shows exactly those, after `flaskstack new`.
+    section = _readme_section("New project")
+    commands = _readme_block(section)
+    assert commands[1:3] == ["flaskstack new myapp", "cd myapp"], commands
+    assert commands[3:] == [command for command, _ in readme_commands("myapp")], commands
+    # A generated project has its migration repository: `flask db init` fails there.
+    assert "flask db init" not in section.replace("no `flask db init`", "")
+    assert "docs/guides/migrating.rst" in _readme_section("Existing app")
+
+
+def test_the_readme_starts_with_the_two_make_commands() -> None:
+    text = REPOSITORY_README.read_text(encoding="utf-8")
+    assert _readme_block(text) == ["make run", "make test"]
 
 
 def _passed(project: Project, output: str) -> None:

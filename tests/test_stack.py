@@ -74,3 +74,50 @@ def test_public_names_match_all() -> None:
     assert set(flaskstack.__all__) - {"__version__"} == exported - modules
     for name in flaskstack.__all__:
         assert getattr(flaskstack, name) is not None
+
+
+def test_a_rule_the_app_adds_after_init_app_on_flaskstacks_url_is_refused(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(profile="testing")
+
+    @app.route("/healthz")
+    def own_health() -> str:
+        return "the app's own"
+
+    client = app.test_client()
+    with pytest.raises(flaskstack.ConfigError) as caught:
+        client.get("/")
+    message = str(caught.value)
+    assert "FLASKSTACK_HEALTH_PATH" in message
+    assert "'own_health'" in message
+    # Refused again on the next request, not only once.
+    with pytest.raises(flaskstack.ConfigError):
+        client.get("/")
+
+
+def test_moving_flaskstacks_endpoint_lets_the_app_keep_its_url(make_app: AppFactory) -> None:
+    app = make_app(profile="testing", health_path="/-/healthz")
+
+    @app.route("/healthz")
+    def own_health() -> str:
+        return "the app's own"
+
+    client = app.test_client()
+    assert client.get("/healthz").get_data(as_text=True) == "the app's own"
+    assert client.get("/-/healthz").status_code == 200
+
+
+def test_stack_check_reports_a_rule_added_on_flaskstacks_url(make_app: AppFactory) -> None:
+    from flaskstack.checks import run_checks
+
+    app = make_app(profile="testing")
+
+    @app.route("/csrf-token")
+    def own_token() -> str:
+        return "the app's own"
+
+    findings = [f for f in run_checks(app, tags=["urls"]) if f.id == "urls.E001"]
+    assert len(findings) == 1
+    assert "FLASKSTACK_CSRF_TOKEN_PATH" in findings[0].msg
+    assert "'own_token'" in findings[0].msg

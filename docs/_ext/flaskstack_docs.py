@@ -9,16 +9,26 @@ in the package are the single source, as the style guide requires.
 Each setting becomes a ``.. setting::`` object and each check a
 ``.. check::`` object, so other pages can link to them with
 ``:setting:`SECRET_KEY``` and ``:check:`database.E001```.
+
+``.. flaskstack-console::`` runs commands in a copy of the quickstart
+project and shows their real output, so a sample of ``flask stack check``
+or ``flask stack config`` cannot drift from what the commands print.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 import string
+import subprocess
 import sys
+import tempfile
 import typing as t
+from pathlib import Path
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
@@ -260,6 +270,85 @@ class OptionalIncludeDirective(SphinxDirective):
         return container.children
 
 
+# Where the samples say the project lives, instead of the build's temporary directory.
+SHOWN_PROJECT = "/home/me/myapp"
+# Variables that would change what the sample commands print.
+_FOREIGN = ("FLASK_", "FLASKSTACK_", "PYTEST_", "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+# The files of the quickstart project that the samples do not start from.
+_NOT_COPIED = shutil.ignore_patterns("__pycache__", "instance", "migrations", ".venv")
+
+
+class ConsoleDirective(SphinxDirective):
+    """``.. flaskstack-console::`` — commands run in the quickstart project, with their output.
+
+    Each line of the content is a shell command, run in order in a fresh copy
+    of ``docs/quickstart/`` with this interpreter's ``flask``. A line that
+    starts with ``$`` is shown with what it printed; the others set the scene
+    unseen and must succeed. ``:lines: N`` keeps the first ``N`` lines of each
+    shown output and marks the cut with ``...``.
+    """
+
+    has_content = True
+    option_spec: t.ClassVar[dict[str, t.Callable[[str], t.Any]]] = {
+        "lines": directives.nonnegative_int,
+    }
+
+    def run(self) -> list[nodes.Node]:
+        import flaskstack
+
+        # The output is the package's: rebuild the page when the package changes.
+        for module in Path(flaskstack.__file__).parent.glob("*.py"):
+            self.env.note_dependency(str(module))
+        limit: int | None = self.options.get("lines")
+        source = Path(self.env.srcdir) / "quickstart"
+        shown: list[str] = []
+        with tempfile.TemporaryDirectory() as scratch:
+            project = Path(scratch).resolve() / "myapp"
+            shutil.copytree(source, project, ignore=_NOT_COPIED)
+            for line in (line.strip() for line in self.content):
+                if not line:
+                    continue
+                command = line.removeprefix("$").strip()
+                status, output = _run(command, project)
+                output = output.replace(str(project), SHOWN_PROJECT).rstrip()
+                if not line.startswith("$"):
+                    if status != 0:
+                        logger.warning(
+                            "flaskstack-console: %r failed (exit status %s):\n%s",
+                            command,
+                            status,
+                            output,
+                            location=self.get_location(),
+                        )
+                    continue
+                lines = output.splitlines()
+                if limit is not None and len(lines) > limit:
+                    lines = [*lines[:limit], "..."]
+                shown += [f"$ {command}", *lines]
+        text = "\n".join(shown)
+        block = nodes.literal_block(text, text)
+        block["language"] = "console"
+        return [block]
+
+
+def _run(command: str, project: Path) -> tuple[int, str]:
+    """Run ``command`` in ``project`` as a user would in a fresh shell; its status and output."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(_FOREIGN)}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    result = subprocess.run(
+        ["bash", "-c", f"{command} 2>&1"],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return result.returncode, result.stdout
+
+
 def _check_sort_key(check_id: str) -> tuple[str, str]:
     area, _, code = check_id.partition(".")
     return area, code
@@ -319,4 +408,5 @@ def setup(app: Sphinx) -> dict[str, t.Any]:
     app.add_directive("flaskstack-checks", ChecksDirective)
     app.add_directive("flaskstack-cli", CliDirective)
     app.add_directive("flaskstack-include-if-present", OptionalIncludeDirective)
+    app.add_directive("flaskstack-console", ConsoleDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -5,6 +5,32 @@ here rather than Flask-Login's: logging in gives the session a new id
 (session fixation) and logging out deletes the server-side session, so a
 stolen cookie is dead afterwards. :func:`auth_required` protects a view for
 session and API-token users alike.
+
+Which ``LoginManager`` and which user model, decided at :func:`flaskstack.init_app`:
+
+- The app registered its own ``flask_login.LoginManager`` before
+  ``init_app``: flaskstack uses it as it is (its ``user_loader``,
+  ``login_view``, ``login_message``, ``unauthorized_handler``, remember-me
+  settings) and adds no user model, no token table and no auth pages.
+- Otherwise flaskstack registers :data:`login_manager` with the model named
+  by ``FLASKSTACK_USER_MODEL``, or, when unset (a new project), its default
+  :class:`User` with its auth pages and API tokens.
+
+A user model needs only what Flask-Login needs; each further feature states
+the protocol it needs (:class:`PasswordChecker` or :class:`PasswordHashHolder`
+for password checks and rehashing; :class:`EmailUser` as well for the auth
+pages; a single-column primary key for API tokens) and is off, with a line in
+``flask stack check``, for a model without it. Login throttling keys on the
+identifier the user signs in with (stripped and lower-cased) and the client
+address: the pages pass the email; an app's own view passes what it uses
+(:func:`flaskstack.throttle.login_throttles`).
+
+A second Flask-Login manager registered on the app after ``init_app``
+(``LoginManager(app)``, ``flaskstack.login_manager.init_app(app)``) would
+replace the one in effect: it is refused with
+:class:`~flaskstack.errors.AlreadyInitialisedError` naming the line to remove,
+at once where flaskstack can see it, else at the app's first request and by
+``flask stack check`` (``auth.E001``).
 """
 
 from __future__ import annotations
@@ -16,7 +42,10 @@ import typing as t
 from flask import abort, current_app
 from flask_login import current_user
 
-from flaskstack.errors import ConfigError
+from flaskstack._hooks import on_first_request
+from flaskstack._routes import clashes_with_existing
+from flaskstack._state import EXTENSION_KEY, get_state
+from flaskstack.errors import AlreadyInitialisedError, ConfigError
 from flaskstack.rest._meta import describe
 
 from . import _views
@@ -24,12 +53,21 @@ from ._login import login_user, logout_user
 from ._manager import login_manager
 from ._models import (
     UserMixin,
+    default_user_clashes,
     default_user_model,
     normalise_email,
     resolve_user_model,
     token_model,
 )
 from ._passwords import PasswordPolicyError, verify_password
+from ._protocols import (
+    EmailUser,
+    Features,
+    PasswordChecker,
+    PasswordHashHolder,
+    PasswordSetter,
+    features_of,
+)
 from ._tokens import create_token, request_token, revoke_token
 
 if t.TYPE_CHECKING:
@@ -40,7 +78,12 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "AuthState",
+    "EmailUser",
+    "Features",
+    "PasswordChecker",
+    "PasswordHashHolder",
     "PasswordPolicyError",
+    "PasswordSetter",
     "User",
     "UserMixin",
     "auth_required",
@@ -60,10 +103,36 @@ _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
 
 @dataclasses.dataclass(frozen=True)
 class AuthState:
-    """The models auth uses for one app (``get_state(app).auth``)."""
+    """What auth uses for one app (``get_state(app).auth``).
 
-    user_model: type[t.Any]
-    token_model: type[t.Any]
+    :ivar user_model: The user model, or ``None`` when the app brought its
+        own ``LoginManager`` and set no ``FLASKSTACK_USER_MODEL``.
+    :ivar api_token_model: The API token model, or ``None`` when API tokens are off.
+    :ivar manager: The Flask-Login ``LoginManager`` in effect for the app.
+    :ivar own_manager: Whether that manager is the app's own.
+    :ivar pages: Whether flaskstack's auth pages are registered.
+    :ivar features: What the user model supports (``None`` without a model).
+    """
+
+    user_model: type[t.Any] | None
+    api_token_model: type[t.Any] | None
+    manager: t.Any = None
+    own_manager: bool = False
+    pages: bool = False
+    features: Features | None = None
+
+    @property
+    def token_model(self) -> type[t.Any]:
+        """The API token model.
+
+        :raises LookupError: when API tokens are off for the app.
+        """
+        if self.api_token_model is None:
+            raise LookupError(
+                "API tokens are off for this app: it uses its own LoginManager, or its user "
+                "model has no single-column primary key (flask stack check says which)"
+            )
+        return self.api_token_model
 
 
 def auth_required(
@@ -122,21 +191,130 @@ def _has_permission(user: t.Any, permission: str) -> bool:
     return bool(has_permission(permission))
 
 
+def _apps_own_manager(app: Flask) -> t.Any | None:
+    """The Flask-Login manager the app registered itself, if any."""
+    manager = getattr(app, "login_manager", None)
+    if manager is login_manager:
+        raise AlreadyInitialisedError(
+            f"app {app.name!r} already has flaskstack.login_manager registered. "
+            "flaskstack.init_app() registers it itself: remove "
+            "flaskstack.login_manager.init_app(app) from the factory."
+        )
+    return manager
+
+
+def _model_for(manager: t.Any | None, setting: object) -> type[t.Any] | None:
+    # The default model only for an app that brought neither a model nor a manager.
+    if setting is None and manager is not None:
+        return None
+    return resolve_user_model(setting)
+
+
+def _pages_on(manager: t.Any | None, model: type[t.Any] | None, prefix: str | None) -> bool:
+    return manager is None and model is not None and bool(prefix) and features_of(model).pages
+
+
 def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
-    """Check that the configured user model can be used."""
+    """Check that the user model can be used and the auth pages shadow nothing of the app's."""
+    manager = _apps_own_manager(app)
+    setting = resolution["FLASKSTACK_USER_MODEL"]
+    if setting is None and manager is None:
+        clashes = default_user_clashes()
+        if clashes:
+            return clashes
     try:
-        resolve_user_model(resolution["FLASKSTACK_USER_MODEL"])
+        model = _model_for(manager, setting)
     except ConfigError as exc:
         return list(exc.problems)
-    return []
+    prefix = resolution["FLASKSTACK_AUTH_URL_PREFIX"]
+    if not _pages_on(manager, model, prefix):
+        return []
+    problems = []
+    for path, methods in _views.RULES:
+        full = "/".join((prefix.rstrip("/"), path.lstrip("/")))
+        problems.extend(clashes_with_existing(app, "FLASKSTACK_AUTH_URL_PREFIX", full, methods))
+    return problems
 
 
 def _init_app(app: Flask) -> AuthState:
-    """Register Flask-Login on ``app`` with the configured user model."""
-    user_model = resolve_user_model(app.config["FLASKSTACK_USER_MODEL"])
+    """Register Flask-Login on ``app``, or adopt the app's own manager."""
+    manager = _apps_own_manager(app)
+    model = _model_for(manager, app.config["FLASKSTACK_USER_MODEL"])
+    features = None if model is None else features_of(model)
+    on_first_request(app, _refuse_a_later_manager)
+    if manager is not None:
+        return AuthState(model, None, manager, own_manager=True, features=features)
+    # Without a manager of the app's there is always a model (_model_for).
+    model, features = t.cast("type[t.Any]", model), t.cast("Features", features)
     login_manager.init_app(app)
-    _views.init_app(app)
-    return AuthState(user_model, token_model(user_model))
+    pages = _pages_on(None, model, app.config["FLASKSTACK_AUTH_URL_PREFIX"])
+    if pages:
+        _views.init_app(app)
+    tokens = token_model(model) if features.tokens else None
+    return AuthState(model, tokens, login_manager, pages=pages, features=features)
+
+
+def _later_manager_message(app: Flask) -> str | None:
+    """Why the app's Flask-Login manager is not the one ``init_app`` set up, if it is not."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        return None
+    expected = state.auth.manager
+    if getattr(app, "login_manager", None) is expected:
+        return None
+    which = "the app's own" if state.auth.own_manager else "flaskstack's"
+    return (
+        f"app {app.name!r} registered a second Flask-Login LoginManager after "
+        f"flaskstack.init_app(app), replacing {which}: remove that LoginManager(app) or "
+        "login_manager.init_app(app) line from the factory. To use a LoginManager of the "
+        "app's own, register it before calling flaskstack.init_app(app)."
+    )
+
+
+def _refuse_a_later_manager(app: Flask) -> None:
+    message = _later_manager_message(app)
+    if message is not None:
+        raise AlreadyInitialisedError(message)
+
+
+def _check_findings(app: Flask) -> list[tuple[str, str]]:
+    """``(check id, message)`` for ``flask stack check``: what auth has off, and why."""
+    findings = []
+    message = _later_manager_message(app)
+    if message is not None:
+        findings.append(("auth.E001", message))
+    auth = get_state(app).auth
+    if auth.own_manager:
+        findings.append(
+            (
+                "auth.I004",
+                "The app uses its own Flask-Login LoginManager: flaskstack adds no user model, "
+                "no auth pages and no API tokens.",
+            )
+        )
+    if auth.features is None or auth.user_model is None:
+        return findings
+    name = f"{auth.user_model.__module__}.{auth.user_model.__qualname__}"
+    missing = auth.features.missing
+    if "pages" in missing and not auth.own_manager and app.config["FLASKSTACK_AUTH_URL_PREFIX"]:
+        findings.append(
+            (
+                "auth.I001",
+                f"The auth pages are off: the user model {name} lacks {missing['pages']}.",
+            )
+        )
+    if "tokens" in missing and not auth.own_manager:
+        findings.append(
+            ("auth.I002", f"API tokens are off: the user model {name} lacks {missing['tokens']}.")
+        )
+    if "passwords" in missing:
+        findings.append(
+            (
+                "auth.I003",
+                f"Password checks are off: the user model {name} lacks {missing['passwords']}.",
+            )
+        )
+    return findings
 
 
 def __getattr__(name: str) -> t.Any:

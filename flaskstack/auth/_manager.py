@@ -16,9 +16,17 @@ four ways, each keeping a promise the rest of flaskstack makes:
   (on Flask-Login's ``user_loaded_from_cookie`` signal).
 - An unauthenticated request gets 401 ``application/problem+json`` with
   ``WWW-Authenticate`` when it wants JSON, and a redirect to the login page
-  with a safe, relative ``next`` otherwise — never a flashed message (which
-  would create a session for every anonymous hit). A signed-in user whose
-  login is not fresh enough for a ``fresh_login_required`` view gets the same.
+  with a safe, relative ``next`` otherwise (Flask-Login's plain 401 when the
+  app has no login page at all). No message is flashed unless the app asked
+  for one (``FLASKSTACK_LOGIN_MESSAGE``, or ``login_message`` set on this
+  manager): a flash creates a session for every anonymous hit. A signed-in
+  user whose login is not fresh enough for a ``fresh_login_required`` view
+  gets the same.
+
+Sessions hold the user's ``session_token`` when the model has one
+(flaskstack's :class:`~flaskstack.auth.UserMixin`: sessions end with a
+password change), else whatever the model's ``get_id()`` returns, which the
+loader reads back as the primary key.
 
 Where Flask-Login has no public hook for this, the code lives in
 :mod:`flaskstack.auth._flask_login_adapter`.
@@ -30,17 +38,19 @@ import typing as t
 import weakref
 
 import flask_login
+import flask_login.config
 import sqlalchemy as sa
-from flask import Flask, current_app, redirect, request, url_for
+from flask import Flask, current_app, flash, redirect, request, url_for
 from werkzeug.exceptions import Unauthorized
 
 from flaskstack._credentials import request_api_token
+from flaskstack._state import current_state
 from flaskstack.database import db
+from flaskstack.errors import AlreadyInitialisedError
 from flaskstack.problems import _prefers_json, problem
 from flaskstack.sessions import rotate
 
 from ._flask_login_adapter import LoginManagerBase, set_request_user
-from ._models import user_model
 from ._tokens import authenticate
 
 if t.TYPE_CHECKING:
@@ -55,7 +65,20 @@ class LoginManager(LoginManagerBase):
     """``flask_login.LoginManager`` with token auth and no needless session reads."""
 
     def init_app(self, app: Flask, add_context_processor: bool = True) -> None:
-        """Register on ``app``; templates get the lazy ``current_user`` proxy."""
+        """Register on ``app``; templates get the lazy ``current_user`` proxy.
+
+        :func:`flaskstack.init_app` calls this; an app never needs to.
+
+        :raises AlreadyInitialisedError: when the app already has a
+            Flask-Login manager (this one, or its own).
+        """
+        if getattr(app, "login_manager", None) is not None:
+            raise AlreadyInitialisedError(
+                f"app {app.name!r} already has a Flask-Login LoginManager: remove "
+                "flaskstack.login_manager.init_app(app) from the factory (flaskstack.init_app(app) "
+                "uses the app's own LoginManager when one is registered before it, else "
+                "registers flaskstack's)."
+            )
         super().init_app(app, add_context_processor=False)
         if add_context_processor:
             app.context_processor(_current_user_context)
@@ -72,22 +95,40 @@ login_manager = LoginManager()
 
 
 @login_manager.user_loader  # type: ignore[untyped-decorator]
-def _load_user_by_session_token(session_token: str) -> t.Any | None:
-    model = user_model()
-    user = db.session.execute(
-        _user_by_session_token(model), {"session_token": session_token}
-    ).scalar_one_or_none()
+def _load_user(user_id: str) -> t.Any | None:
+    auth = current_state().auth
+    model = t.cast("type[t.Any]", auth.user_model)  # always set with flaskstack's manager
+    if auth.features is not None and auth.features.session_token:
+        user = db.session.execute(
+            _user_by_session_token(model), {"session_token": user_id}
+        ).scalar_one_or_none()
+    else:
+        user = _user_by_primary_key(model, user_id)
     if user is None or not user.is_active:
         return None
     return user
 
 
+def _user_by_primary_key(model: type[t.Any], user_id: str) -> t.Any | None:
+    # What Flask-Login's UserMixin.get_id() gives: str(primary key).
+    primary_key = sa.inspect(model).primary_key
+    if len(primary_key) != 1:
+        return None
+    try:
+        key = primary_key[0].type.python_type(user_id)
+    except (TypeError, ValueError, NotImplementedError):
+        return None  # a session id of another kind: nobody
+    return db.session.get(model, key)
+
+
 def _authenticate_api_token() -> None:
     # Only for requests authenticating by token, and only while flaskstack's
-    # manager is the app's (an app may install its own Flask-Login manager).
+    # manager is the app's. With tokens off (a user model without a
+    # single-column primary key), a token authenticates nobody.
     token = request_api_token()
     if token is not None and current_app.login_manager is login_manager:  # type: ignore[attr-defined]
-        set_request_user(authenticate(token))
+        tokens_on = current_state().auth.api_token_model is not None
+        set_request_user(authenticate(token) if tokens_on else None)
 
 
 def _rotate_after_remember_me(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
@@ -141,7 +182,22 @@ def _sign_in_required(detail: str, login_endpoint: str) -> Response:
         if not _prefers_json():
             raise Unauthorized(www_authenticate=None)
         return problem(401, detail, headers={"WWW-Authenticate": challenge})
+    _flash_login_message()
     return redirect(url_for(login_endpoint, next=_relative_request_path()))
+
+
+def _flash_login_message() -> None:
+    # As Flask-Login does, but only for a message the app chose: the default
+    # one would give every anonymous visitor a session.
+    manager = current_app.login_manager  # type: ignore[attr-defined]
+    message = current_app.config.get("FLASKSTACK_LOGIN_MESSAGE")
+    if message is None and manager.login_message != flask_login.config.LOGIN_MESSAGE:
+        message = manager.login_message
+    if not message:
+        return
+    if manager.localize_callback is not None:
+        message = manager.localize_callback(message)
+    flash(message, category=manager.login_message_category)
 
 
 def _login_endpoint() -> str:

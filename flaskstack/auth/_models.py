@@ -1,19 +1,25 @@
 """User and API token models.
 
-:class:`UserMixin` gives any ``db.Model`` what flaskstack's auth needs: a
-unique, lower-cased email, a password hash, an active flag, timestamps and a
-``session_token`` — the id Flask-Login keeps in sessions and remember-me
-cookies. It changes with the password, so setting a new password logs out
-every other session and kills every remember-me cookie.
+:class:`UserMixin` gives any ``db.Model`` everything flaskstack's auth can
+use: a unique, lower-cased email, a password hash, an active flag,
+timestamps and a ``session_token`` — the id Flask-Login keeps in sessions
+and remember-me cookies. It changes with the password, so setting a new
+password logs out every other session and kills every remember-me cookie.
+A model without it works too, with the features its protocols allow
+(:mod:`flaskstack.auth._protocols`).
 
-:class:`User` is the default model, used unless the app names its own
-(``FLASKSTACK_USER_MODEL`` or ``init_app(app, user_model=...)``). The API
-token model is made for the user model in use (:func:`token_model`); only
-a SHA-256 of each token is stored.
+:class:`User` is the default model of a new project: declared only when the
+app names it, or names no model and registers no ``LoginManager`` of its
+own. It never replaces what the app has: a class ``User`` or a table
+``users`` of the app's, declared before or after it, is a
+:class:`~flaskstack.ConfigError` naming ``FLASKSTACK_USER_MODEL``, not an
+SQLAlchemy error. The API token model is made for the user model in use
+(:func:`token_model`); only a SHA-256 of each token is stored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import secrets
@@ -26,18 +32,26 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flaskstack._credentials import normalise_email
 from flaskstack._state import current_state
-from flaskstack.database import db
+from flaskstack.database import _model_hooks, db
 from flaskstack.errors import ConfigError, Problem
 
 from ._passwords import hash_password, hash_password_unchecked, needs_rehash, verify_password
 
 __all__ = [
+    "DEFAULT_TABLES",
     "UserMixin",
+    "default_user_clashes",
     "default_user_model",
     "normalise_email",
     "resolve_user_model",
     "token_model",
 ]
+
+DEFAULT_CLASS = "User"
+"""The class name of flaskstack's default user model."""
+
+DEFAULT_TABLES = ("users", "api_tokens")
+"""The tables of flaskstack's default user model and of its API tokens."""
 
 
 def _new_session_token() -> str:
@@ -110,9 +124,18 @@ def user_model() -> type[t.Any]:
     """The user model of the current app: the one auth uses everywhere.
 
     ``FLASKSTACK_USER_MODEL`` as resolved by :func:`flaskstack.init_app`
-    (flaskstack's :class:`User` by default). Needs an app context.
+    (flaskstack's :class:`User` in a new project). Needs an app context.
+
+    :raises LookupError: when the app brought its own ``LoginManager`` and
+        named no model: flaskstack does not know its users.
     """
-    model: type[t.Any] = current_state().auth.user_model
+    model: type[t.Any] | None = current_state().auth.user_model
+    if model is None:
+        raise LookupError(
+            "flaskstack does not know this app's user model: the app uses its own Flask-Login "
+            "LoginManager. Set FLASKSTACK_USER_MODEL to 'package.module:ClassName' of the model "
+            "to use flaskstack's user features (flask stack create-user, the test helpers)."
+        )
     return model
 
 
@@ -124,6 +147,64 @@ def user_by_email(email: str) -> t.Any | None:
 
 
 _default_user: type[t.Any] | None = None
+
+
+def _clash_problem(found: str) -> Problem:
+    return Problem(
+        "auth.E002",
+        "FLASKSTACK_USER_MODEL",
+        f"unset, and the app has {found}",
+        "the app's own user model named here, or no model of the app's called "
+        f"{DEFAULT_CLASS!r} or using the tables {' or '.join(map(repr, DEFAULT_TABLES))}",
+        "set FLASKSTACK_USER_MODEL to 'package.module:ClassName' of the app's user model, or "
+        "register the app's own flask_login.LoginManager on the app before "
+        "flaskstack.init_app(app); flaskstack's default User model is for new projects",
+    )
+
+
+def default_user_clashes() -> list[Problem]:
+    """What keeps flaskstack's default ``User`` from being declared next to the app's models.
+
+    Empty once it is declared (the classes and tables are then its own).
+    """
+    if _default_user is not None:
+        return []
+    problems = []
+    for mapper in db.Model.registry.mappers:  # type: ignore[attr-defined]  # made at run time
+        if mapper.class_.__name__ == DEFAULT_CLASS:
+            model = mapper.class_
+            problems.append(_clash_problem(f"a model {model.__module__}.{model.__qualname__}"))
+    for table in DEFAULT_TABLES:
+        if table in db.metadata.tables:
+            problems.append(_clash_problem(f"a table {table!r}"))
+    return problems
+
+
+def _refuse_clash_with_default(model: type) -> None:
+    # A model declared after flaskstack's default one: SQLAlchemy would say
+    # "Table 'users' is already defined" or, later, "Multiple classes found
+    # for path 'User'", neither of which names the way out.
+    if _default_user is None or model.__module__ == __name__:  # its own token model
+        return
+    table = model.__dict__.get("__tablename__")
+    if model.__name__ == DEFAULT_CLASS:
+        found = f"a model {model.__module__}.{model.__qualname__}"
+    elif table in DEFAULT_TABLES:
+        found = f"a model {model.__module__}.{model.__qualname__} using the table {table!r}"
+    else:
+        return
+    raise ConfigError(
+        [
+            dataclasses.replace(
+                _clash_problem(found),
+                value=f"unset, so flaskstack declared its default User model; the app declares "
+                f"{found} after it",
+            )
+        ]
+    )
+
+
+_model_hooks.append(_refuse_clash_with_default)
 
 
 def default_user_model() -> type[t.Any]:
@@ -216,7 +297,11 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
 def resolve_user_model(value: object) -> type[t.Any]:
     """The user model named by ``FLASKSTACK_USER_MODEL`` (a class, a path, or ``None``).
 
-    :raises ConfigError: when it cannot be imported or is not a suitable model.
+    Any mapped ``db.Model`` class that Flask-Login can use (``get_id()``,
+    ``is_active``, ``is_authenticated``: ``flask_login.UserMixin`` gives
+    them) is accepted; ``None`` is flaskstack's default model.
+
+    :raises ConfigError: when it cannot be imported or is not such a model.
     """
     if value is None:
         return default_user_model()
@@ -237,17 +322,31 @@ def resolve_user_model(value: object) -> type[t.Any]:
                     )
                 ]
             ) from exc
-    if not (
-        isinstance(model, type) and issubclass(model, UserMixin) and hasattr(model, "__table__")
-    ):
+    if not (isinstance(model, type) and sa.inspect(model, raiseerr=False) is not None):
         raise ConfigError(
             [
                 Problem(
                     "config.E001",
                     "FLASKSTACK_USER_MODEL",
                     repr(value),
-                    "a db.Model class that inherits flaskstack.auth.UserMixin",
-                    "add UserMixin to the model's bases",
+                    "a db.Model class (the app's user model)",
+                    "name the app's user model class, declared on flaskstack.db.Model",
+                )
+            ]
+        )
+    lacking = [
+        name for name in ("get_id", "is_active", "is_authenticated") if not hasattr(model, name)
+    ]
+    if lacking:
+        raise ConfigError(
+            [
+                Problem(
+                    "config.E001",
+                    "FLASKSTACK_USER_MODEL",
+                    repr(value),
+                    "a user model Flask-Login can use (get_id, is_active, is_authenticated)",
+                    f"add flask_login.UserMixin (or flaskstack.auth.UserMixin) to the bases of "
+                    f"{model.__name__}; it lacks {', '.join(lacking)}",
                 )
             ]
         )

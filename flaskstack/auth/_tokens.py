@@ -21,9 +21,10 @@ import weakref
 import sqlalchemy as sa
 
 from flaskstack._credentials import request_api_token
+from flaskstack._state import current_state
 from flaskstack.database import db
 
-from ._models import token_model, user_model
+from ._models import user_model
 
 __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "request_token", "revoke_token"]
 
@@ -36,8 +37,7 @@ def _hash(token: str) -> str:
 
 
 def _models() -> tuple[type[t.Any], type[t.Any]]:
-    users = user_model()
-    return users, token_model(users)
+    return user_model(), current_state().auth.token_model
 
 
 def create_token(

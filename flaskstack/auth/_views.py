@@ -17,6 +17,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
+from flaskstack._routes import own
 from flaskstack.database import db
 from flaskstack.forms import Form
 from flaskstack.urls import safe_next
@@ -24,11 +25,22 @@ from flaskstack.urls import safe_next
 from ._login import login_user, logout_user
 from ._models import normalise_email, user_by_email, user_model
 from ._passwords import PasswordPolicyError, verify_password
+from ._protocols import check_user_password, set_user_password
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
 
-__all__ = ["LoginForm", "RegisterForm", "blueprint"]
+__all__ = ["RULES", "LoginForm", "RegisterForm", "blueprint"]
+
+RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("/login", ("GET", "POST")),
+    ("/logout", ("POST",)),
+    ("/register", ("GET", "POST")),
+    ("/done", ("GET",)),
+)
+"""The pages' paths under ``FLASKSTACK_AUTH_URL_PREFIX`` and their methods."""
+
+_SETTING = "FLASKSTACK_AUTH_URL_PREFIX"
 
 GENERIC_FAILURE = "Invalid email or password."
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -86,7 +98,7 @@ def login() -> str | Response:
             verify_password(None, form.password.data)  # the same work as a real check
             signed_in = False
         else:
-            signed_in = user.check_password(form.password.data) and user.is_active
+            signed_in = check_user_password(user, form.password.data) and user.is_active
         if not signed_in:
             throttles.failed(email, address)
             form.form_errors.append(GENERIC_FAILURE)
@@ -120,7 +132,7 @@ def register() -> str | Response:
         else:
             user = user_model()(email=email)
             try:
-                user.set_password(form.password.data)
+                set_user_password(user, form.password.data)
             except PasswordPolicyError as exc:
                 form.password.errors.append(str(exc))
             else:
@@ -135,6 +147,12 @@ def register() -> str | Response:
 def login_done() -> Response:
     """Where signing in lands without ``next``: the app's ``/``."""
     return redirect(request.script_root + "/")
+
+
+# Marked as flaskstack's, so a rule of the app's at the same URL is found
+# (and refused) even when the app adds it after init_app.
+for _view in (login, logout, register, login_done):
+    own(_view, _SETTING)
 
 
 def _registration() -> bool:

@@ -34,7 +34,9 @@ from flask_caching.utils import wants_args
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
-from flaskstack.errors import Problem
+from flaskstack._hooks import on_first_request
+from flaskstack._state import EXTENSION_KEY
+from flaskstack.errors import AlreadyInitialisedError, Problem
 from flaskstack.sessions import RedisSession, _request_session
 
 from ._backends import _CONNECTION_KEY, REDIS_BACKEND, SIMPLE_BACKEND, RedisCache, SimpleCache
@@ -210,7 +212,28 @@ class Cache(_FlaskCache):
       cannot be encoded that way is not cached.
     - The Jinja ``{% cache %}`` fragment tag keys on the names you give it:
       include the user's id in them for a fragment that shows the user.
+    - It is registered once per app, by :func:`flaskstack.init_app`:
+      ``cache.init_app(app)`` in the factory is refused, and so is another
+      Flask-Caching ``Cache`` registered on the same app (at its first
+      request), naming the line to remove.
     """
+
+    def init_app(self, app: Flask, config: dict[str, t.Any] | None = None) -> None:
+        """Refused on an app flaskstack set up: :func:`flaskstack.init_app` registers the cache.
+
+        :raises AlreadyInitialisedError: if ``app`` is already set up by
+            flaskstack or already has this cache, naming the line to remove.
+            On an app flaskstack has not set up yet, registers as
+            Flask-Caching does (and :func:`flaskstack.init_app` then refuses
+            the app).
+        """
+        if EXTENSION_KEY in app.extensions or self in app.extensions.get("cache", {}):
+            raise AlreadyInitialisedError(_REGISTERED_TWICE.format(app=app.name))
+        self._register(app, config)
+
+    def _register(self, app: Flask, config: dict[str, t.Any] | None) -> None:
+        """Flask-Caching's registration; flaskstack's own call."""
+        super().init_app(app, config)
 
     @property
     def app(self) -> Flask:
@@ -371,6 +394,20 @@ def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     return problems
 
 
+_REGISTERED_TWICE = (
+    "app {app!r} already has a cache: flaskstack.init_app(app) registers flaskstack.cache "
+    "itself. Remove cache.init_app(app) (or Cache(app)) from the factory and use "
+    "flaskstack.cache."
+)
+
+
+def _refuse_another_cache(app: Flask) -> None:
+    """Refuse a Flask-Caching ``Cache`` the app registered after :func:`flaskstack.init_app`."""
+    if any(other is not cache for other in app.extensions.get("cache", {})):
+        raise AlreadyInitialisedError(_REGISTERED_TWICE.format(app=app.name))
+
+
 def _init_app(app: Flask, connection: RedisConnection | None) -> None:
     """Register :data:`cache` on ``app``, on its Redis connection when it has one."""
-    cache.init_app(app, {_CONNECTION_KEY: connection} if connection is not None else None)
+    cache._register(app, {_CONNECTION_KEY: connection} if connection is not None else None)
+    on_first_request(app, _refuse_another_cache)

@@ -55,14 +55,22 @@ What flaskstack promises under the API prefix (``FLASKSTACK_API_PREFIX``,
   (ISO 8601 datetimes with time zones, UUIDs, exact decimals); :func:`etag`
   for conditional GETs; ``flaskstack.cache.cached(query_string=True)`` on a
   ``get`` for server-side caching.
-- **OpenAPI 3.1** at ``<prefix>/openapi.json`` (``FLASKSTACK_API_OPENAPI_PATH``).
+- **OpenAPI 3.1** at ``<prefix>/openapi.json`` (``FLASKSTACK_API_OPENAPI_PATH``;
+  ``None`` turns it off). When the app already serves that URL,
+  :func:`flaskstack.init_app` refuses with a :class:`~flaskstack.ConfigError`
+  naming the setting, rather than shadow the app's view.
+
+``FLASKSTACK_API_PROBLEMS = False`` leaves every error to the app's own
+handlers: flaskstack then registers no error handler for the API.
 """
 
 from __future__ import annotations
 
 import typing as t
 
-from . import _errors, fields
+from flaskstack._routes import clashes_with_existing
+
+from . import _errors, _resources, fields
 from ._errors import abort, problem_for
 from ._inputs import (
     UUID,
@@ -92,6 +100,8 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from flaskstack._state import StackState
+    from flaskstack.config import Resolution
+    from flaskstack.errors import Problem
 
 __all__ = [
     "UUID",
@@ -131,6 +141,15 @@ api = Api()
 
 Its resources are served under each app's ``FLASKSTACK_API_PREFIX``.
 """
+
+
+def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
+    """Refuse an OpenAPI path where the app already has a rule of its own."""
+    path = resolution["FLASKSTACK_API_OPENAPI_PATH"]
+    if not path:
+        return []
+    prefix = api.prefix if api.prefix is not None else resolution["FLASKSTACK_API_PREFIX"]
+    return clashes_with_existing(app, _resources.OPENAPI_SETTING, prefix + path)
 
 
 def _init_app(app: Flask, state: StackState) -> None:

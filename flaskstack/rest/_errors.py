@@ -9,12 +9,15 @@ problem document with the right status and headers (``Allow``,
 handlers answer, untouched.
 
 It is done with one error handler that Flask calls like any other: it is
-registered for :class:`~werkzeug.exceptions.HTTPException`, so Flask's own
-order of precedence applies. A handler the app registered for a status code
-(``@app.errorhandler(404)``, app-wide or on a blueprint) or on a blueprint
-for an exception class comes first and answers under the prefix too; to
-answer API clients there with a problem document, return
-:func:`problem_for` when :func:`flaskstack.problems.is_api_request` is true::
+registered for :class:`~werkzeug.exceptions.HTTPException`. The app's own
+error handlers keep precedence, wherever Flask would have called them had
+flaskstack registered none: a handler for a status code
+(``@app.errorhandler(404)``), a blueprint's handler (``@bp.errorhandler(...)``,
+so an API blueprint with its own JSON errors keeps them for its routes), and
+an app-wide handler for ``HTTPException`` or ``Exception``, registered before
+or after ``flaskstack.init_app``. To answer API clients with a problem
+document from such a handler, return :func:`problem_for` when
+:func:`flaskstack.problems.is_api_request` is true::
 
     @app.errorhandler(404)
     def not_found(error):
@@ -22,8 +25,9 @@ answer API clients there with a problem document, return
             return problem_for(error)
         return render_template("404.html"), 404
 
-If the app registered its own handler for ``HTTPException`` before
-``flaskstack.init_app``, flaskstack keeps it and registers none.
+``FLASKSTACK_API_PROBLEMS = False`` turns all of this off: flaskstack then
+registers no error handler for the API, and errors under the prefix are
+answered by the app's handlers or Flask's defaults.
 
 An exception that is not an HTTP error, and for which the app registered no
 handler, is a 500: Flask logs it with its traceback (which carries the request
@@ -42,14 +46,13 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import current_app
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
-from flaskstack.problems import is_api_request, problem
+from flaskstack.problems import _answer_with_app_handler, _own_handler, is_api_request, problem
 
 if t.TYPE_CHECKING:
     from flask import Flask
-    from flask.typing import ErrorHandlerCallable, ResponseReturnValue
+    from flask.typing import ResponseReturnValue
     from werkzeug.wrappers import Response
 
 __all__ = ["abort", "install", "problem_for"]
@@ -101,15 +104,20 @@ def problem_for(error: HTTPException) -> Response:
     return problem(code, str(detail or ""), title=error.name, headers=headers, **data)
 
 
+@_own_handler
 def _answer_http_error(error: HTTPException) -> ResponseReturnValue:
     """Answer ``error``: the handler :func:`install` registers for ``HTTPException``.
 
-    Under an API prefix: a problem document (for an unhandled exception, the
+    The app's own handler for the error, if it has one, answers. Otherwise,
+    under an API prefix: a problem document (for an unhandled exception, the
     request id and nothing of the exception). Elsewhere: what Flask would
     have answered without this handler.
     """
+    answer = _answer_with_app_handler(error)
+    if answer is not None:
+        return answer
     if not is_api_request():
-        return _without_flaskstack(error)
+        return error  # Flask renders the error itself, as with no handler at all
     if isinstance(error, InternalServerError) and error.original_exception is not None:
         # An exception no handler took: Flask logged it with its traceback.
         return problem(500, SERVER_ERROR_DETAIL)
@@ -121,27 +129,14 @@ def _answer_http_error(error: HTTPException) -> ResponseReturnValue:
     return problem_for(error)
 
 
-def _without_flaskstack(error: HTTPException) -> ResponseReturnValue:
-    # Outside the API, answer as if this handler were not registered. Flask
-    # picked it over every handler for a status code and every blueprint's
-    # handler, and over the app's handlers for subclasses of the error; it
-    # would otherwise have taken the app's handler for a class HTTPException
-    # derives from (``@app.errorhandler(Exception)``), or, with none,
-    # rendered the error itself (returning the exception gives exactly that).
-    app_handlers = current_app.error_handler_spec.get(None, {}).get(None, {})
-    mro = type(error).__mro__
-    for cls in mro[mro.index(HTTPException) + 1 :]:
-        handler: ErrorHandlerCallable | None = app_handlers.get(cls)
-        if handler is not None:
-            return current_app.ensure_sync(handler)(error)  # type: ignore[no-any-return]
-    return error
-
-
 def install(app: Flask) -> None:
     """Route ``app``'s errors under its API prefixes to problem documents.
 
     Registers a handler for ``HTTPException``, unless the app already
-    registered one of its own, which is kept.
+    registered one of its own, which is kept, or ``FLASKSTACK_API_PROBLEMS``
+    is false.
     """
+    if not app.config["FLASKSTACK_API_PROBLEMS"]:
+        return
     if app.error_handler_spec.get(None, {}).get(None, {}).get(HTTPException) is None:
         app.register_error_handler(HTTPException, _answer_http_error)

@@ -30,6 +30,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request, request_start
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
+from flaskstack._routes import add_own_rule
 from flaskstack._state import StackState, get_state
 from flaskstack.forms import csrf
 from flaskstack.health import public
@@ -43,6 +44,7 @@ if t.TYPE_CHECKING:
 __all__ = ["Api", "Resource"]
 
 OPENAPI_ENDPOINT = "flaskstack_openapi"
+OPENAPI_SETTING = "FLASKSTACK_API_OPENAPI_PATH"
 
 
 class Resource(flask_restful.Resource):  # type: ignore[misc]
@@ -241,7 +243,7 @@ class Api(flask_restful.Api):  # type: ignore[misc]
             return jsonify(build_document(current_app, self, prefix, endpoint_prefix))
 
         endpoint = f"{endpoint_prefix}{OPENAPI_ENDPOINT}{suffix}"
-        app.add_url_rule(prefix + path, endpoint=endpoint, view_func=openapi_document)
+        add_own_rule(app, prefix + path, endpoint, openapi_document, OPENAPI_SETTING)
 
     def owns(self, endpoint: str, endpoint_prefix: str = "") -> bool:
         """Whether ``endpoint`` (with the blueprint's ``endpoint_prefix``) is one of this API's."""

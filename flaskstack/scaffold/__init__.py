@@ -2,15 +2,20 @@
 
 A new project is a Python package with an app factory calling
 :func:`flaskstack.init_app`, its own user model, a page, an example REST
-resource, the first migration, tests that use flaskstack's pytest plugin, a
-README whose commands work as written, and a ``Dockerfile``,
-``docker-compose.yml`` and ``.env.example`` to deploy it. Its tests pass
-straight away.
+resource (``--no-api`` leaves it out), its migration repository with the
+first migration already written, tests that use flaskstack's pytest plugin,
+a README whose commands work as written, a ``.gitignore``, and a
+``Dockerfile``, ``docker-compose.yml``, ``.env.example`` and
+``.dockerignore`` to deploy it (``--no-docker`` leaves them out). Its tests
+pass straight away.
 
-Everything else an app needs is under ``flask``: ``flask stack ...`` and
-``flask db ...``. This package only creates projects; the generator runs the
-new project's ``flask db migrate`` in a separate process, so the project's
-models never enter this one.
+In the project, ``python -m pip install -e '.[test]'``, then
+``flask --app NAME db upgrade`` creates the tables; there is no
+``flask db init`` to run. Everything else an app needs is under ``flask``:
+``flask stack ...`` and ``flask db ...``. This package only creates
+projects; the generator runs the new project's ``flask db init`` and
+``flask db migrate`` in a separate process, so the project's models never
+enter this one.
 """
 
 from __future__ import annotations

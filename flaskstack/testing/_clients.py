@@ -16,7 +16,9 @@ from __future__ import annotations
 import typing as t
 import uuid
 
+from flaskstack._credentials import normalise_email
 from flaskstack.auth._models import user_model
+from flaskstack.auth._protocols import set_user_password
 
 from ._apps import SetupError
 
@@ -86,14 +88,16 @@ def make_user(
 
     :param email: Default: a new ``user-<hex>@example.com``. Stored normalised.
     :param password: Default: :data:`DEFAULT_PASSWORD`. Set with the model's
-        ``set_password``, so the app's password policy and hashing apply.
+        ``set_password`` (or into its ``password_hash``), so the app's password
+        policy and hashing apply.
     :param fields: Other columns of the model (``active=False``, ``name=...``).
     """
 
     with app.app_context():  # the model and the hashing are the app's
         user = user_model()(**fields)
-        user.set_email(email if email is not None else f"user-{uuid.uuid4().hex[:8]}@example.com")
-        user.set_password(password if password is not None else DEFAULT_PASSWORD)
+        address = email if email is not None else f"user-{uuid.uuid4().hex[:8]}@example.com"
+        user.email = normalise_email(address)
+        set_user_password(user, password if password is not None else DEFAULT_PASSWORD)
     session.add(user)
     session.commit()
     return user

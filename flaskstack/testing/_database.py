@@ -49,7 +49,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
 from flaskstack._sqlalchemy_adapter import LazyEngines
-from flaskstack.database import db
+from flaskstack.database import _foreign_keys_off, db
 from flaskstack.migrations import _repository_config
 
 if t.TYPE_CHECKING:
@@ -351,7 +351,8 @@ class TestDatabases:
                 f"repository at {exc.args[0]!r}: run `flask db init`, or use the default "
                 "schema source 'models'"
             ) from None
-        command.upgrade(config, "head")
+        with _foreign_keys_off():  # as under `flask db upgrade`
+            command.upgrade(config, "head")
 
     def dispose(self, url: str | None = None) -> None:
         """Close the pooled connections of every engine (or of the one for ``url``)."""

@@ -1,5 +1,6 @@
 """CSRF: every unsafe request needs the token of its own session, over HTTPS a same-origin
-Referer too; only API-token requests, which browsers never send on their own, are exempt."""
+Referer too; only API-token requests, which browsers never send on their own, and HTTP Basic
+requests that carry no session cookie and come from no other site, are exempt."""
 
 from __future__ import annotations
 
@@ -107,5 +108,10 @@ def test_api_token_requests_need_no_csrf_token_but_basic_auth_does(shared_stack:
     api = shared_stack.browser()
     reply = api.post("/_probe/cached/clear", headers={"Authorization": f"Bearer {token}"})
     assert reply.status == 200
-    basic = api.post("/_probe/cached/clear", headers={"Authorization": "Basic dTpw"})
+    # HTTP Basic from a browser (credentials it cached and resends on its own): sent from
+    # another site, or riding the session cookie.
+    cross_site = {"Authorization": "Basic dTpw", "Origin": "https://elsewhere.example"}
+    _refused(api.post("/_probe/cached/clear", headers=cross_site), "The CSRF token is missing.")
+    browser = _signed_in(shared_stack)
+    basic = browser.post("/_probe/cached/clear", headers={"Authorization": "Basic dTpw"})
     _refused(basic, "The CSRF token is missing.")

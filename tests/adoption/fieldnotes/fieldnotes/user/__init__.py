@@ -1,0 +1,3 @@
+"""The user module."""
+
+from . import views  # noqa: F401
