@@ -11,7 +11,8 @@ The shell starts with a bare Python and nothing else on ``PATH``: ``flask``
 and ``pytest`` exist only if the page's own install command brought them.
 That command installs flaskstack from this working tree (a copy of the files
 a wheel is built from) instead of the released package; pip finds the other
-requirements where it is configured to (PyPI, its cache).
+requirements where it is configured to (PyPI, its cache), at the versions of
+the project's lock (``PIP_CONSTRAINT``), as every other install of the suite.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from loopback import free_port
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART_PAGE = ROOT / "docs" / "quickstart.rst"
 QUICKSTART_PROJECT = ROOT / "docs" / "quickstart"
+# The suite's installs take their versions from the lock, and so does the page's own
+# `pip install` here: a new upstream release must not fail this test (`make test-latest`
+# is where the newest releases are tried).
+LOCK = ROOT / "requirements" / "lock.txt"
 # What building flaskstack's wheel reads from the working tree.
 DISTRIBUTION_FILES = ("pyproject.toml", "README.md")
 
@@ -186,6 +191,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Com
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
     env["PATH"] = _bare_path(base / "bin")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PIP_CONSTRAINT"] = str(LOCK)
     result = subprocess.run(
         ["bash", "-c", _script(commands, port, source)],
         cwd=project,
