@@ -278,3 +278,45 @@ def test_a_factory_that_forgets_its_models_is_told_before_data_is_lost(
         rf"{revision.group(1)} drops table\(s\) (book, author|author, book)", behind.stdout
     ), behind
     assert "their data is deleted" in behind.stdout, behind
+
+
+def test_an_env_py_from_an_older_flask_migrate_keeps_working(tmp_path: Path) -> None:
+    # Flask-Migrate's env.py before 4.0.5 passed its own process_revision_directives
+    # next to **configure_args: flaskstack adds nothing there that would collide, and
+    # still names what a new revision drops.
+    library = make_library(tmp_path / "project", f"sqlite:///{tmp_path / 'lib.sqlite3'}")
+    library.flask_ok("db", "init")
+    env_py = library.path / "migrations" / "env.py"
+    source = env_py.read_text()
+    configure = re.search(r"context\.configure\(\n(.*?)\n\s*\)\n", source, re.DOTALL)
+    assert configure is not None, source
+    older = textwrap.dedent(
+        """\
+        def process_revision_directives(context, revision, directives):
+            if getattr(config.cmd_opts, "autogenerate", False):
+                if directives[0].upgrade_ops.is_empty():
+                    directives[:] = []
+
+
+        def run_migrations_online():
+            with current_app.extensions["migrate"].db.engine.connect() as connection:
+                context.configure(
+                    connection=connection,
+                    target_metadata=target_metadata,
+                    process_revision_directives=process_revision_directives,
+                    **current_app.extensions["migrate"].configure_args,
+                )
+                with context.begin_transaction():
+                    context.run_migrations()
+        """
+    )
+    start = source.index("def run_migrations_online():")
+    end = source.index("if context.is_offline_mode():")
+    env_py.write_text(source[:start] + older + "\n\n" + source[end:])
+
+    library.flask_ok("db", "migrate", "-m", "v1")
+    library.flask_ok("db", "upgrade")
+    nothing = library.flask_ok("db", "migrate", "-m", "nothing")
+    assert not [path for path in library.revision_files() if "nothing" in path.name], nothing
+    oops = library.flask_ok("db", "migrate", "-m", "oops", LIBRARY_IMPORT_MODELS="0")
+    assert "drops table(s) 'author', 'book'" in oops.stderr, oops

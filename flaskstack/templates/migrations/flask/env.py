@@ -5,6 +5,7 @@ models' metadata all come from it, so there is one database URL (the app's)
 and no second place to configure it.
 """
 
+import logging
 from logging.config import fileConfig
 
 from alembic import context
@@ -14,6 +15,7 @@ config = context.config
 if config.config_file_name is not None:
     # Keep the app's own loggers: fileConfig disables them by default.
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+logger = logging.getLogger("alembic.env")
 
 migrate_ext = current_app.extensions["migrate"]
 target_metadata = migrate_ext.db.metadata
@@ -33,18 +35,24 @@ def run_migrations_offline():
 
 
 def run_migrations_online():
-    """Run the migrations on a connection from the app's engine.
+    """Run the migrations on a connection from the app's engine."""
 
-    ``configure_args`` come from flaskstack: compare_type, batch mode, and the
-    hook that skips empty revisions and warns about dropped tables and columns.
-    Under ``flask db``, SQLite's foreign keys are off on this connection, as
-    Alembic's batch mode needs.
-    """
+    def process_revision_directives(context, revision, directives):
+        # `flask db migrate` with no model change writes no empty revision.
+        if getattr(config.cmd_opts, "autogenerate", False):
+            script = directives[0]
+            if script.upgrade_ops.is_empty():
+                directives[:] = []
+                logger.info("No changes in schema detected.")
+
+    configure_args = dict(migrate_ext.configure_args)
+    configure_args.setdefault("process_revision_directives", process_revision_directives)
+
     with migrate_ext.db.engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            **migrate_ext.configure_args,
+            **configure_args,
         )
         with context.begin_transaction():
             context.run_migrations()
