@@ -1,10 +1,14 @@
-"""One ``after_request`` hook for all of flaskstack's response work.
+"""Hooks flaskstack's components share, so Flask runs one function for them all.
 
-Flask calls each ``after_request`` function through ``ensure_sync``, which
-inspects it on every request; flaskstack's components (request ids,
-security headers, the remember-me cookie) share a single registered
-function instead, and run in the order Flask would have run them: the one
-added last runs first.
+- :func:`after_response`: Flask calls each ``after_request`` function
+  through ``ensure_sync``, which inspects it on every request; flaskstack's
+  components (request ids, security headers, the remember-me cookie) share a
+  single registered function instead, and run in the order Flask would have
+  run them: the one added last runs first.
+- :func:`on_first_request`: what must run once the app's set-up is over
+  (refusing what was registered after ``init_app``), from one
+  ``request_started`` receiver per app, so one hook that refuses cannot keep
+  the others from running.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ ResponseHook = t.Callable[["Response"], "Response"]
 
 _KEY = "flaskstack.after_response"
 
-_first_request_hooks: weakref.WeakKeyDictionary[Flask, list[t.Callable[..., None]]] = (
+_FirstRequestHook = t.Callable[["Flask"], None]
+
+# The hooks still to run for each app, in the order they were added.
+_first_request_hooks: weakref.WeakKeyDictionary[Flask, list[_FirstRequestHook]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -45,20 +52,36 @@ def _runner(hooks: list[ResponseHook]) -> ResponseHook:
     return flaskstack_after_request
 
 
-def on_first_request(app: Flask, hook: t.Callable[[Flask], None]) -> None:
+def on_first_request(app: Flask, hook: _FirstRequestHook) -> None:
     """Run ``hook(app)`` once, when ``app`` starts its first request.
 
     That is the moment the app's set-up is finished (Flask refuses new URL
     rules from then on) and has no public flag of its own; Flask's
-    ``request_started`` signal marks it. An exception raised by ``hook``
-    fails that request, and the hook runs again on the next one.
+    ``request_started`` signal marks it. Every hook of the app runs, in the
+    order they were added, from one receiver: a hook that raises fails that
+    request (once all of them ran) and runs again on the next one; the
+    others are done.
     """
+    hooks = _first_request_hooks.get(app)
+    if hooks is None:
+        hooks = _first_request_hooks[app] = []
+        request_started.connect(_run_first_request_hooks, sender=app)
+    hooks.append(hook)
 
-    def first_request(sender: Flask, **extra: t.Any) -> None:
-        hook(sender)
-        request_started.disconnect(first_request, sender=sender)
+
+def _run_first_request_hooks(sender: Flask, **extra: t.Any) -> None:
+    hooks = _first_request_hooks.get(sender, [])
+    failed: list[_FirstRequestHook] = []
+    error: Exception | None = None
+    for hook in list(hooks):
+        try:
+            hook(sender)
+        except Exception as exc:
+            failed.append(hook)
+            error = error or exc
+    hooks[:] = failed
+    if not failed:
+        request_started.disconnect(_run_first_request_hooks, sender=sender)
         _first_request_hooks.pop(sender, None)
-
-    # Blinker holds receivers weakly: keep this one alive as long as the app.
-    _first_request_hooks.setdefault(app, []).append(first_request)
-    request_started.connect(first_request, sender=app)
+    if error is not None:
+        raise error

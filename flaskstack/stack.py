@@ -14,6 +14,7 @@ import typing as t
 
 from . import (
     _headers,
+    _ids,
     _security,
     caching,
     database,
@@ -117,6 +118,7 @@ class Stack:
         resolution.apply(app)
         logs._init_app(app, resolution)
         database._init_app(app)
+        _ids._init_app(app)  # before any rule of flaskstack's: they use its int converter
         migrations._init_app(app, database.db)
         health._init_app(app)
         _headers.init_app(app)

@@ -298,12 +298,20 @@ def created_token(result: Result) -> tuple[int, str]:
 
 
 def assert_unauthorized_problem(response: TestResponse) -> None:
+    """A 401 problem; ``invalid_token`` (RFC 6750) exactly when the request sent a Bearer token."""
+    authorization = response.request.headers.get("Authorization", "")
+    scheme, _, credential = authorization.strip().partition(" ")
+    token_sent = scheme.lower() == "bearer" and bool(credential.strip())
     assert response.status_code == 401
     assert response.mimetype == PROBLEM
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="testapp"'
+    challenge = 'Bearer realm="testapp"' + (', error="invalid_token"' if token_sent else "")
+    assert response.headers["WWW-Authenticate"] == challenge
     body = json.loads(response.text)
     assert body["status"] == 401
     assert body["title"] == "Unauthorized"
+    assert body.get("error") == ("invalid_token" if token_sent else None)
+    expected = "is invalid, expired or revoked" if token_sent else "Authentication is required"
+    assert expected in body["detail"]
     assert set_cookies(response) == []
 
 

@@ -15,7 +15,9 @@ four ways, each keeping a promise the rest of flaskstack makes:
 - Signing in by remember-me cookie is a login: the session gets a new id
   (on Flask-Login's ``user_loaded_from_cookie`` signal).
 - An unauthenticated request gets 401 ``application/problem+json`` with
-  ``WWW-Authenticate`` when it wants JSON, and a redirect to the login page
+  ``WWW-Authenticate`` when it wants JSON (for a token that was sent but is
+  wrong, expired or revoked, with ``"error": "invalid_token"`` in both, as
+  RFC 6750 says), and a redirect to the login page
   with a safe, relative ``next`` otherwise (Flask-Login's plain 401 when the
   app has no login page at all). No message is flashed unless the app asked
   for one (``FLASKSTACK_LOGIN_MESSAGE``, or ``login_message`` set on this
@@ -157,8 +159,18 @@ def _relative_request_path() -> str:
     return request.path + (f"?{query}" if query else "")
 
 
+INVALID_TOKEN_DETAIL = (
+    "The API token in the Authorization header is invalid, expired or revoked: send a valid "
+    "token, or create a new one (an expired or revoked token never works again)."
+)
+
+
 @login_manager.unauthorized_handler  # type: ignore[untyped-decorator]
 def _unauthorized() -> Response:
+    if request_api_token() is not None:
+        # A token was sent and authenticated nobody: say so, as RFC 6750 does
+        # with its invalid_token error, rather than ask for a token.
+        return _sign_in_required(INVALID_TOKEN_DETAIL, _login_endpoint(), error="invalid_token")
     return _sign_in_required(
         "Authentication is required: send an API token in the Authorization header.",
         _login_endpoint(),
@@ -175,13 +187,19 @@ def _needs_refresh() -> Response:
     )
 
 
-def _sign_in_required(detail: str, login_endpoint: str) -> Response:
+def _sign_in_required(detail: str, login_endpoint: str, error: str | None = None) -> Response:
+    """401 for JSON clients (``error``, an RFC 6750 error code, in the problem and the
+    challenge), else a redirect to the login page."""
     schemes = current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]
     challenge = f'{schemes[0] if schemes else "Bearer"} realm="{current_app.name}"'
+    extra: dict[str, str] = {}
+    if error is not None:
+        challenge += f', error="{error}"'
+        extra["error"] = error
     if _prefers_json() or login_endpoint not in current_app.view_functions:
         if not _prefers_json():
             raise Unauthorized(www_authenticate=None)
-        return problem(401, detail, headers={"WWW-Authenticate": challenge})
+        return problem(401, detail, headers={"WWW-Authenticate": challenge}, **extra)
     _flash_login_message()
     return redirect(url_for(login_endpoint, next=_relative_request_path()))
 

@@ -42,10 +42,17 @@ What flaskstack promises under the API prefix (``FLASKSTACK_API_PREFIX``,
   first, as Flask's order of precedence says.
 - **Input** is declared with a :class:`Schema` and checked by :func:`body`
   and :func:`query`: 415, 400, 413 and 422 each say precisely what is wrong,
-  field by field.
+  field by field. A body over ``MAX_CONTENT_LENGTH`` is 413 also when it is
+  sent chunked, without a ``Content-Length``.
+- **URLs**: ``/notes`` and ``/notes/`` reach the same resource, for every
+  method, without a redirect (``strict_slashes=False`` on the API's rules;
+  pass ``strict_slashes=True`` to ``add_resource`` for the other behaviour).
+  ``OPTIONS`` is answered ``204 No Content`` with ``Allow``.
 - **Auth**: :func:`flaskstack.auth.auth_required` accepts an API token or
   the session; requests with a token need no CSRF token, cookie-authenticated
-  unsafe requests need ``X-CSRFToken``. A :class:`Resource` checks CSRF
+  unsafe requests need ``X-CSRFToken``. A token that is sent but wrong,
+  expired or revoked is 401 with ``"error": "invalid_token"`` in the problem
+  and in ``WWW-Authenticate`` (RFC 6750). A :class:`Resource` checks CSRF
   after its ``method_decorators``, so a client without credentials gets 401.
   Exempt a public unsafe resource (sign-up returning a token) with
   ``@flaskstack.csrf.exempt`` on its class.
@@ -68,6 +75,7 @@ from __future__ import annotations
 
 import typing as t
 
+from flaskstack._hooks import after_response
 from flaskstack._routes import clashes_with_existing
 
 from . import _errors, _resources, fields
@@ -155,4 +163,5 @@ def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
 def _init_app(app: Flask, state: StackState) -> None:
     """Route ``app``'s errors under API prefixes to problem documents and serve :data:`api`."""
     _errors.install(app)
+    after_response(app, _resources.answer_options)
     api.setup(app, state)

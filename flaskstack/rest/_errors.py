@@ -6,7 +6,9 @@ method the resource lacks, a failed CSRF check, a refused login, a body too
 large, an ``abort()``, an exception in the view — the client gets an RFC 9457
 problem document with the right status and headers (``Allow``,
 ``Retry-After``, ``WWW-Authenticate``…). Everywhere else the app's own error
-handlers answer, untouched.
+handlers answer, untouched. A body sent without ``Content-Length`` (chunked)
+that ``MAX_CONTENT_LENGTH`` cut off is 413, whatever its truncated remains
+made the reader fail with.
 
 It is done with one error handler that Flask calls like any other: it is
 registered for :class:`~werkzeug.exceptions.HTTPException`. The app's own
@@ -46,9 +48,15 @@ from __future__ import annotations
 
 import typing as t
 
-from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    default_exceptions,
+)
 
 from flaskstack.problems import _answer_with_app_handler, _own_handler, is_api_request, problem
+
+from ._inputs import body_too_large, body_was_cut_off
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -113,10 +121,13 @@ def _answer_http_error(error: HTTPException) -> ResponseReturnValue:
     request id and nothing of the exception). Elsewhere: what Flask would
     have answered without this handler.
     """
+    api_request = is_api_request()
+    if api_request and _body_cut_off(error):
+        error = body_too_large()
     answer = _answer_with_app_handler(error)
     if answer is not None:
         return answer
-    if not is_api_request():
+    if not api_request:
         return error  # Flask renders the error itself, as with no handler at all
     if isinstance(error, InternalServerError) and error.original_exception is not None:
         # An exception no handler took: Flask logged it with its traceback.
@@ -127,6 +138,19 @@ def _answer_http_error(error: HTTPException) -> ResponseReturnValue:
         # RequestRedirect to error handlers.)
         return error
     return problem_for(error)
+
+
+def _body_cut_off(error: HTTPException) -> bool:
+    """Whether ``error`` came from reading a body that ``MAX_CONTENT_LENGTH`` cut off.
+
+    A reader that found a truncated document (invalid JSON, an unfinished
+    form) fails with a 4xx that blames the client's syntax; the answer is a
+    413 instead (:func:`~flaskstack.rest._inputs.body_was_cut_off`).
+    """
+    code = error.code or 500
+    if not 400 <= code < 500 or code == 413 or error.response is not None:
+        return False
+    return body_was_cut_off()
 
 
 def install(app: Flask) -> None:

@@ -40,7 +40,13 @@ import typing as t
 import uuid
 
 from flask import request
-from werkzeug.exceptions import BadRequest, UnprocessableEntity, UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest,
+    RequestEntityTooLarge,
+    UnprocessableEntity,
+    UnsupportedMediaType,
+)
+from werkzeug.wsgi import LimitedStream
 
 from flaskstack.forms import _UNSTORABLE_MESSAGE, _unstorable
 
@@ -50,6 +56,10 @@ if t.TYPE_CHECKING:
     from werkzeug.datastructures import MultiDict
 
 __all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
+    "INT64_MAX",
+    "INT64_MIN",
     "UNSET",
     "UUID",
     "Boolean",
@@ -234,10 +244,21 @@ class String(Field):
         if self.max_length is not None:
             out["maxLength"] = self.max_length
         if self.pattern is not None:
-            out["pattern"] = self.pattern.pattern
+            out["pattern"] = anchored(self.pattern.pattern)
         if self.choices is not None:
             out["enum"] = list(self.choices)
         return out
+
+
+def anchored(pattern: str) -> str:
+    """``pattern`` as a JSON Schema ``pattern`` that matches whole values only, as validation does.
+
+    JSON Schema's ``pattern`` matches anywhere in the value. ``^`` and a
+    lookahead for "no character follows" anchor it in ECMA-262 and Python
+    alike; ``$`` would not do, since Python's also matches before a final
+    newline, and tools written in Python would then accept ``"value\\n"``.
+    """
+    return rf"^(?:{pattern})(?![\s\S])"
 
 
 class Email(String):
@@ -282,10 +303,45 @@ class _Number(Field):
         return out
 
 
+INT64_MIN = -(2**63)
+"""The smallest value of a 64-bit signed integer: ``rest.Integer``'s default ``minimum``."""
+
+INT64_MAX = 2**63 - 1
+"""The largest value of a 64-bit signed integer: ``rest.Integer``'s default ``maximum``."""
+
+INT32_MIN = -(2**31)
+"""The smallest value of a 32-bit signed integer (PostgreSQL ``integer``, MySQL ``INT``)."""
+
+INT32_MAX = 2**31 - 1
+"""The largest value of a 32-bit signed integer (PostgreSQL ``integer``, MySQL ``INT``)."""
+
+
 class Integer(_Number):
-    """A whole number (JSON ``true`` is not one). Takes ``minimum`` and ``maximum``."""
+    """A whole number (JSON ``true`` is not one) that a 64-bit integer column can hold.
+
+    ``minimum`` and ``maximum`` default to the range of a 64-bit signed
+    integer (:data:`INT64_MIN`, :data:`INT64_MAX`): the widest integer any
+    supported database stores, so no value this field accepts makes a query
+    fail. For a 32-bit column (``db.Integer`` on PostgreSQL), narrow it to
+    what the column holds::
+
+        count = rest.Integer(minimum=0, maximum=2**31 - 1)
+
+    ``None`` removes a bound, for a value that never reaches the database.
+    A value out of range is refused with the bound it broke, in JSON bodies
+    and query strings alike (any number of digits).
+    """
 
     json_type = "integer"
+
+    def __init__(
+        self,
+        *,
+        minimum: int | None = INT64_MIN,
+        maximum: int | None = INT64_MAX,
+        **options: t.Any,
+    ) -> None:
+        super().__init__(minimum=minimum, maximum=maximum, **options)
 
     def load(self, value: object) -> t.Any:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -296,9 +352,26 @@ class Integer(_Number):
         return self._check_range(value)
 
     def load_text(self, value: str) -> t.Any:
-        if not re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
+        text = value.strip()
+        match = _WHOLE_NUMBER.fullmatch(text)
+        if match is None:
             raise Invalid("Must be a whole number.")
-        return self.load(int(value))
+        sign, digits = match.groups()
+        digits = digits.lstrip("0") or "0"
+        if len(digits) > _MAX_DIGITS:
+            # Too long to be within any bound this field can have; converting
+            # it would only cost time (and Python refuses past 4300 digits).
+            if sign == "-" and self.minimum is not None:
+                raise Invalid(f"Must be at least {self.minimum}.")
+            if sign != "-" and self.maximum is not None:
+                raise Invalid(f"Must be at most {self.maximum}.")
+            raise Invalid(f"Must be a whole number of at most {_MAX_DIGITS} digits.")
+        return self.load(int(sign + digits))
+
+
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits.
+_WHOLE_NUMBER = re.compile(r"([+-]?)([0-9]+)", re.ASCII)
+_MAX_DIGITS = 1000
 
 
 class Float(_Number):
@@ -636,6 +709,33 @@ def _reject_constant(name: str) -> t.NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def body_was_cut_off() -> bool:
+    """Whether ``MAX_CONTENT_LENGTH`` cut off the body of the current request.
+
+    Werkzeug refuses a body whose ``Content-Length`` is over the limit with
+    413 before anything reads it. A body sent without one (chunked) it reads
+    only up to the limit and hands the reader what fit, with no error. The
+    request stream tells: it was read to the limit, and the server's input
+    has more (one byte more tells a body of exactly the limit, which is
+    allowed, from a longer one).
+    """
+    if request.max_content_length is None or request.content_length is not None:
+        return False
+    stream = request.stream
+    if not isinstance(stream, LimitedStream) or not stream.is_exhausted:
+        return False
+    return bool(request.environ["wsgi.input"].read(1))
+
+
+def body_too_large() -> RequestEntityTooLarge:
+    """The 413 for a body over ``MAX_CONTENT_LENGTH``, saying the limit."""
+    limit = request.max_content_length
+    return RequestEntityTooLarge(
+        f"The request body is larger than the {limit} bytes this server accepts "
+        "(MAX_CONTENT_LENGTH): send a smaller body."
+    )
+
+
 def read_json() -> object:
     """The request's JSON body, decoded strictly.
 
@@ -654,6 +754,9 @@ def read_json() -> object:
             f"(the request has {given})."
         )
     raw = request.get_data(cache=True)
+    if body_was_cut_off():
+        # What fit may still parse: never act on part of a body.
+        raise body_too_large()
     if not raw.strip():
         raise BadRequest("The request body is empty: send a JSON object.")
     try:

@@ -21,7 +21,9 @@ import inspect
 import re
 import typing as t
 
+from ._inputs import INT64_MAX
 from ._meta import description
+from ._pagination import MAX_PAGE
 from .fields import _json_schema as output_schema
 
 if t.TYPE_CHECKING:
@@ -39,7 +41,8 @@ _RULE_VARIABLE = re.compile(
 )
 
 _CONVERTER_SCHEMAS: dict[str, dict[str, t.Any]] = {
-    "int": {"type": "integer", "minimum": 0},
+    # flaskstack's ``int`` converter stops at the 64-bit maximum (see flaskstack._ids).
+    "int": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
     "float": {"type": "number", "minimum": 0},
     "uuid": {"type": "string", "format": "uuid"},
     "path": {"type": "string"},
@@ -190,8 +193,11 @@ class _Builder:
     def parameters(self, notes: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         parameters: list[dict[str, t.Any]] = []
         if notes.get("paginated"):
-            for name, text in (("page", "The page, from 1."), ("per_page", "Items per page.")):
-                maximum = {"maximum": self.app.config["FLASKSTACK_API_MAX_PER_PAGE"]}
+            cap = self.app.config["FLASKSTACK_API_MAX_PER_PAGE"]
+            for name, text in (
+                ("page", f"The page, from 1 to {MAX_PAGE}."),
+                ("per_page", f"Items per page; more than {cap} is answered with {cap}."),
+            ):
                 parameters.append(
                     {
                         "name": name,
@@ -201,7 +207,8 @@ class _Builder:
                         "schema": {
                             "type": "integer",
                             "minimum": 1,
-                            **(maximum if name == "per_page" else {}),
+                            # A larger per_page is capped, not refused: no maximum.
+                            **({} if name == "per_page" else {"maximum": MAX_PAGE}),
                         },
                     }
                 )

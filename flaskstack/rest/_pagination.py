@@ -15,8 +15,10 @@ body (some HTTP clients and proxies hide headers), plus a ``Link`` header
 
 ``page`` starts at 1; a page past the end is an empty list, not an error.
 ``per_page`` defaults to ``FLASKSTACK_API_PER_PAGE`` and is capped at
-``FLASKSTACK_API_MAX_PER_PAGE`` (the envelope says what was used); anything
-that is not a whole number of at least 1 is a 400 naming the parameter.
+``FLASKSTACK_API_MAX_PER_PAGE`` (the envelope says what was used, however
+many digits were sent). ``page`` is at most :data:`MAX_PAGE` (2147483647).
+Anything else is a 400 naming the parameter and saying what is wrong: not a
+whole number, below 1, or (``page``) above :data:`MAX_PAGE`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from ._inputs import InvalidQuery
 from ._meta import describe
 from ._output import marshal
 
-__all__ = ["Page", "page_args", "paginate", "paginated"]
+__all__ = ["MAX_PAGE", "Page", "page_args", "paginate", "paginated"]
+
+MAX_PAGE = 2**31 - 1
+"""The highest ``page`` a client may ask for: its offset fits a 64-bit integer at any page size."""
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -100,7 +105,8 @@ def _list_url() -> str:
 def page_args() -> tuple[int, int]:
     """The request's ``page`` and ``per_page``, defaulted and capped.
 
-    :raises InvalidQuery: (400) if either is not a whole number of at least 1.
+    :raises InvalidQuery: (400) if either is not a whole number of at least 1,
+        or ``page`` is above :data:`MAX_PAGE`.
     """
     config = current_app.config
     errors: dict[str, list[str]] = {}
@@ -109,13 +115,19 @@ def page_args() -> tuple[int, int]:
         given = request.args.getlist(name)
         if not given:
             continue
-        text = given[0].strip()
+        text = given[0].strip().removeprefix("+")
+        digits = text.lstrip("0")
         if len(given) > 1:
             errors[name] = ["Give this parameter once."]
-        elif not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) < 1:
+        elif not text.isascii() or not text.isdigit():
             errors[name] = ["Must be a whole number of at least 1."]
+        elif not digits:
+            errors[name] = ["Must be at least 1."]
+        elif name == "page" and (len(digits) > len(str(MAX_PAGE)) or int(digits) > MAX_PAGE):
+            errors[name] = [f"Must be at most {MAX_PAGE}."]
         else:
-            values[name] = int(text)
+            # per_page is capped below, so a huge one need not be read whole.
+            values[name] = int(digits) if len(digits) <= 18 else 10**18
     if errors:
         raise InvalidQuery(errors)
     return values["page"], min(values["per_page"], config["FLASKSTACK_API_MAX_PER_PAGE"])

@@ -26,14 +26,16 @@ import weakref
 from collections import OrderedDict
 
 import flask_restful
-from flask import Blueprint, Flask, current_app, jsonify, request, request_started
+from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
+from flaskstack._hooks import on_first_request
 from flaskstack._routes import add_own_rule
 from flaskstack._state import StackState, get_state
 from flaskstack.forms import csrf
 from flaskstack.health import public
+from flaskstack.problems import is_api_request
 
 from ._openapi import build_document
 from ._output import output_json
@@ -41,7 +43,7 @@ from ._output import output_json
 if t.TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
 
-__all__ = ["Api", "Resource"]
+__all__ = ["Api", "Resource", "answer_options"]
 
 OPENAPI_ENDPOINT = "flaskstack_openapi"
 OPENAPI_SETTING = "FLASKSTACK_API_OPENAPI_PATH"
@@ -155,14 +157,10 @@ class Api(flask_restful.Api):  # type: ignore[misc]
         self._add_openapi(app, prefix, "", suffix=prefix.replace("/", "_"))
         self._latest_app = weakref.ref(app)
         # Once the app serves, Flask refuses new URL rules: from its first
-        # request on, resources added later are for apps set up later. Flask
-        # has no public "setup finished" flag; its request_started signal
-        # marks the same moment. Blinker holds the receiver weakly and forgets
-        # the app's connection when the app is garbage-collected.
-        request_started.connect(self._on_first_request, sender=app)
+        # request on, resources added later are for apps set up later.
+        on_first_request(app, self._on_first_request)
 
-    def _on_first_request(self, sender: Flask, **extra: t.Any) -> None:
-        request_started.disconnect(self._on_first_request, sender=sender)
+    def _on_first_request(self, sender: Flask) -> None:
         if self._latest_app is not None and self._latest_app() is sender:
             self._latest_app = None
 
@@ -216,6 +214,10 @@ class Api(flask_restful.Api):  # type: ignore[misc]
         endpoint = options.pop("endpoint", None) or resource.__name__.lower()
         class_args = options.pop("resource_class_args", ())
         class_kwargs = options.pop("resource_class_kwargs", {})
+        # Clients write "/articles/" and "/articles" alike: under the API prefix
+        # both reach the resource, for every method, without a redirect (a 308
+        # would keep the body, but many clients do not follow one for a POST).
+        options.setdefault("strict_slashes", False)
         if isinstance(target, Flask) and endpoint in target.view_functions:
             taken_by = getattr(target.view_functions[endpoint], "view_class", None)
             if taken_by is resource:
@@ -251,6 +253,29 @@ class Api(flask_restful.Api):  # type: ignore[misc]
             endpoint.startswith(endpoint_prefix)
             and endpoint[len(endpoint_prefix) :] in self.endpoints
         )
+
+
+def answer_options(response: Response) -> Response:
+    """Flask's automatic answer to ``OPTIONS`` under an API prefix, made 204 without a body.
+
+    Flask answers ``OPTIONS`` for every rule itself (``provide_automatic_options``)
+    with 200, the ``Allow`` header and an empty ``text/html`` body; an API
+    client gets the same ``Allow`` with ``204 No Content`` and no
+    ``Content-Type``. A view or resource with its own ``options`` method, and
+    pages outside the prefix, keep their answers.
+    """
+    if (
+        request.method == "OPTIONS"
+        and response.status_code == 200
+        and getattr(request.url_rule, "provide_automatic_options", False)
+        and not response.is_streamed
+        and not response.get_data()
+        and is_api_request()
+    ):
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
+    return response
 
 
 def _add_prefix(state: StackState, prefix: str) -> None:
