@@ -41,10 +41,20 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from werkzeug.routing import Map
 
-__all__ = ["BoundedIntegerConverter"]
+__all__ = ["INT32_MAX", "INT32_MIN", "INT64_MAX", "INT64_MIN", "BoundedIntegerConverter"]
 
-_INT64_MAX = 2**63 - 1
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN = -(2**63)
+"""The smallest value of a 64-bit signed integer: ``rest.Integer``'s default ``minimum``."""
+
+INT64_MAX = 2**63 - 1
+"""The largest value of a 64-bit signed integer: ``rest.Integer``'s default ``maximum``, and the
+largest number the ``int`` URL converter matches."""
+
+INT32_MIN = -(2**31)
+"""The smallest value of a 32-bit signed integer (PostgreSQL ``integer``, MySQL ``INT``)."""
+
+INT32_MAX = 2**31 - 1
+"""The largest value of a 32-bit signed integer (PostgreSQL ``integer``, MySQL ``INT``)."""
 _OUT_OF_RANGE = "22003"
 
 
@@ -65,9 +75,9 @@ class BoundedIntegerConverter(IntegerConverter):
         signed: bool = False,
     ) -> None:
         if max is None:
-            max = _INT64_MAX
+            max = INT64_MAX
         if min is None and signed:
-            min = -_INT64_MAX - 1
+            min = INT64_MIN
         super().__init__(map, fixed_digits, min, max, signed)
 
 
@@ -121,7 +131,7 @@ def _offending_path_value(error: sa.exc.DataError) -> tuple[str, int] | None:
         if (
             isinstance(value, int)
             and not isinstance(value, bool)
-            and not _INT32_MIN <= value <= _INT32_MAX
+            and not INT32_MIN <= value <= INT32_MAX
             and value in bound
         ):
             return name, value

@@ -48,6 +48,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.wsgi import LimitedStream
 
+from flaskstack._ids import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
 from flaskstack.forms import _UNSTORABLE_MESSAGE, _unstorable
 
 from ._meta import describe
@@ -301,19 +302,6 @@ class _Number(Field):
         if self.maximum is not None:
             out["maximum"] = self.maximum
         return out
-
-
-INT64_MIN = -(2**63)
-"""The smallest value of a 64-bit signed integer: ``rest.Integer``'s default ``minimum``."""
-
-INT64_MAX = 2**63 - 1
-"""The largest value of a 64-bit signed integer: ``rest.Integer``'s default ``maximum``."""
-
-INT32_MIN = -(2**31)
-"""The smallest value of a 32-bit signed integer (PostgreSQL ``integer``, MySQL ``INT``)."""
-
-INT32_MAX = 2**31 - 1
-"""The largest value of a 32-bit signed integer (PostgreSQL ``integer``, MySQL ``INT``)."""
 
 
 class Integer(_Number):

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from flask import current_app, request
 from flask_restful.utils import unpack
 
+from flaskstack._ids import INT32_MAX
 from flaskstack.database import db
 
 from ._inputs import InvalidQuery
@@ -41,7 +42,7 @@ from ._output import marshal
 
 __all__ = ["MAX_PAGE", "Page", "page_args", "paginate", "paginated"]
 
-MAX_PAGE = 2**31 - 1
+MAX_PAGE = INT32_MAX
 """The highest ``page`` a client may ask for: its offset fits a 64-bit integer at any page size."""
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
