@@ -19,10 +19,11 @@ exist but does not. Two pieces enforce it, so no view has to:
   (``numeric_value_out_of_range``) for a value between 2**31 and 2**63. A
   statement failing so that was given an integer path value outside the
   32-bit range is answered 404 (through the app's 404 handler, a problem
-  document under the API prefix) and the transaction rolled back. Any other
-  out-of-range failure is a bug (a body value the schema let through) and
-  stays a 500. An app's own handler for ``DataError`` (or a base of it)
-  answers instead.
+  document under the API prefix) and the transaction rolled back, by the
+  database's error handler (:mod:`flaskstack.database`), which
+  :func:`path_value_out_of_range` tells. Any other out-of-range failure is
+  a bug (a body value the schema let through) and stays a 500. An app's own
+  handler for ``DataError`` answers instead.
 
 Query-string and body integers are bounded the same way by
 :class:`flaskstack.rest.Integer` (422 or 400 naming the bound).
@@ -32,16 +33,22 @@ from __future__ import annotations
 
 import typing as t
 
-import sqlalchemy as sa
-from flask import current_app, request
-from werkzeug.exceptions import NotFound
+from flask import request
 from werkzeug.routing import IntegerConverter
 
 if t.TYPE_CHECKING:
+    import sqlalchemy as sa
     from flask import Flask
     from werkzeug.routing import Map
 
-__all__ = ["INT32_MAX", "INT32_MIN", "INT64_MAX", "INT64_MIN", "BoundedIntegerConverter"]
+__all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
+    "INT64_MAX",
+    "INT64_MIN",
+    "BoundedIntegerConverter",
+    "path_value_out_of_range",
+]
 
 INT64_MIN = -(2**63)
 """The smallest value of a 64-bit signed integer: ``rest.Integer``'s default ``minimum``."""
@@ -82,39 +89,12 @@ class BoundedIntegerConverter(IntegerConverter):
 
 
 def _init_app(app: Flask) -> None:
-    """Bound ``app``'s ``int`` converter; answer lookups of out-of-range path ids with 404."""
+    """Bound ``app``'s ``int`` converter, unless the app registered one of its own."""
     if app.url_map.converters.get("int") is IntegerConverter:
         app.url_map.converters["int"] = BoundedIntegerConverter
-    if not _app_handles(app, sa.exc.DataError):
-        app.register_error_handler(sa.exc.DataError, _path_value_out_of_range)
 
 
-def _app_handles(app: Flask, error: type[Exception]) -> bool:
-    """Whether the app registered its own handler that Flask would pick for ``error``."""
-    from flaskstack.database import _database_unavailable  # the one flaskstack's own
-
-    handlers = app.error_handler_spec.get(None, {}).get(None, {})
-    return any(
-        issubclass(error, kind) and handler is not _database_unavailable
-        for kind, handler in handlers.items()
-    )
-
-
-def _path_value_out_of_range(error: sa.exc.DataError) -> t.Any:
-    value = _offending_path_value(error)
-    if value is None:
-        raise error  # a bug of the app's: a 500, logged with its traceback
-    from flaskstack.database import db
-
-    db.session.rollback()  # PostgreSQL refuses anything else in this transaction
-    name, number = value
-    # The app's 404 handler answers, or flaskstack's problem document under the API prefix.
-    return current_app.handle_http_exception(
-        NotFound(f"There is nothing with the {name} {number}.")
-    )
-
-
-def _offending_path_value(error: sa.exc.DataError) -> tuple[str, int] | None:
+def path_value_out_of_range(error: sa.exc.DataError) -> tuple[str, int] | None:
     """The path value a statement failing with ``numeric_value_out_of_range`` was given."""
     original = error.orig
     state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)

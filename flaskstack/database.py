@@ -38,7 +38,9 @@ from flask import current_app
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from werkzeug.exceptions import NotFound
 
+from ._ids import path_value_out_of_range
 from ._sqlalchemy_adapter import SQLAlchemy
 from .config import _app_short_name
 from .errors import Problem
@@ -46,8 +48,8 @@ from .problems import _ServiceUnavailableProblem
 
 if t.TYPE_CHECKING:
     from flask import Flask
+    from flask.typing import ResponseReturnValue
     from sqlalchemy.orm import Session, SessionTransaction
-    from werkzeug.wrappers import Response
 
     from .config import Resolution
 
@@ -235,7 +237,7 @@ def _init_app(app: Flask) -> None:
         ),
     )
     for error in (sa.exc.DBAPIError, sa.exc.TimeoutError, sa.exc.PendingRollbackError):
-        app.register_error_handler(error, _database_unavailable)
+        app.register_error_handler(error, _answer_database_error)
     # Flask runs teardown functions in the reverse order of registration:
     # this one ends the session before Flask-SQLAlchemy's own teardown,
     # which then finds nothing left to do.
@@ -268,13 +270,23 @@ class DatabaseUnavailable(_ServiceUnavailableProblem):
     )
 
 
-def _database_unavailable(error: Exception) -> Response:
-    # Only an error about reaching the database is answered 503 (the request
-    # may succeed if retried): the pool drops the broken connection and those
+def _answer_database_error(error: Exception) -> ResponseReturnValue:
+    # An error about reaching the database is answered 503 (the request may
+    # succeed if retried): the pool drops the broken connection and those
     # connected before it, and the checkout check (or pool_pre_ping) keeps
-    # the next request from getting another. Anything else (no such table,
-    # bad SQL, a constraint) is a bug in the app: it propagates, so it is a
-    # 500 for clients and Flask's debugger with --debug.
+    # the next request from getting another. A path id the column cannot
+    # hold names no row: 404 (flaskstack._ids). Anything else (no such
+    # table, bad SQL, a constraint) is a bug in the app: it propagates, so
+    # it is a 500 for clients and Flask's debugger with --debug.
+    if isinstance(error, sa.exc.DataError):
+        found = path_value_out_of_range(error)
+        if found is not None:
+            db.session.rollback()  # PostgreSQL refuses anything else in this transaction
+            name, number = found
+            # The app's 404 handler answers, or a problem document under the API prefix.
+            return current_app.handle_http_exception(
+                NotFound(f"There is nothing with the {name} {number}.")
+            )
     if not _is_outage(error):
         raise error
     try:

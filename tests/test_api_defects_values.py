@@ -245,3 +245,22 @@ def test_patterns_are_anchored_in_the_document_as_validation_anchors_them() -> N
     pattern = field.json_schema()["pattern"]
     for value in ("abc", "abc1", "1abc", "abc\n", ""):
         assert bool(re.search(pattern, value)) == _accepted_by_field(field, value), value
+
+
+# SQLite stores 64-bit values: only PostgreSQL's int4 column raises DataError below 2**63.
+@pytest.mark.parametrize("gadget_app", ["postgresql"], indirect=True)
+def test_the_apps_own_data_error_handler_answers_first(gadget_app: Flask) -> None:
+    seen: list[str] = []
+
+    @gadget_app.errorhandler(sa.exc.DataError)
+    def own(error: sa.exc.DataError) -> tuple[str, int]:
+        seen.append(type(error.orig).__name__)
+        db.session.rollback()
+        return "the app's own answer", 418
+
+    response = gadget_app.test_client().get(f"/api/gadgets/{2**31}")
+    assert (response.status_code, response.get_data(as_text=True)) == (
+        418,
+        "the app's own answer",
+    )
+    assert seen == ["NumericValueOutOfRange"]
