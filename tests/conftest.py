@@ -8,6 +8,7 @@ server is the one at FLASKSTACK_TEST_POSTGRES (default: the local server on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import typing as t
 import uuid
@@ -137,6 +138,20 @@ def close_every_connection() -> t.Iterator[None]:
         connection, record = _opened.pop()
         if not record.info.get(KEPT_CONNECTION_KEY):  # the plugin's, kept for the run
             connection.close()
+
+
+@contextlib.contextmanager
+def resources_on_api(
+    resources: t.Iterable[tuple[t.Any, t.Sequence[str]]],
+) -> t.Iterator[None]:
+    """Add ``(resource, urls)`` to ``flaskstack.api`` for the block; the block's apps serve them."""
+    before = list(flaskstack.api.resources)
+    for resource, urls in resources:
+        flaskstack.api.add_resource(resource, *urls)
+    try:
+        yield
+    finally:
+        flaskstack.api.resources[:] = before
 
 
 def dispose_engines(app: Flask) -> None:

@@ -19,9 +19,10 @@ import threading
 import typing as t
 
 import pytest
+from conftest import resources_on_api
 from werkzeug.serving import make_server
 
-from flaskstack import api, csrf, db, rest
+from flaskstack import csrf, db, rest
 from flaskstack.auth import auth_required, create_token, current_user, revoke_token
 
 if t.TYPE_CHECKING:
@@ -96,11 +97,8 @@ RESOURCES: list[tuple[type[t.Any], tuple[str, ...]]] = [
 @pytest.fixture
 def protocol_api() -> Iterator[None]:
     """The resources above on ``flaskstack.api``, for this test only."""
-    before = list(api.resources)
-    for resource, urls in RESOURCES:
-        api.add_resource(resource, *urls)
-    yield
-    api.resources[:] = before
+    with resources_on_api(RESOURCES):
+        yield
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ import typing as t
 import jsonschema
 import pytest
 import sqlalchemy as sa
+from conftest import resources_on_api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flaskstack import api, db, rest
+from flaskstack import db, rest
 from flaskstack.rest._inputs import Invalid
 
 if t.TYPE_CHECKING:
@@ -81,12 +82,10 @@ class Pages(rest.Resource):
 
 @pytest.fixture
 def resources() -> Iterator[None]:
-    before = list(api.resources)
-    api.add_resource(GadgetItem, "/gadgets/<int:gadget_id>")
-    api.add_resource(Echo, "/echo")
-    api.add_resource(Pages, "/gadgets")
-    yield
-    api.resources[:] = before
+    with resources_on_api(
+        [(GadgetItem, ("/gadgets/<int:gadget_id>",)), (Echo, ("/echo",)), (Pages, ("/gadgets",))]
+    ):
+        yield
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

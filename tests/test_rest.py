@@ -20,12 +20,13 @@ import flask_restful
 import openapi_spec_validator
 import pytest
 import sqlalchemy as sa
+from conftest import resources_on_api
 from flask import Blueprint, Flask, abort
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
 import flaskstack
-from flaskstack import api, cache, db, rest
+from flaskstack import cache, db, rest
 from flaskstack.auth import auth_required, current_user
 
 if t.TYPE_CHECKING:
@@ -204,11 +205,8 @@ RESOURCES: list[tuple[type[t.Any], tuple[str, ...]]] = [
 @pytest.fixture
 def sample_api() -> Iterator[None]:
     """The sample resources on ``flaskstack.api``, for this test only."""
-    before = list(api.resources)
-    for resource, urls in RESOURCES:
-        api.add_resource(resource, *urls)
-    yield
-    api.resources[:] = before
+    with resources_on_api(RESOURCES):
+        yield
 
 
 @pytest.fixture
