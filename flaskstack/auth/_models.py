@@ -35,7 +35,8 @@ from flaskstack._state import current_state
 from flaskstack.database import _model_hooks, db
 from flaskstack.errors import ConfigError, Problem
 
-from ._passwords import hash_password, hash_password_unchecked, needs_rehash, verify_password
+from ._passwords import hash_password
+from ._protocols import check_password_hash
 
 __all__ = [
     "DEFAULT_TABLES",
@@ -113,11 +114,7 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
 
     def check_password(self, password: str) -> bool:
         """Whether ``password`` is right; an outdated hash is redone (commit to keep it)."""
-        if not verify_password(self.password_hash, password):
-            return False
-        if self.password_hash is not None and needs_rehash(self.password_hash):
-            self.password_hash = hash_password_unchecked(password)
-        return True
+        return check_password_hash(self, password)
 
 
 def user_model() -> type[t.Any]:

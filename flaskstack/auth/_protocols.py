@@ -25,6 +25,7 @@ __all__ = [
     "PasswordChecker",
     "PasswordHashHolder",
     "PasswordSetter",
+    "check_password_hash",
     "check_user_password",
     "features_of",
     "set_user_password",
@@ -140,6 +141,14 @@ def check_user_password(user: t.Any, password: str) -> bool:
     """
     if _has_method(type(user), "check_password"):
         return bool(user.check_password(password))
+    return check_password_hash(user, password)
+
+
+def check_password_hash(user: t.Any, password: str) -> bool:
+    """Whether ``password`` matches ``user.password_hash``; an outdated hash is redone.
+
+    Commit to keep the new hash.
+    """
     stored: str | None = user.password_hash
     if not verify_password(stored, password):
         return False
