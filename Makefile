@@ -28,9 +28,9 @@ LOCK := requirements/lock.txt
 # Each runtime dependency at its declared lower bound (tests/test_dependency_bounds.py).
 MINIMUMS := requirements/minimums.txt
 # The core tests: everything but the process-level suites (gunicorn under load, the
-# RealWorld collection, security scans), the benchmarks and the documentation build.
+# RealWorld collection, security scans, the browser tests), the benchmarks and the documentation build.
 CORE_TESTS := -n 2 --ignore=tests/reliability --ignore=tests/security --ignore=tests/realworld \
-	--ignore=tests/test_benchmarks.py --ignore=tests/test_docs.py --ignore=tests/test_quickstart.py
+	--ignore=tests/browser --ignore=tests/test_benchmarks.py --ignore=tests/test_docs.py --ignore=tests/test_quickstart.py
 
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
