@@ -164,7 +164,7 @@ def _profiles(value: str) -> list[tuple[t.Any, t.Any]]:
                 f"ENDPOINT in {list(endpoints)} or '*'"
             )
         chosen = endpoints.values() if endpoint_key == "*" else [endpoints[endpoint_key]]
-        wanted += [(apps[app_key], endpoint) for endpoint in chosen]
+        wanted += [(apps[app_key], e) for e in chosen if e.served_by(app_key)]
     return wanted
 
 
@@ -269,13 +269,16 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
     log("warming every worker up")
     for endpoint in endpoints:
         for key, server in servers.items():
-            measure.warm(server, states[key], endpoint, 16)
+            if endpoint.served_by(key):
+                measure.warm(server, states[key], endpoint, 16)
 
     log(f"counting Redis commands and SQL statements over {args.count_requests} requests each")
     counts: dict[str, dict[str, t.Any]] = {e.key: {} for e in endpoints}
     with cluster.counting():
         for endpoint in endpoints:
             for key, server in servers.items():
+                if not endpoint.served_by(key):
+                    continue
                 if endpoint.auth == "token":
                     # flaskstack records a token's use at most once a minute: start a
                     # fresh minute, so that no request counted here writes.
@@ -286,12 +289,14 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
                 )
 
     runs: dict[str, dict[str, list[dict[str, t.Any]]]] = {
-        e.key: {a.key: [] for a in apps} for e in endpoints
+        e.key: {a.key: [] for a in apps if e.served_by(a.key)} for e in endpoints
     }
     for round_number in range(args.rounds):
         for index, endpoint in enumerate(endpoints):
             turn = (round_number + index) % len(apps)
             for app in [*apps[turn:], *apps[:turn]]:
+                if not endpoint.served_by(app.key):
+                    continue
                 server, state = servers[app.key], states[app.key]
                 headers, body = state.request_for(endpoint)
                 if args.warmup > 0:

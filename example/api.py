@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 import typing as t
 
 import sqlalchemy as sa
@@ -50,7 +49,6 @@ from flaskstack.throttle import login_throttles
 
 from . import caching, conduit
 from .models import (
-    IMAGE_URL_PATTERN,
     USERNAME_PATTERN,
     USERNAME_RULE,
     Article,
@@ -75,53 +73,81 @@ TAKEN = "has already been taken"
 # -- output ------------------------------------------------------------------------------
 
 
-class Timestamp(rest.fields.DateTime):
+class Timestamp(rest.DateTime):
     """A datetime in UTC with milliseconds: ``2026-11-22T09:30:00.000Z``."""
 
     def format(self, value: t.Any) -> str:
         if not isinstance(value, dt.datetime):
-            raise rest.fields.MarshallingException(f"{value!r} is not a datetime")
+            raise TypeError(f"{value!r} is not a datetime")
         return utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-USER = {
-    "email": rest.fields.String,
-    "token": rest.fields.String,
-    "username": rest.fields.String,
-    "bio": rest.fields.String,
-    "image": rest.fields.String,
-}
-PROFILE = {
-    "username": rest.fields.String,
-    "bio": rest.fields.String,
-    "image": rest.fields.String,
-    "following": rest.fields.Boolean,
-}
-ARTICLE_SUMMARY = {
-    "slug": rest.fields.String,
-    "title": rest.fields.String,
-    "description": rest.fields.String,
-    "tagList": rest.fields.List(rest.fields.String),
-    "createdAt": Timestamp,
-    "updatedAt": Timestamp,
-    "favorited": rest.fields.Boolean,
-    "favoritesCount": rest.fields.Integer,
-    "author": rest.fields.Nested(PROFILE),
-}
-ARTICLE = {**ARTICLE_SUMMARY, "body": rest.fields.String}
-ARTICLE_LIST = {
-    "articles": rest.fields.List(rest.fields.Nested(ARTICLE_SUMMARY)),
-    "articlesCount": rest.fields.Integer,
-}
-COMMENT = {
-    "id": rest.fields.Integer,
-    "createdAt": Timestamp,
-    "updatedAt": Timestamp,
-    "body": rest.fields.String,
-    "author": rest.fields.Nested(PROFILE),
-}
-COMMENT_LIST = {"comments": rest.fields.List(rest.fields.Nested(COMMENT))}
-TAG_LIST = {"tags": rest.fields.List(rest.fields.String)}
+class Account(rest.Schema):
+    """The signed-in user, with their token."""
+
+    email = rest.String()
+    token = rest.String()
+    username = rest.String()
+    bio = rest.String()
+    image = rest.String()
+
+
+class PublicProfile(rest.Schema):
+    """A user as others see them."""
+
+    username = rest.String()
+    bio = rest.String()
+    image = rest.String()
+    following = rest.Boolean()
+
+
+class ArticleSummary(rest.Schema):
+    """An article in a list: everything but its body."""
+
+    slug = rest.String()
+    title = rest.String()
+    description = rest.String()
+    tagList = rest.List(rest.String())  # Conduit's names
+    createdAt = Timestamp()
+    updatedAt = Timestamp()
+    favorited = rest.Boolean()
+    favoritesCount = rest.Integer()
+    author = rest.Nested(PublicProfile)
+
+
+class ArticleDetail(ArticleSummary):
+    """An article."""
+
+    body = rest.String()
+
+
+class ArticleList(rest.Schema):
+    """A slice of articles and how many there are in all."""
+
+    articles = rest.List(rest.Nested(ArticleSummary))
+    articlesCount = rest.Integer()
+
+
+class CommentDetail(rest.Schema):
+    """A comment."""
+
+    id = rest.Integer()
+    createdAt = Timestamp()
+    updatedAt = Timestamp()
+    body = rest.String()
+    author = rest.Nested(PublicProfile)
+
+
+class CommentList(rest.Schema):
+    """The comments on an article."""
+
+    comments = rest.List(rest.Nested(CommentDetail))
+
+
+class TagList(rest.Schema):
+    """Tags."""
+
+    tags = rest.List(rest.String())
 
 
 def _user_data(user: User, token: str) -> dict[str, t.Any]:
@@ -193,79 +219,84 @@ def query_422(schema: type[rest.Schema]) -> t.Callable[[F], F]:
     return decorate
 
 
-class _Storable:
-    """Refuse text the database cannot store (a NUL character, a lone surrogate) with a 422."""
-
-    def load(self, value: object) -> t.Any:
-        text = super().load(value)  # type: ignore[misc]
-        if isinstance(text, str) and not storable(text):
-            raise rest.Invalid("Must be plain text, without NUL characters or lone surrogates.")
-        return text
-
-
-class Text(_Storable, rest.String):
-    """A string field whose value the database can store."""
-
-
-class EmailAddress(_Storable, rest.Email):
-    """An e-mail address field whose value the database can store."""
-
-
 class NewUser(rest.Schema):
     """A new account."""
 
-    username = Text(required=True, strip=True, min_length=1, max_length=40)
-    email = EmailAddress(required=True)
-    password = Text(required=True)
+    username = rest.String(
+        required=True,
+        strip=True,
+        min_length=1,
+        max_length=40,
+        pattern=USERNAME_PATTERN,
+        pattern_message=USERNAME_RULE,
+    )
+    email = rest.Email(required=True)
+    password = rest.Password(required=True)
 
 
 class LoginUser(rest.Schema):
     """Credentials."""
 
-    email = Text(required=True, strip=True, min_length=1, max_length=320)
-    password = Text(required=True, min_length=1)
+    email = rest.String(required=True, strip=True, min_length=1, max_length=320)
+    # Any length: a password set under an older policy still signs in.
+    password = rest.String(required=True, min_length=1, load_only=True)
 
 
 class UpdateUser(rest.Schema):
     """Changes to the current user; at least one field."""
 
-    email = EmailAddress()
-    username = Text(strip=True, min_length=1, max_length=40)
-    password = Text(min_length=1)
-    bio = Text(nullable=True, max_length=10_000)
-    image = Text(nullable=True, strip=True, max_length=500, pattern=IMAGE_URL_PATTERN)
+    email = rest.Email()
+    username = rest.String(
+        strip=True,
+        min_length=1,
+        max_length=40,
+        pattern=USERNAME_PATTERN,
+        pattern_message=USERNAME_RULE,
+    )
+    password = rest.Password()
+    bio = rest.String(nullable=True, max_length=10_000)
+    image = rest.Url(nullable=True, blank=True, max_length=500)
+
+    @classmethod
+    def json_schema(cls, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
+        """The document says "at least one field" too: one of them is required."""
+        schema = super().json_schema(*args, **kwargs)
+        if "properties" in schema and (args[:1] or [kwargs.get("mode", "load")])[0] == "load":
+            schema["anyOf"] = [{"required": [name]} for name in schema["properties"]]
+        return schema
 
 
 class NewArticle(rest.Schema):
     """A new article."""
 
-    title = Text(required=True, strip=True, min_length=1, max_length=200)
-    description = Text(required=True, strip=True, min_length=1, max_length=500)
-    body = Text(required=True, min_length=1)
-    tagList = rest.List(Text(max_length=64), default=list)  # Conduit's name
+    title = rest.String(required=True, strip=True, min_length=1, max_length=200)
+    description = rest.String(required=True, strip=True, min_length=1, max_length=500)
+    body = rest.String(required=True, min_length=1)
+    tagList = rest.List(rest.String(max_length=64), default=list)  # Conduit's name
 
 
 class UpdateArticle(rest.Schema):
-    """Changes to an article."""
+    """Changes to an article. The article as the API wrote it may be sent back whole:
+    the fields it cannot change (``slug``, ``author``, ...) are ignored."""
 
-    title = Text(strip=True, min_length=1, max_length=200)
-    description = Text(strip=True, min_length=1, max_length=500)
-    body = Text(min_length=1)
-    tagList = rest.List(Text(max_length=64))  # Conduit's name
+    title = rest.String(strip=True, min_length=1, max_length=200)
+    description = rest.String(strip=True, min_length=1, max_length=500)
+    body = rest.String(min_length=1)
+    tagList = rest.List(rest.String(max_length=64))  # Conduit's name
 
 
 class NewComment(rest.Schema):
     """A new comment."""
 
-    body = Text(required=True, strip=True, min_length=1, max_length=10_000)
+    body = rest.String(required=True, strip=True, min_length=1, max_length=10_000)
 
 
 class ArticleFilters(rest.Schema):
     """Which articles, and which slice of them."""
 
-    tag = Text(description="Only articles with this tag.")
-    author = Text(description="Only articles by this username.")
-    favorited = Text(description="Only articles this username favourited.")
+    tag = rest.String(description="Only articles with this tag.")
+    author = rest.String(description="Only articles by this username.")
+    favorited = rest.String(description="Only articles this username favourited.")
     limit = rest.Integer(minimum=1, default=20, description="How many articles (at most).")
     offset = rest.Integer(minimum=0, default=0, description="How many articles to skip.")
 
@@ -318,9 +349,7 @@ def _check_names_free(user: User | None, email: str | None, username: str | None
     errors: dict[str, list[str]] = {}
     if email is not None and email_taken(email, exclude=user):
         errors["email"] = [TAKEN]
-    if username is not None and not re.fullmatch(USERNAME_PATTERN, username):
-        errors["username"] = [USERNAME_RULE]
-    elif username is not None and username_taken(username, exclude=user):
+    if username is not None and username_taken(username, exclude=user):
         errors["username"] = [TAKEN]
     if errors:
         raise rest.ValidationError(errors)
@@ -340,7 +369,7 @@ class Users(rest.Resource):
     """Sign-up."""
 
     @enveloped("user", NewUser)
-    @rest.marshal_with(USER, envelope="user", status=201)
+    @rest.marshal_with(Account, envelope="user", status=201)
     def post(self, body: dict[str, t.Any]) -> dict[str, t.Any]:
         """Register a new user; the answer carries their first token."""
         _check_names_free(None, body["email"], body["username"])
@@ -368,7 +397,7 @@ class Login(rest.Resource):
     """Login: email and password for a token."""
 
     @enveloped("user", LoginUser)
-    @rest.marshal_with(USER, envelope="user")
+    @rest.marshal_with(Account, envelope="user")
     def post(self, body: dict[str, t.Any]) -> dict[str, t.Any]:
         """Exchange an email and password for a new token.
 
@@ -405,13 +434,13 @@ class CurrentUser(rest.Resource):
 
     method_decorators: t.ClassVar[list[t.Any]] = [auth_required]
 
-    @rest.marshal_with(USER, envelope="user")
+    @rest.marshal_with(Account, envelope="user")
     def get(self) -> dict[str, t.Any]:
         """The current user, with the token the request used."""
         return _user_data(_me(), request_token() or "")
 
     @enveloped("user", UpdateUser)
-    @rest.marshal_with(USER, envelope="user")
+    @rest.marshal_with(Account, envelope="user")
     def put(self, body: dict[str, t.Any]) -> dict[str, t.Any]:
         """Change the current user's email, username, password, bio or image."""
         if not body:
@@ -436,7 +465,7 @@ class CurrentUser(rest.Resource):
 class Profile(rest.Resource):
     """A user's public profile."""
 
-    @rest.marshal_with(PROFILE, envelope="profile")
+    @rest.marshal_with(PublicProfile, envelope="profile")
     def get(self, username: str) -> conduit.ProfileView:
         """A profile; ``following`` says whether the signed-in user follows it."""
         return conduit.profile_view(_user_or_404(username), _viewer())
@@ -448,7 +477,7 @@ class Follow(rest.Resource):
 
     method_decorators: t.ClassVar[list[t.Any]] = [auth_required]
 
-    @rest.marshal_with(PROFILE, envelope="profile")
+    @rest.marshal_with(PublicProfile, envelope="profile")
     def post(self, username: str) -> conduit.ProfileView:
         """Follow the user."""
         target = _user_or_404(username)
@@ -458,7 +487,7 @@ class Follow(rest.Resource):
         conduit.follow(me, target)
         return conduit.profile_view(target, me)
 
-    @rest.marshal_with(PROFILE, envelope="profile")
+    @rest.marshal_with(PublicProfile, envelope="profile")
     def delete(self, username: str) -> conduit.ProfileView:
         """Stop following the user."""
         target = _user_or_404(username)
@@ -476,7 +505,7 @@ class Articles(rest.Resource):
     method_decorators: t.ClassVar[dict[str, list[t.Any]]] = {"post": [auth_required]}
 
     @query_422(ArticleFilters)
-    @rest.marshal_with(ARTICLE_LIST)
+    @rest.marshal_with(ArticleList)
     def get(self, query: dict[str, t.Any]) -> dict[str, t.Any]:
         """Recent articles, newest first, by tag, author or the user who favourited them."""
         select = conduit.article_select(
@@ -485,7 +514,7 @@ class Articles(rest.Resource):
         return _articles_page(select, query["limit"], query["offset"])
 
     @enveloped("article", NewArticle)
-    @rest.marshal_with(ARTICLE, envelope="article", status=201)
+    @rest.marshal_with(ArticleDetail, envelope="article", status=201)
     def post(self, body: dict[str, t.Any]) -> conduit.ArticleView:
         """Write an article."""
         article = conduit.create_article(
@@ -505,7 +534,7 @@ class Feed(rest.Resource):
     method_decorators: t.ClassVar[list[t.Any]] = [auth_required]
 
     @query_422(FeedSlice)
-    @rest.marshal_with(ARTICLE_LIST)
+    @rest.marshal_with(ArticleList)
     def get(self, query: dict[str, t.Any]) -> dict[str, t.Any]:
         """Recent articles by followed users, newest first."""
         select = conduit.article_select(feed_of=_me())
@@ -521,7 +550,7 @@ class ArticleItem(rest.Resource):
         "delete": [auth_required],
     }
 
-    @rest.marshal_with(ARTICLE, envelope="article")
+    @rest.marshal_with(ArticleDetail, envelope="article")
     def get(self, slug: str) -> conduit.ArticleView:
         """An article; cached for requests without credentials until it changes."""
         if not caching.is_anonymous_request():
@@ -535,7 +564,7 @@ class ArticleItem(rest.Resource):
         return view
 
     @enveloped("article", UpdateArticle)
-    @rest.marshal_with(ARTICLE, envelope="article")
+    @rest.marshal_with(ArticleDetail, envelope="article")
     def put(self, slug: str, body: dict[str, t.Any]) -> conduit.ArticleView:
         """Change an article (its author only); a new title gives it a new slug."""
         article = _article_or_404(slug)
@@ -565,14 +594,14 @@ class Favorite(rest.Resource):
 
     method_decorators: t.ClassVar[list[t.Any]] = [auth_required]
 
-    @rest.marshal_with(ARTICLE, envelope="article")
+    @rest.marshal_with(ArticleDetail, envelope="article")
     def post(self, slug: str) -> conduit.ArticleView:
         """Favourite the article."""
         article = _article_or_404(slug)
         conduit.favorite(_me(), article)
         return conduit.article_views([article], _me())[0]
 
-    @rest.marshal_with(ARTICLE, envelope="article")
+    @rest.marshal_with(ArticleDetail, envelope="article")
     def delete(self, slug: str) -> conduit.ArticleView:
         """Stop favouriting the article."""
         article = _article_or_404(slug)
@@ -589,14 +618,14 @@ class Comments(rest.Resource):
 
     method_decorators: t.ClassVar[dict[str, list[t.Any]]] = {"post": [auth_required]}
 
-    @rest.marshal_with(COMMENT_LIST)
+    @rest.marshal_with(CommentList)
     def get(self, slug: str) -> dict[str, t.Any]:
         """The comments, newest first."""
         comments = conduit.article_comments(_article_or_404(slug))
         return {"comments": conduit.comment_views(comments, _viewer())}
 
     @enveloped("comment", NewComment)
-    @rest.marshal_with(COMMENT, envelope="comment")
+    @rest.marshal_with(CommentDetail, envelope="comment")
     def post(self, slug: str, body: dict[str, t.Any]) -> conduit.CommentView:
         """Comment on the article."""
         comment = conduit.add_comment(_me(), _article_or_404(slug), body["body"])
@@ -632,7 +661,7 @@ class CommentItem(rest.Resource):
 class Tags(rest.Resource):
     """The tags in use."""
 
-    @rest.marshal_with(TAG_LIST)
+    @rest.marshal_with(TagList)
     def get(self) -> dict[str, t.Any]:
         """Every tag in use, the most used first (cached until an article changes)."""
         return {"tags": conduit.popular_tags()}

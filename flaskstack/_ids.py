@@ -21,9 +21,11 @@ exist but does not. Two pieces enforce it, so no view has to:
   32-bit range is answered 404 (through the app's 404 handler, a problem
   document under the API prefix) and the transaction rolled back, by the
   database's error handler (:mod:`flaskstack.database`), which
-  :func:`path_value_out_of_range` tells. Any other out-of-range failure is
-  a bug (a body value the schema let through) and stays a 500. An app's own
-  handler for ``DataError`` answers instead.
+  :func:`path_value_out_of_range` tells. A number the client sent in the
+  body or the query string that the column cannot hold is refused 422 (body)
+  or 400 (query string), naming the field; one the app computed itself is a
+  bug and stays a 500. An app's own handler for ``DataError`` answers
+  instead.
 
 Query-string and body integers are bounded the same way by
 :class:`flaskstack.rest.Integer` (422 or 400 naming the bound).

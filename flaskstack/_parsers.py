@@ -218,3 +218,68 @@ def parse_optional_str(value: object) -> str | None:
     if isinstance(value, str):
         return value
     raise ValueError
+
+
+_ORIGIN_RE = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.\-]*)://"
+    r"(?P<host>[a-z0-9](?:[a-z0-9\-.]*[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origin_problem(origin: str) -> str | None:
+    """What is wrong with ``origin`` as a browser sends it in ``Origin``, or ``None``."""
+    if origin != origin.strip():
+        return f"{origin!r} has spaces around it"
+    if origin.lower() != origin:
+        return f"{origin!r} has upper-case letters; browsers send the origin in lower case"
+    if "*" in origin:
+        return f"{origin!r} is a pattern; list each origin, or give '*' alone"
+    match = _ORIGIN_RE.fullmatch(origin)
+    if match is None:
+        if origin.endswith("/") and _ORIGIN_RE.fullmatch(origin[:-1]):
+            return f"{origin!r} ends with '/'; an origin has no path"
+        return f"{origin!r} is not scheme://host[:port] (no path, query or user)"
+    port = match["port"]
+    if port is not None and not 0 < int(port) < 65536:
+        return f"{origin!r} has no valid port"
+    if port is not None and _DEFAULT_PORTS.get(match["scheme"]) == port:
+        return f"{origin!r} names the default port, which browsers leave out of the origin"
+    return None
+
+
+def parse_cors_origins(value: object) -> list[str]:
+    """Exact origins (``scheme://host[:port]``), or ``['*']`` alone; empty for none."""
+    origins = parse_str_list(value)
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("'*' allows every origin: give it alone or list the origins")
+    if origins == ["*"]:
+        return origins
+    for origin in origins:
+        problem = _origin_problem(origin)
+        if problem is not None:
+            raise ValueError(problem)
+    return list(dict.fromkeys(origins))
+
+
+_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+
+
+def parse_header_names(value: object) -> list[str]:
+    """HTTP header names (letters, digits, ``-`` and ``_``)."""
+    names = parse_str_list(value)
+    for name in names:
+        if not _HEADER_NAME_RE.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name (letters, digits, '-', '_')")
+    return list(dict.fromkeys(names))
+
+
+def parse_path_patterns(value: object) -> list[str]:
+    """URL paths: ``/exact`` or ``/prefix/*`` (the prefix and everything under it)."""
+    paths = parse_str_list(value)
+    for path in paths:
+        stem = path[:-2] if path.endswith("/*") else path
+        if not path.startswith("/") or any(c in stem for c in " *?#<>"):
+            raise ValueError(f"{path!r} is not a path such as '/exact' or '/prefix/*'")
+    return paths

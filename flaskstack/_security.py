@@ -15,6 +15,7 @@ import time
 import typing as t
 import warnings
 
+from ._cors import _safety_problems as _cors_safety_problems
 from .config import _MIN_SECRET_KEY_LENGTH, _WELL_KNOWN_SECRETS, Entry, Resolution
 from .errors import ConfigError, ConfigWarning, Problem
 
@@ -141,6 +142,7 @@ def safety_problems(resolution: Resolution, *, deploy: bool = False) -> list[Pro
                     _restore_default(samesite, f"{key} = 'Lax'"),
                 )
             )
+    found.extend(_cors_safety_problems(resolution))
     return found
 
 
@@ -164,7 +166,7 @@ def validate(app: Flask, resolution: Resolution) -> None:
     elif resolution.profile == "development":
         # Only what the developer set explicitly is worth a warning here; the
         # embedded defaults (no Redis, plain-HTTP cookies) are the point of it.
-        resolution.warnings.extend(p for p in safety if p.id == "config.E003")
+        resolution.warnings.extend(p for p in safety if p.id in ("config.E003", "cors.E001"))
     # The key file is written only for a configuration that is otherwise valid.
     unset = resolution["SECRET_KEY"] is None
     if unset and not resolution.problems and resolution.profile != "production":

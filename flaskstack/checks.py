@@ -234,6 +234,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Move flaskstack's endpoint with the setting the message names, or set it to None to "
         "turn the endpoint off; the app's own view keeps the URL.",
     ),
+    "cors.E001": (
+        "FLASKSTACK_CORS_ORIGINS is '*' and FLASKSTACK_CORS_CREDENTIALS is on (refused in "
+        "production): any site's pages could call the API as their signed-in visitors.",
+        "List the origins of your front ends in FLASKSTACK_CORS_ORIGINS, or set "
+        "FLASKSTACK_CORS_CREDENTIALS to False.",
+    ),
+    "cors.E002": (
+        "FLASKSTACK_CORS_ORIGINS is set but the app registered Flask-CORS itself (CORS(app)).",
+        "Keep one CORS set-up: remove CORS(app) from the factory and configure "
+        "FLASKSTACK_CORS_*, or leave FLASKSTACK_CORS_ORIGINS empty to keep the app's own.",
+    ),
+    "cors.W001": (
+        "FLASKSTACK_CORS_ORIGINS is '*' (--deploy): every site's pages may call the API.",
+        "List the origins of your front ends in FLASKSTACK_CORS_ORIGINS, or silence cors.W001 "
+        "for a public API that needs no credentials.",
+    ),
     "logging.I001": (
         "flaskstack left the app's logging as the app configured it (the root logger or "
         "app.logger already had handlers or a level of the app's).",
@@ -339,6 +355,14 @@ def _check_config(app: Flask, deploy: bool) -> list[Finding]:
 def _check_urls(app: Flask, deploy: bool) -> list[Finding]:
     """Report rules the app added after ``init_app`` at the URL of one of flaskstack's."""
     return [_from_problem(problem) for problem in later_clashes(app)]
+
+
+@register("cors", deploy=True)
+def _check_cors(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy``: every origin allowed; credentials that HTTPS CSRF checks refuse."""
+    from ._cors import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
 
 
 @register("logging")

@@ -678,6 +678,19 @@ SETTINGS: tuple[Setting, ...] = (
         concern="api",
     ),
     Setting(
+        "FLASKSTACK_API_UNKNOWN_FIELDS",
+        "ignore",
+        p.parse_choice("ignore", "reject"),
+        type="str",
+        expected="'ignore' or 'reject'",
+        doc=(
+            "What a request body field no rest.Schema declares gets: 'ignore' drops it, 'reject' "
+            "answers 422 naming it. A schema's own unknown = ... wins."
+        ),
+        env=("FLASKSTACK_API_UNKNOWN_FIELDS",),
+        concern="api",
+    ),
+    Setting(
         "FLASKSTACK_API_TITLE",
         None,
         p.parse_optional_str,
@@ -706,6 +719,126 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Where, under the API prefix, the OpenAPI 3.1 document is served.",
         env=("FLASKSTACK_API_OPENAPI_PATH",),
         concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_API_DOCS_PATH",
+        "/docs",
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/' and not ending with '/', or None to disable",
+        doc=(
+            "Where, under the API prefix, the interactive API docs (Swagger UI, served by the "
+            "app) show the OpenAPI document. Off in production unless set."
+        ),
+        env=("FLASKSTACK_API_DOCS_PATH",),
+        profiles={"production": None},
+        concern="api",
+    ),
+    Setting(
+        "FLASKSTACK_CORS_ORIGINS",
+        [],
+        p.parse_cors_origins,
+        type="list[str]",
+        expected=(
+            "a list of origins such as ['https://app.example.com', 'http://localhost:5173'] "
+            "(scheme://host[:port], no path), or ['*'], or a comma-separated string"
+        ),
+        doc=(
+            "Origins whose pages may call the API from JavaScript (CORS, with Flask-CORS). "
+            "Empty: no CORS at all, and Flask-CORS is never imported. ``'*'`` allows every "
+            "origin (refused with credentials in production)."
+        ),
+        env=("FLASKSTACK_CORS_ORIGINS",),
+        concern="cors",
+    ),
+    Setting(
+        "FLASKSTACK_CORS_CREDENTIALS",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Let the allowed origins send cookies (the session) with their requests "
+            "(``Access-Control-Allow-Credentials``); their unsafe requests then still need "
+            "a CSRF token. Also opens FLASKSTACK_CSRF_TOKEN_PATH to them."
+        ),
+        env=("FLASKSTACK_CORS_CREDENTIALS",),
+        concern="cors",
+    ),
+    Setting(
+        "FLASKSTACK_CORS_EXPOSE_HEADERS",
+        [
+            "X-Request-ID",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+            "Retry-After",
+            "Link",
+            "ETag",
+            "Location",
+        ],
+        p.parse_header_names,
+        type="list[str]",
+        expected="a list of header names, or a comma-separated string",
+        doc=(
+            "Response headers the allowed origins' scripts may read "
+            "(``Access-Control-Expose-Headers``)."
+        ),
+        env=("FLASKSTACK_CORS_EXPOSE_HEADERS",),
+        default_doc=(
+            "the request id header (FLASKSTACK_REQUEST_ID_HEADER), ``RateLimit-Limit``, "
+            "``RateLimit-Remaining``, ``RateLimit-Reset``, ``RateLimit-Policy``, "
+            "``Retry-After``, ``Link``, ``ETag``, ``Location``"
+        ),
+        concern="cors",
+    ),
+    Setting(
+        "FLASKSTACK_CORS_ALLOW_HEADERS",
+        [
+            "Authorization",
+            "Content-Type",
+            "X-CSRFToken",
+            "X-CSRF-Token",
+            "If-Match",
+            "If-None-Match",
+        ],
+        p.parse_header_names,
+        type="list[str]",
+        expected="a list of header names, or a comma-separated string",
+        doc=(
+            "Request headers the allowed origins may send (``Access-Control-Allow-Headers`` of "
+            "a preflight)."
+        ),
+        env=("FLASKSTACK_CORS_ALLOW_HEADERS",),
+        concern="cors",
+    ),
+    Setting(
+        "FLASKSTACK_CORS_MAX_AGE",
+        600,
+        p.parse_optional_int,
+        type="int",
+        expected="a number of seconds greater than 0, or None to send no Access-Control-Max-Age",
+        doc=(
+            "How long a browser may reuse a preflight's answer (Chromium caps it at 7200; "
+            "without the header it keeps one for 5 seconds)."
+        ),
+        env=("FLASKSTACK_CORS_MAX_AGE",),
+        concern="cors",
+    ),
+    Setting(
+        "FLASKSTACK_CORS_PATHS",
+        [],
+        p.parse_path_patterns,
+        type="list[str]",
+        expected="a list of paths such as ['/exact', '/prefix/*'], or a comma-separated string",
+        doc=(
+            "Paths outside FLASKSTACK_API_PREFIX that answer the allowed origins too; "
+            "``/prefix/*`` is the prefix and everything under it. The API prefix is always "
+            "included."
+        ),
+        env=("FLASKSTACK_CORS_PATHS",),
+        concern="cors",
     ),
     Setting(
         "FLASKSTACK_REQUEST_ID_HEADER",
@@ -775,6 +908,59 @@ SETTINGS: tuple[Setting, ...] = (
         doc="How long the readiness endpoint waits for each dependency.",
         env=("FLASKSTACK_READY_TIMEOUT",),
         concern="health",
+    ),
+    Setting(
+        "FLASKSTACK_RATE_LIMITS",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Turn rate limits on: flaskstack.limits.limit() declarations and "
+            "FLASKSTACK_RATE_LIMIT_API_DEFAULT apply, counted in the app's Redis. Off: "
+            "Flask-Limiter is not even imported."
+        ),
+        env=("FLASKSTACK_RATE_LIMITS",),
+        concern="limits",
+    ),
+    Setting(
+        "FLASKSTACK_RATE_LIMIT_API_DEFAULT",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="a rate limit such as '100/minute' or '10/second;1000/hour'",
+        doc=(
+            "The limit of every URL rule under FLASKSTACK_API_PREFIX, per rule, method and "
+            "client, unless a limit() is declared for it. Unset: none."
+        ),
+        env=("FLASKSTACK_RATE_LIMIT_API_DEFAULT",),
+        concern="limits",
+    ),
+    Setting(
+        "FLASKSTACK_RATE_LIMIT_KEY",
+        "user",
+        p.parse_choice("user", "address"),
+        type="str",
+        expected="'user' or 'address'",
+        doc=(
+            "Whose requests a limit counts together: 'user' (the API token of a token request, "
+            "else the signed-in user, else the client address) or 'address'."
+        ),
+        env=("FLASKSTACK_RATE_LIMIT_KEY",),
+        concern="limits",
+    ),
+    Setting(
+        "FLASKSTACK_RATE_LIMIT_ON_REDIS_ERROR",
+        "open",
+        p.parse_choice("open", "closed"),
+        type="str",
+        expected="'open' or 'closed'",
+        doc=(
+            "When Redis cannot be reached: 'open' serves requests without checking their limits "
+            "(and logs it), 'closed' refuses them with 503 and Retry-After."
+        ),
+        env=("FLASKSTACK_RATE_LIMIT_ON_REDIS_ERROR",),
+        concern="limits",
     ),
     Setting(
         "FLASKSTACK_SILENCED_CHECKS",

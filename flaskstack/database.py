@@ -34,13 +34,13 @@ import typing as t
 
 import flask_sqlalchemy.model
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, UnprocessableEntity
 
-from ._ids import path_value_out_of_range
+from ._ids import INT32_MAX, INT32_MIN, path_value_out_of_range
 from ._sqlalchemy_adapter import SQLAlchemy
 from .config import _app_short_name
 from .errors import Problem
@@ -275,9 +275,12 @@ def _answer_database_error(error: Exception) -> ResponseReturnValue:
     # succeed if retried): the pool drops the broken connection and those
     # connected before it, and the checkout check (or pool_pre_ping) keeps
     # the next request from getting another. A path id the column cannot
-    # hold names no row: 404 (flaskstack._ids). Anything else (no such
-    # table, bad SQL, a constraint) is a bug in the app: it propagates, so
-    # it is a 500 for clients and Flask's debugger with --debug.
+    # hold names no row: 404 (flaskstack._ids); a number the client sent in
+    # the body or query string that the column cannot hold is the client's
+    # error: 422 or 400 naming the field (_sent_value_out_of_range).
+    # Anything else (no such table, bad SQL, a constraint, a number the
+    # app computed) is a bug in the app: it propagates, so it is a 500 for
+    # clients and Flask's debugger with --debug.
     if isinstance(error, sa.exc.DataError):
         found = path_value_out_of_range(error)
         if found is not None:
@@ -287,6 +290,11 @@ def _answer_database_error(error: Exception) -> ResponseReturnValue:
             return current_app.handle_http_exception(
                 NotFound(f"There is nothing with the {name} {number}.")
             )
+        refusal = _sent_value_out_of_range(error)
+        if refusal is not None:
+            db.session.rollback()
+            # The app's 422/400 handler answers, or a problem document under the API prefix.
+            return current_app.handle_http_exception(refusal)
     if not _is_outage(error):
         raise error
     try:
@@ -295,6 +303,92 @@ def _answer_database_error(error: Exception) -> ResponseReturnValue:
         db.session.close()
     current_app.logger.warning("database unavailable, answered 503: %s", error)
     return DatabaseUnavailable(retry_after=5).get_response()
+
+
+_NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+
+
+def _sent_value_out_of_range(error: sa.exc.DataError) -> HTTPException | None:
+    """The refusal of a number the client sent that the failed statement could not store.
+
+    A statement failing with ``numeric_value_out_of_range`` was given an
+    integer beyond the 32-bit range (``db.Integer`` is a 32-bit ``integer``
+    on PostgreSQL; ``rest.Integer`` allows 64 bits unless the schema bounds
+    it) that is also a value of the request's JSON body or form (422) or
+    query string (400): the client's error, named by field as
+    :mod:`flaskstack.rest` names invalid input. ``None`` when no such value
+    was sent: the number is the app's own, and the failure a bug.
+    """
+    original = error.orig
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if state != _NUMERIC_VALUE_OUT_OF_RANGE:
+        return None
+    bound = {value for value in _bound_values(error.params) if _beyond_32_bits(value)}
+    if not bound:
+        return None
+    body = list(_json_numbers(request.get_json(silent=True), ""))
+    body += [(name, _integer(raw)) for name, raw in request.form.items(multi=True)]
+    query = [(name, _integer(raw)) for name, raw in request.args.items(multi=True)]
+    for where, sent in (("body", body), ("query", query)):
+        for name, number in sent:
+            if number is None or number not in bound:
+                continue
+            bound_text = f"at most {INT32_MAX}" if number > 0 else f"at least {INT32_MIN}"
+            errors = {name: [f"Must be {bound_text}: the database stores it in 32 bits."]}
+            refusal: HTTPException = (
+                BadRequest(f"The query string is invalid: see 'errors' for {name!r}.")
+                if where == "query"
+                else UnprocessableEntity(f"The request body is invalid: see 'errors' for {name!r}.")
+            )
+            refusal.data = {"errors": errors}  # type: ignore[attr-defined]
+            return refusal
+    return None
+
+
+def _bound_values(params: object) -> t.Iterator[object]:
+    """The values bound to a statement (one set, or the sets of an executemany)."""
+    if isinstance(params, t.Mapping):
+        yield from params.values()
+    elif isinstance(params, (list, tuple)):
+        for value in params:
+            if isinstance(value, (t.Mapping, list, tuple)):
+                yield from _bound_values(value)
+            else:
+                yield value
+
+
+def _beyond_32_bits(value: object) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not (INT32_MIN <= value <= INT32_MAX)
+    )
+
+
+def _integer(raw: object) -> int | None:
+    """``raw`` as an integer: a JSON integer, or text that spells one."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and len(raw) <= 40:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _json_numbers(value: object, path: str) -> t.Iterator[tuple[str, int | None]]:
+    """The integers of a JSON document by dotted path (``tags.0``), as ``rest`` names fields."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _json_numbers(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_numbers(item, f"{path}.{index}" if path else str(index))
+    elif isinstance(value, int):
+        yield path, _integer(value)
 
 
 # SQLSTATEs with which PostgreSQL says it cannot serve the request now, so a

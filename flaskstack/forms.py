@@ -74,18 +74,26 @@ for them, so a value the app sets always wins:
       flaskstack's default policy, ``strict-origin-when-cross-origin``, keeps
       the same-origin ``Referer`` the check needs.
 
+    A page on another origin that the app lets send cookies
+    (``FLASKSTACK_CORS_ORIGINS`` with ``FLASKSTACK_CORS_CREDENTIALS``)
+    passes with its own origin in the host's place: its ``Origin`` header
+    must be in that list, and its ``Referer``, when sent, from that origin.
+
     Turn it off only if you cannot fix those, and then serve HSTS.
 """
 
 from __future__ import annotations
 
 import typing as t
+from urllib.parse import urlsplit
 
+from flask import Blueprint as FlaskBlueprint
 from flask import current_app, g, jsonify, request
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from flask_wtf.csrf import (  # type: ignore[import-untyped]
     CSRFError,
     generate_csrf,
+    validate_csrf,
 )
 from flask_wtf.csrf import (
     CSRFProtect as _FlaskWTFCSRFProtect,
@@ -94,6 +102,7 @@ from markupsafe import escape
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 from wtforms import StringField
+from wtforms.validators import ValidationError
 
 from ._credentials import has_api_token
 from ._hooks import on_first_request
@@ -138,6 +147,9 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
 
     def __init__(self, app: Flask | None = None) -> None:
         self._exempt_classes: set[type] = set()
+        # What the app exempted, for requests from trusted origins (_check).
+        self._exempt_views_seen: set[str] = set()
+        self._exempt_blueprints_seen: set[Blueprint] = set()
         super().__init__(app)
 
     def init_app(self, app: Flask) -> None:
@@ -171,7 +183,7 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
                 return
             if getattr(getattr(view, "view_class", None), "checks_csrf_in_dispatch", False):
                 return  # flaskstack.rest.Resource checks after authenticating
-        super().protect(apply_exemptions)
+        self._check(apply_exemptions)
 
     def protect_in_dispatch(self) -> None:
         """The automatic check, run by :class:`flaskstack.rest.Resource` after its decorators."""
@@ -184,7 +196,31 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
             return
         view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
         if not self._exempt_by_flaskstack(view):
-            super().protect(apply_exemptions=True)
+            self._check(apply_exemptions=True)
+
+    def _check(self, apply_exemptions: bool) -> None:
+        """Flask-WTF's check, or the same check with a trusted origin as the referrer."""
+        if not _from_a_trusted_origin():
+            super().protect(apply_exemptions)
+            return
+        if apply_exemptions and self._exempted_by_the_app():
+            return
+        field = current_app.config["WTF_CSRF_FIELD_NAME"]
+        token = request.form.get(field) or next(
+            filter(None, map(request.headers.get, current_app.config["WTF_CSRF_HEADERS"])), None
+        )
+        try:
+            validate_csrf(token)
+        except ValidationError as error:
+            raise CSRFError(error.args[0]) from None
+        g.csrf_valid = True
+
+    def _exempted_by_the_app(self) -> bool:
+        """Whether the app exempted this request's view or blueprint with :meth:`exempt`."""
+        if current_app.blueprints.get(request.blueprint or "") in self._exempt_blueprints_seen:
+            return True
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        return view is not None and f"{view.__module__}.{view.__name__}" in self._exempt_views_seen
 
     def _exempt_by_flaskstack(self, view: t.Callable[..., t.Any] | None) -> bool:
         if view is not None and _is_public(view):
@@ -211,6 +247,12 @@ class CSRFProtect(_FlaskWTFCSRFProtect):  # type: ignore[misc]
         if isinstance(view, type):
             self._exempt_classes.add(view)
             return view
+        if isinstance(view, FlaskBlueprint):
+            self._exempt_blueprints_seen.add(view)
+        else:
+            self._exempt_views_seen.add(
+                view if isinstance(view, str) else f"{view.__module__}.{view.__name__}"
+            )
         return t.cast("_Exempt", super().exempt(view))
 
 
@@ -221,6 +263,33 @@ _REGISTERED_TWICE = (
 
 _HTTP_CREDENTIAL_SCHEMES = frozenset({"basic", "digest"})
 _SAME_SITE_FETCHES = frozenset({"same-origin", "none"})
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _from_a_trusted_origin() -> bool:
+    """Whether an HTTPS request comes from a page on an origin CORS grants credentials.
+
+    Flask-WTF's ``WTF_CSRF_SSL_STRICT`` check wants a ``Referer`` from the
+    app's own host, which a front end on another origin never sends. An
+    origin in ``FLASKSTACK_CORS_ORIGINS`` with ``FLASKSTACK_CORS_CREDENTIALS``
+    on is one the app trusts with its users' cookies already: its requests
+    pass with their own ``Origin`` (and a ``Referer``, when sent, from that
+    same origin) in place of the app's host. The token is checked as always.
+    """
+    config = current_app.config
+    if not (request.is_secure and config["WTF_CSRF_SSL_STRICT"]):
+        return False
+    if not config.get("FLASKSTACK_CORS_CREDENTIALS"):
+        return False
+    origin = (request.headers.get("Origin") or "").lower()
+    if not origin or origin == "*" or origin not in config.get("FLASKSTACK_CORS_ORIGINS", ()):
+        return False
+    referrer = request.referrer
+    return referrer is None or _origin_of(referrer) == origin
 
 
 def _http_credentials_without_browser_session() -> bool:

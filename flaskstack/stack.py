@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing as t
 
 from . import (
+    _cors,
     _headers,
     _ids,
     _security,
@@ -26,6 +27,7 @@ from . import (
     sessions,
 )
 from . import auth as auth_component
+from . import limits as limits_component
 from . import redis as redis_component
 from ._commands import STACK_COMMANDS_HELP, LazyGroup
 from ._hooks import on_first_request
@@ -113,6 +115,8 @@ class Stack:
         resolution.problems.extend(health._prepare(app, resolution))
         resolution.problems.extend(forms._prepare(app, resolution))
         resolution.problems.extend(rest._prepare(app, resolution))
+        resolution.problems.extend(limits_component._prepare(app, resolution))
+        resolution.problems.extend(_cors._prepare(app, resolution))
         _security.validate(app, resolution)
 
         resolution.apply(app)
@@ -134,6 +138,8 @@ class Stack:
         caching._init_app(app, state.redis)
         state.auth = auth_component._init_app(app)
         rest._init_app(app, state)
+        limits_component._init_app(app, state)
+        _cors._init_app(app, state)
         state.readiness_probes["database"] = health._probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component._probe

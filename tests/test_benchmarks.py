@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("flaskstack", "hand-wired", "bare", "django")
+APPS = ("flaskstack", "flaskstack-limits", "hand-wired", "bare", "django")
+# The flaskstack app with FLASKSTACK_RATE_LIMITS on: it serves only the rate-limited read,
+# so the others' flaskstack rows measure flaskstack with limits off.
+LIMITED_APP = "flaskstack-limits"
+COMPARED = tuple(app for app in APPS if app != LIMITED_APP)
 ENDPOINTS = ("page", "page_cookie", "me", "api_read", "cached", "form_post", "api_list")
+# Behind a rate limit: only the flaskstack-limits app has one.
+LIMITED = "api_limited"
 
 # flaskstack's Redis commands per request (issue #9): a request that does not
 # read the session makes none; reading it is one GETEX; a cache hit one GET.
@@ -30,6 +36,9 @@ FLASKSTACK_REDIS = {
     "cached": 1,
     "form_post": 1,
     "api_list": 0,
+    # The counting script (EVALSHA, and the INCRBY it runs), then TTL and GET for the
+    # RateLimit-* headers.
+    LIMITED: 4,
 }
 
 # The bare app does exactly what its code says, so these check the counting
@@ -75,9 +84,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
 def test_every_app_and_endpoint_is_measured(results: dict[str, t.Any]) -> None:
     assert results["mode"] == "quick"
     assert tuple(results["apps"]) == APPS
-    assert tuple(results["endpoints"]) == ENDPOINTS
+    assert tuple(results["endpoints"]) == (*ENDPOINTS, LIMITED)
     for key, endpoint in results["endpoints"].items():
-        assert tuple(endpoint["apps"]) == APPS, key
+        assert tuple(endpoint["apps"]) == ((LIMITED_APP,) if key == LIMITED else COMPARED), key
         for app, data in endpoint["apps"].items():
             where = f"{app} {key}"
             assert data["errors"] == 0, where
@@ -86,7 +95,7 @@ def test_every_app_and_endpoint_is_measured(results: dict[str, t.Any]) -> None:
             assert data["rps_median"] > 0, where
             assert 0 < data["p50_ms_median"] <= data["p99_ms_median"], where
             assert data["cpu_ms_per_request_median"]["total"] > 0, where
-        for other in APPS[1:]:
+        for other in COMPARED[1:] if key != LIMITED else ():
             assert endpoint["ratios"][f"flaskstack/{other}"] > 0, key
 
 
@@ -100,7 +109,7 @@ def test_counts_are_whole_numbers_per_request(results: dict[str, t.Any]) -> None
 
 def test_flaskstack_redis_commands_per_request(results: dict[str, t.Any]) -> None:
     measured = {
-        key: endpoint["apps"]["flaskstack"]["redis_per_request"]
+        key: endpoint["apps"][LIMITED_APP if key == LIMITED else "flaskstack"]["redis_per_request"]
         for key, endpoint in results["endpoints"].items()
     }
     assert measured == FLASKSTACK_REDIS
@@ -116,7 +125,7 @@ def test_flaskstack_reads_the_session_once_and_never_writes_it(
 
 def test_pages_without_data_run_no_sql(results: dict[str, t.Any]) -> None:
     for key in ("page", "cached"):
-        for app in APPS:
+        for app in COMPARED:
             assert results["endpoints"][key]["apps"][app]["sql_per_request"] == 0, (key, app)
     # With a signed-in cookie, Flask-Login's own template context loads the user
     # (hand-wired: 3 statements); flaskstack's lazy current_user does not.
@@ -127,6 +136,7 @@ def test_counting_matches_the_bare_app(results: dict[str, t.Any]) -> None:
     measured = {
         key: (data["redis_per_request"], data["sql_per_request"])
         for key, endpoint in results["endpoints"].items()
+        if "bare" in endpoint["apps"]
         for data in [endpoint["apps"]["bare"]]
     }
     assert measured == BARE_COUNTS
@@ -139,7 +149,7 @@ def test_startup_memory_and_targets_are_reported(results: dict[str, t.Any]) -> N
         assert len(data["memory"]["worker_rss_mib"]) == 2, app
     assert "alembic" not in results["apps"]["flaskstack"]["startup"]["heavy_modules"]
     targets = results["targets"]
-    assert len(targets) == 7 + 7 + 5 + 2
+    assert len(targets) == 7 + 7 + 6 + 2
     assert all(isinstance(target["met"], bool) for target in targets)
 
 
@@ -147,3 +157,24 @@ def test_tables_name_every_endpoint(results: dict[str, t.Any]) -> None:
     for endpoint in results["endpoints"].values():
         assert f"| {endpoint['label']} |" in results["_markdown"]
         assert f"* - {endpoint['label']}" in results["_rst"]
+
+
+def test_the_rate_limited_endpoint_is_compared_with_the_same_one_without(
+    results: dict[str, t.Any],
+) -> None:
+    limited = results["endpoints"][LIMITED]
+    assert limited["unlimited"] == "api_read"
+    assert limited["ratios"]["limited/unlimited"] > 0
+    assert limited["apps"][LIMITED_APP]["redis_commands"] == {
+        "evalsha": 1.0,
+        "get": 1.0,
+        "incrby": 1.0,
+        "ttl": 1.0,
+    }
+    # The same SQL as the read without a limit: counting by token needs no query of its own.
+    assert (
+        limited["apps"][LIMITED_APP]["sql_per_request"]
+        == results["endpoints"]["api_read"]["apps"]["flaskstack"]["sql_per_request"]
+    )
+    assert "| token API read, one row, rate-limited | " in results["_markdown"]
+    assert "limited ÷ unlimited" in results["_markdown"]

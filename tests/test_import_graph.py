@@ -209,3 +209,70 @@ def test_the_graph_sees_cycles_through_functions_and_sub_packages() -> None:
 )
 def test_leaf_modules_import_nothing_from_the_package(module: str) -> None:
     assert import_graph()[module] == set()
+
+
+def _imports_at_import_time(node: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements that run when the module is imported (not in functions)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(child, ast.If) and _is_type_checking(child):
+            continue
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            found.append(child)
+        found.extend(_imports_at_import_time(child))
+    return found
+
+
+def test_flask_cors_is_imported_inside_functions_only() -> None:
+    """An app without CORS origins never imports Flask-CORS (``flaskstack._cors``)."""
+    for name, path in module_files().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for statement in _imports_at_import_time(tree):
+            if isinstance(statement, ast.ImportFrom):
+                modules = [statement.module or ""]
+            else:
+                modules = [alias.name for alias in statement.names]
+            found = [m for m in modules if m.split(".")[0] == "flask_cors"]
+            assert not found, f"{name}, line {statement.lineno}"
+
+
+def test_flask_limiter_is_imported_by_the_rate_limit_engine_only() -> None:
+    """Flask-Limiter and limits are imported by ``flaskstack._limits_engine`` alone, and
+    that module only inside functions: an app without rate limits imports neither."""
+    engine = "flaskstack._limits_engine"
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found = [m for m in modules if m.split(".")[0] in ("flask_limiter", "limits")]
+            assert not found or name == engine, f"{name}, line {node.lineno}"
+    for name, edges in import_graph().items():
+        for edge in edges:
+            assert edge.target != engine or edge.in_function, f"{name}, line {edge.line}"
+
+
+def test_flask_swagger_ui_is_imported_by_the_docs_page_only_inside_functions() -> None:
+    """flask-swagger-ui is imported by ``flaskstack.rest._docs_ui`` alone, inside a function,
+    and that module only inside functions: an app with the API docs off imports neither."""
+    docs = "flaskstack.rest._docs_ui"
+    for name, path in module_files().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(m.split(".")[0] == "flask_swagger_ui" for m in modules):
+                assert name == docs, f"{name}, line {node.lineno}"
+                assert node not in _imports_at_import_time(tree), f"{name}, line {node.lineno}"
+    for name, edges in import_graph().items():
+        for edge in edges:
+            assert edge.target != docs or edge.in_function, f"{name}, line {edge.line}"

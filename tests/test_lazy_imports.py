@@ -161,3 +161,132 @@ def test_standalone_urls_are_judged_by_redis_py(url: str) -> None:
     (problem,) = caught.value.problems
     assert problem.key == "FLASKSTACK_REDIS_URL"
     assert refused in problem.value
+
+
+CORS_WORKER = textwrap.dedent(
+    """
+    import json, sys
+
+    from flask import Flask
+
+    import flaskstack
+
+    def build(**settings):
+        app = Flask("corsapp", instance_path=sys.argv[1])
+        flaskstack.init_app(app, settings, profile="testing")
+        return app
+
+    seen = {}
+    response = build().test_client().get("/api/nothing", headers={"Origin": "https://a.test"})
+    seen["off"] = [response.status_code, "flask_cors" in sys.modules]
+    seen["off_headers"] = sorted(k for k, _ in response.headers if k.startswith("Access-"))
+    build(FLASKSTACK_CORS_ORIGINS="https://a.test")
+    seen["on"] = "flask_cors" in sys.modules
+    print(json.dumps(seen))
+    """
+)
+
+
+def _seen_by_worker(
+    worker: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> t.Any:
+    """Run ``worker`` in a fresh interpreter; what it printed last, as JSON."""
+    run = subprocess.run(
+        [sys.executable, "-c", worker, str(tmp_path / "instance"), *args],
+        cwd=tmp_path,
+        env=dict(os.environ) if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_flask_cors_is_imported_only_when_origins_are_allowed(tmp_path: Path) -> None:
+    seen = _seen_by_worker(CORS_WORKER, tmp_path)
+    assert seen == {"off": [404, False], "off_headers": [], "on": True}
+
+
+LIMITS_WORKER = textwrap.dedent(
+    """
+    import json, sys
+
+    from flask import Flask
+
+    import flaskstack
+    from flaskstack.limits import limit
+
+    def loaded():
+        return sorted(m for m in ("flask_limiter", "limits") if m in sys.modules)
+
+    def build(**settings):
+        app = Flask("limitsapp", instance_path=sys.argv[1])
+        flaskstack.init_app(app, settings, profile="testing")
+        app.get("/api/page")(lambda: "page")
+        return app
+
+    seen = {"declared": loaded()}
+
+    @limit("5/minute")
+    def view():
+        return "limited"
+
+    seen["off"] = [build().test_client().get("/api/page").status_code, loaded()]
+    build(FLASKSTACK_RATE_LIMITS=True)
+    seen["on"] = loaded()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_flask_limiter_is_imported_only_when_rate_limits_are_on(tmp_path: Path) -> None:
+    seen = _seen_by_worker(LIMITS_WORKER, tmp_path)
+    assert seen == {"declared": [], "off": [200, []], "on": ["flask_limiter", "limits"]}
+
+
+DOCS_UI = ("flask_swagger_ui", "flaskstack.rest._docs_ui")
+
+DOCS_WORKER = textwrap.dedent(
+    f"""
+    import json, sys
+
+    from flask import Flask
+
+    import flaskstack
+
+    app = Flask("docsapp", instance_path=sys.argv[1])
+    flaskstack.init_app(app, json.loads(sys.argv[2]), profile=sys.argv[3])
+    client = app.test_client()
+    seen = {{
+        "docs": client.get("/api/docs").status_code,
+        "openapi": client.get("/api/openapi.json").status_code,
+        "loaded": sorted(name for name in {DOCS_UI!r} if name in sys.modules),
+    }}
+    print(json.dumps(seen))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("profile", "config", "docs", "loaded"),
+    [
+        ("production", {}, 404, []),
+        ("development", {"FLASKSTACK_API_DOCS_PATH": None}, 404, []),
+        ("development", {}, 200, sorted(DOCS_UI)),
+    ],
+)
+def test_the_api_docs_ui_is_imported_only_when_on(
+    tmp_path: Path,
+    postgres_url: str,
+    profile: str,
+    config: dict[str, t.Any],
+    docs: int,
+    loaded: list[str],
+) -> None:
+    env = dict(os.environ, DATABASE_URL=postgres_url, SECRET_KEY=STRONG_SECRET)
+    if profile == "production":
+        env["REDIS_URL"] = SHARED_REDIS_URL
+    seen = _seen_by_worker(DOCS_WORKER, tmp_path, json.dumps(config), profile, env=env)
+    assert seen == {"docs": docs, "openapi": 200, "loaded": loaded}

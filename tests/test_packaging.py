@@ -84,3 +84,11 @@ def test_wheel_registers_the_flask_stack_command(dist: Path) -> None:
         entry_points = wheel.read(info).decode()
     assert "[flask.commands]" in entry_points
     assert "stack = flaskstack.cli:stack" in entry_points
+
+
+def test_wheel_ships_the_api_docs_initialiser(wheel_names: set[str]) -> None:
+    assert "flaskstack/rest/static/api-docs.js" in wheel_names
+
+
+def test_sdist_ships_the_api_docs_initialiser(sdist_names: set[str]) -> None:
+    assert "flaskstack/rest/static/api-docs.js" in sdist_names

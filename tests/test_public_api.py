@@ -49,6 +49,7 @@ PUBLIC_MODULES = [
     "flaskstack.errors",
     "flaskstack.forms",
     "flaskstack.health",
+    "flaskstack.limits",
     "flaskstack.logs",
     "flaskstack.migrations",
     "flaskstack.problems",
@@ -74,25 +75,6 @@ FOREIGN_REEXPORTS = {
     ("flaskstack.auth", "current_user"),
     # Flask-WTF's exception for a failed CSRF check.
     ("flaskstack.forms", "CSRFError"),
-    # Flask-RESTful's output fields, alongside flaskstack's JSON-safe ones.
-    *(
-        ("flaskstack.rest.fields", name)
-        for name in (
-            "Arbitrary",
-            "Boolean",
-            "Fixed",
-            "Float",
-            "FormattedString",
-            "Integer",
-            "List",
-            "MarshallingException",
-            "Nested",
-            "Price",
-            "Raw",
-            "String",
-            "Url",
-        )
-    ),
 }
 
 # The pytest plugin's interface is its hooks and fixtures, which pytest finds

@@ -23,6 +23,7 @@ import flaskstack
 from flaskstack import api, cache, db, rest
 from flaskstack.auth import User, auth_required, current_user, login_user
 from flaskstack.forms import Form
+from flaskstack.limits import limit
 
 if t.TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
@@ -58,30 +59,48 @@ class FeedbackForm(Form):  # type: ignore[misc]
     message = TextAreaField(validators=[DataRequired(), Length(max=benchdata.MESSAGE_MAX_LENGTH)])
 
 
-NOTE = {
-    "id": rest.fields.Integer,
-    "title": rest.fields.String,
-    "body": rest.fields.String,
-    "created_at": rest.fields.DateTime,
-}
-NOTE_SUMMARY = {
-    "id": rest.fields.Integer,
-    "title": rest.fields.String,
-    "created_at": rest.fields.DateTime,
-}
+class NoteData(rest.Schema):
+    """A note, as the API writes it."""
+
+    id = rest.Integer()
+    title = rest.String()
+    body = rest.String()
+    created_at = rest.DateTime()
+
+
+class NoteSummary(rest.Schema):
+    """A note in a list."""
+
+    id = rest.Integer()
+    title = rest.String()
+    created_at = rest.DateTime()
 
 
 class NoteItem(rest.Resource):  # type: ignore[misc]
     method_decorators = (auth_required,)
 
-    @rest.marshal_with(NOTE)
+    @rest.marshal_with(NoteData)
     def get(self, note_id: int) -> Note:
         """One note."""
         return db.get_or_404(Note, note_id)
 
 
+# Far above what a load run sends, so the endpoint measures the cost of counting.
+RATE_LIMIT = "1000000/minute"
+
+
+# Whether LimitedNoteItem is on the API yet (create_app may run more than once).
+_LIMITED_ROUTE: list[type[rest.Resource]] = []
+
+
+class LimitedNoteItem(NoteItem):
+    """``NoteItem`` behind a rate limit per token, checked after authentication."""
+
+    method_decorators = (limit(RATE_LIMIT), auth_required)
+
+
 class NoteList(rest.Resource):  # type: ignore[misc]
-    @rest.paginated(NOTE_SUMMARY)
+    @rest.paginated(NoteSummary)
     def get(self) -> sa.Select[tuple[Note]]:
         """The notes, oldest first."""
         return sa.select(Note).order_by(Note.id)
@@ -122,11 +141,21 @@ def bench_login(user_id: int) -> ResponseReturnValue:
     return jsonify(user=user_id)
 
 
-def create_app() -> Flask:
+def create_app(rate_limits: bool = False) -> Flask:
+    """The app; ``rate_limits=True`` is the variant that also serves the rate-limited read.
+
+    The other variant keeps ``FLASKSTACK_RATE_LIMITS`` off, as an app that
+    limits nothing does, so its rows measure flaskstack without them.
+    """
     app = Flask(__name__)
+    if rate_limits and not _LIMITED_ROUTE:
+        api.add_resource(LimitedNoteItem, "/limited/notes/<int:note_id>")
+        _LIMITED_ROUTE.append(LimitedNoteItem)
     config = {
         "FLASKSTACK_API_PER_PAGE": benchdata.DEFAULT_PER_PAGE,
         "FLASKSTACK_API_MAX_PER_PAGE": benchdata.MAX_PER_PAGE,
+        # No API default: only the rate-limited read has a limit.
+        "FLASKSTACK_RATE_LIMITS": rate_limits,
         # For experiments only (what would a setting change?); unset in recorded runs.
         **json.loads(os.environ.get("STACKBENCH_FLASKSTACK_CONFIG", "{}")),
     }

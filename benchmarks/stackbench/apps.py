@@ -22,7 +22,16 @@ from .services import HarnessError
 if t.TYPE_CHECKING:
     from .services import PostgresCluster
 
-__all__ = ["APPS", "APPS_DIR", "ENDPOINTS", "AppSpec", "ClientState", "Endpoint", "Seed"]
+__all__ = [
+    "APPS",
+    "APPS_DIR",
+    "ENDPOINTS",
+    "LIMITED_APP",
+    "AppSpec",
+    "ClientState",
+    "Endpoint",
+    "Seed",
+]
 
 APPS_DIR = Path(__file__).resolve().parent.parent / "apps"
 
@@ -42,12 +51,21 @@ class AppSpec:
     create: str
 
 
+LIMITED_APP = "flaskstack-limits"
+"""The flaskstack app with rate limits on; it serves only the endpoints that name it."""
+
 APPS: tuple[AppSpec, ...] = (
     AppSpec(
         "flaskstack",
         "flaskstack.init_app with PostgreSQL and Redis (production profile)",
         "fs_app:create_app()",
         "import fs_app\napp = fs_app.create_app()",
+    ),
+    AppSpec(
+        LIMITED_APP,
+        "the flaskstack app with FLASKSTACK_RATE_LIMITS on, serving the rate-limited read",
+        "fs_app:create_app(rate_limits=True)",
+        "import fs_app\napp = fs_app.create_app(rate_limits=True)",
     ),
     AppSpec(
         "hand-wired",
@@ -78,12 +96,27 @@ NOTES = 1000
 
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
+    """One request the apps are measured on.
+
+    :ivar apps: The apps that serve it; ``None``: every app.
+    :ivar unlimited: For an endpoint behind a rate limit, the key of the same
+        request without one: the report divides their throughputs.
+    """
+
     key: str
     label: str
     method: str
     path: str
     auth: t.Literal["none", "cookie", "token"]
     expect: int
+    apps: tuple[str, ...] | None = None
+    unlimited: str | None = None
+
+    def served_by(self, app: str) -> bool:
+        """Whether ``app`` serves this endpoint."""
+        if self.apps is None:
+            return app != LIMITED_APP
+        return app in self.apps
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -95,6 +128,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("form_post", "form POST with CSRF", "POST", "/feedback", "cookie", 303),
     Endpoint(
         "api_list", "API list, paginated", "GET", "/api/notes?page=3&per_page=20", "none", 200
+    ),
+    # api_read behind a rate limit per token (flaskstack.limits), served by the variant of
+    # the flaskstack app with limits on; the report divides it by flaskstack's api_read.
+    Endpoint(
+        "api_limited",
+        "token API read, one row, rate-limited",
+        "GET",
+        f"/api/limited/notes/{NOTE_ID}",
+        "token",
+        200,
+        apps=(LIMITED_APP,),
+        unlimited="api_read",
     ),
 )
 

@@ -14,9 +14,20 @@ __all__ = ["assemble", "markdown", "rst", "write_profiles"]
 
 BASE = "flaskstack"
 HAND = "hand-wired"
+# The flaskstack app with rate limits on (stackbench.apps.LIMITED_APP).
+LIMITED_APP = "flaskstack-limits"
 
-# flaskstack's Redis commands per request, exactly (issue #9).
-REDIS_TARGETS = {"page": 0, "page_cookie": 0, "me": 1, "cached": 1, "api_read": 0}
+# flaskstack's Redis commands per request, exactly (issue #9). Behind a rate limit:
+# the counting script (EVALSHA, and the INCRBY it runs), then TTL and GET for the
+# RateLimit-* headers: four in INFO commandstats, three round trips.
+REDIS_TARGETS = {
+    "page": 0,
+    "page_cookie": 0,
+    "me": 1,
+    "cached": 1,
+    "api_read": 0,
+    "api_limited": 4,
+}
 # flaskstack ÷ hand-wired throughput, at least; 1.0 where not listed.
 THROUGHPUT_TARGETS = {"me": 1.5}
 BARE_FLOOR = 0.8
@@ -45,6 +56,8 @@ def assemble(
     for endpoint in args.endpoint_specs:
         per_app = {}
         for app in apps:
+            if not endpoint.served_by(app):
+                continue
             runs = measured["runs"][endpoint.key][app]
             per_app[app] = {
                 "rps_median": _median([run["rps"] for run in runs]),
@@ -61,7 +74,7 @@ def assemble(
         ratios = {}
         if BASE in per_app:
             for other in apps:
-                if other == BASE:
+                if other == BASE or other not in per_app:
                     continue
                 ratios[f"{BASE}/{other}"] = _ratio(
                     per_app[BASE]["rps_median"], per_app[other]["rps_median"]
@@ -72,6 +85,14 @@ def assemble(
                         per_app[BASE]["runs"], per_app[other]["runs"], strict=True
                     )
                 ]
+        unlimited = endpoints.get(endpoint.unlimited or "", {}).get("apps", {}).get(BASE)
+        if LIMITED_APP in per_app and unlimited is not None:
+            limited = per_app[LIMITED_APP]
+            ratios["limited/unlimited"] = _ratio(limited["rps_median"], unlimited["rps_median"])
+            ratios["limited/unlimited by round"] = [
+                _ratio(mine["rps"], theirs["rps"])
+                for mine, theirs in zip(limited["runs"], unlimited["runs"], strict=True)
+            ]
         endpoints[endpoint.key] = {
             "label": endpoint.label,
             "request": f"{endpoint.method} {endpoint.path}",
@@ -80,6 +101,8 @@ def assemble(
             "apps": per_app,
             "ratios": ratios,
         }
+        if endpoint.unlimited is not None:
+            endpoints[endpoint.key]["unlimited"] = endpoint.unlimited
 
     apps_section = {
         app.key: {
@@ -165,8 +188,10 @@ def targets(results: dict[str, t.Any]) -> list[dict[str, t.Any]]:
                 }
             )
     for key, wanted in REDIS_TARGETS.items():
-        if key in endpoints and BASE in endpoints[key]["apps"]:
-            measured = endpoints[key]["apps"][BASE]["redis_per_request"]
+        served = endpoints.get(key, {}).get("apps", {})
+        app = next((app for app in (BASE, LIMITED_APP) if app in served), None)
+        if app is not None:
+            measured = served[app]["redis_per_request"]
             found.append(
                 {
                     "target": f"Redis commands per request, {endpoints[key]['label']}",
@@ -226,7 +251,10 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
     throughput = []
     for endpoint in endpoints.values():
         cells = [endpoint["label"]]
-        cells += [_number(endpoint["apps"][app]["rps_median"]) for app in apps]
+        cells += [
+            _number(endpoint["apps"][app]["rps_median"]) if app in endpoint["apps"] else "-"
+            for app in apps
+        ]
         cells += [_number(endpoint["ratios"].get(f"{BASE}/{o}"), 2) for o in others]
         throughput.append(cells)
 
@@ -234,7 +262,10 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
     for endpoint in endpoints.values():
         cells = [endpoint["label"]]
         for app in apps:
-            data = endpoint["apps"][app]
+            data = endpoint["apps"].get(app)
+            if data is None:
+                cells.append("-")
+                continue
             cells.append(f"{data['p50_ms_median']:.1f} / {data['p99_ms_median']:.1f}")
         latency.append(cells)
 
@@ -242,6 +273,9 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
     for endpoint in endpoints.values():
         cells = [endpoint["label"]]
         for app in apps:
+            if app not in endpoint["apps"]:
+                cells.append("-")
+                continue
             used = endpoint["apps"][app]["cpu_ms_per_request_median"]
             cells.append(
                 f"{used['total']:.2f} ({used['app']:.2f} + {used['postgres']:.2f} + "
@@ -253,9 +287,29 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
     for endpoint in endpoints.values():
         cells = [endpoint["label"]]
         for app in apps:
-            data = endpoint["apps"][app]
+            data = endpoint["apps"].get(app)
+            if data is None:
+                cells.append("-")
+                continue
             cells.append(f"{_count(data['redis_per_request'])} / {_count(data['sql_per_request'])}")
         counts.append(cells)
+
+    limited = []
+    for endpoint in endpoints.values():
+        unlimited = endpoints.get(endpoint.get("unlimited") or "")
+        mine = endpoint["apps"].get(LIMITED_APP)
+        if unlimited is None or mine is None or BASE not in unlimited["apps"]:
+            continue
+        limited.append(
+            [
+                endpoint["label"],
+                _number(mine["rps_median"]),
+                _number(unlimited["apps"][BASE]["rps_median"]),
+                _number(endpoint["ratios"].get("limited/unlimited"), 2),
+                f"{_count(mine['redis_per_request'])} "
+                f"({_count(unlimited['apps'][BASE]['redis_per_request'])} without)",
+            ]
+        )
 
     startup_rows = []
     app_data = results["apps"]
@@ -295,6 +349,23 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
             cpu,
         ),
         ("Redis commands / SQL statements per request", ["endpoint", *apps], counts),
+        *(
+            [
+                (
+                    f"Rate limits: {BASE} behind a limit ÷ the same endpoint without",
+                    [
+                        "endpoint",
+                        "limited (req/s)",
+                        "unlimited (req/s)",
+                        "limited ÷ unlimited",
+                        "Redis commands per request",
+                    ],
+                    limited,
+                )
+            ]
+            if limited
+            else []
+        ),
         (
             "Start-up and memory (medians)",
             ["", *apps, *([f"{BASE} ÷ {HAND}"] if ratio_to_hand else [])],

@@ -43,7 +43,14 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Headings for concerns whose name is an abbreviation; others are capitalised.
-_CONCERN_TITLES = {"db": "Database", "api": "API", "redis": "Redis", "core": "Core"}
+_CONCERN_TITLES = {
+    "db": "Database",
+    "api": "API",
+    "redis": "Redis",
+    "core": "Core",
+    "cors": "CORS",
+    "limits": "Rate limits",
+}
 
 
 def _plain(text: str) -> str:

@@ -228,9 +228,26 @@ def test_create_article_validates_and_needs_auth(client: FlaskClient) -> None:
 
     assert invalid.status_code == 422
     assert set(invalid.get_json()["errors"]) == {"title", "description", "body", "tagList"}
-    assert unknown_field.status_code == 422
-    assert unknown_field.get_json()["errors"] == {"colour": ["Unknown field."]}
+    assert unknown_field.status_code == 201  # a field the API does not know is ignored
+    assert "colour" not in unknown_field.get_json()["article"]
     assert anonymous.status_code == 401
+
+
+def test_an_article_sent_back_whole_updates_it(client: FlaskClient) -> None:
+    jake = sign_up(client, "jake")
+    article = write_article(client, jake)
+
+    changed = {**article, "body": "With two hands", "tagList": ["dragons"]}
+    updated = client.put(
+        f"/api/articles/{article['slug']}", json={"article": changed}, headers=auth(jake)
+    )
+
+    assert updated.status_code == 200, updated.get_json()
+    body = updated.get_json()["article"]
+    assert body["slug"] == article["slug"]
+    assert body["body"] == "With two hands"
+    assert body["tagList"] == ["dragons"]
+    assert body["createdAt"] == article["createdAt"]
 
 
 def test_list_filters_paginates_and_leaves_out_bodies(client: FlaskClient) -> None:
@@ -513,3 +530,20 @@ def test_openapi_document_describes_the_api(client: FlaskClient, path: str) -> N
 
     assert document["info"]["title"] == "Conduit"
     assert f"/api{path}" in document["paths"]
+
+
+def test_openapi_document_states_what_validation_checks(client: FlaskClient, app: Flask) -> None:
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+
+    password = schemas["NewUser"]["properties"]["password"]
+    assert password["minLength"] == app.config["FLASKSTACK_PASSWORD_MIN_LENGTH"]
+    assert password["maxLength"] == app.config["FLASKSTACK_PASSWORD_MAX_LENGTH"]
+    assert password["writeOnly"] is True
+    image = schemas["UpdateUser"]["properties"]["image"]
+    assert image["anyOf"] == [{"const": ""}, {"format": "uri"}]
+    assert image["type"] == ["string", "null"]
+    username = schemas["NewUser"]["properties"]["username"]["pattern"]
+    assert "[A-Za-z0-9][A-Za-z0-9_.-]{0,39}" in username
+    # Fields a client may send back are not refused, so the document does not say they are.
+    assert "additionalProperties" not in schemas["UpdateArticle"]
+    assert "password" not in schemas["Account"]["properties"]

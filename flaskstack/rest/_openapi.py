@@ -12,7 +12,13 @@ Each URL rule of a resource becomes a path (``/api/notes/<int:note_id>`` →
 - security from :func:`~flaskstack.auth.auth_required` (on the method or in
   ``method_decorators``): an API token in the ``Authorization`` header, or
   the session cookie with the ``X-CSRFToken`` header on unsafe methods;
-- error responses as :rfc:`9457` problem documents.
+- the success response's headers (``ETag`` with :func:`~flaskstack.rest.etag`,
+  and its 304; ``Link`` and ``X-Total-Count`` with pagination);
+- every error flaskstack itself can answer for the operation, by status, as
+  an :rfc:`9457` problem document (the ``Problem`` component, its
+  ``status`` fixed) with the headers the server sends (``WWW-Authenticate``
+  on 401, ``Retry-After`` on 429 and 503); ``default`` for the statuses the
+  resource's own code chooses (:func:`~flaskstack.rest.abort`).
 """
 
 from __future__ import annotations
@@ -22,15 +28,19 @@ import re
 import typing as t
 
 from ._inputs import INT64_MAX
+from ._legacy_fields import _json_schema as fields_schema
 from ._meta import description
 from ._pagination import MAX_PAGE
-from .fields import _json_schema as output_schema
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from ._fields import Mode
     from ._inputs import Schema
     from ._resources import Api
+
+# Marks a schema's output component until the document is complete (see _Builder.finish).
+_DUMP = "\x00out"
 
 __all__ = ["build_document"]
 
@@ -55,38 +65,95 @@ _UNSAFE = {"post", "put", "patch", "delete"}
 
 PROBLEM_SCHEMA: dict[str, t.Any] = {
     "type": "object",
-    "description": "An RFC 9457 problem document.",
+    "description": (
+        "An RFC 9457 problem document, as flaskstack.problems.problem writes it. "
+        "Extension members may follow."
+    ),
     "properties": {
-        "type": {"type": "string", "format": "uri-reference"},
+        "type": {"type": "string", "format": "uri-reference", "default": "about:blank"},
         "title": {"type": "string"},
-        "status": {"type": "integer"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
-        "request_id": {"type": "string"},
+        "request_id": {
+            "type": "string",
+            "description": "The request's id, also in the X-Request-ID header and the logs.",
+        },
         "errors": {
             "type": "object",
-            "description": "Messages by field, for invalid input.",
+            "description": "Messages by field or parameter, for invalid input.",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
-    },
-    "required": ["type", "title", "status"],
-}
-
-_ERRORS = {
-    "400": "The request is malformed: bad JSON or query parameters.",
-    "401": "Authentication is required.",
-    "403": "The authenticated user may not do this.",
-    "415": "The body is not JSON.",
-    "422": "The body is valid JSON with invalid content; see `errors`.",
-}
-
-
-def _problem(description: str) -> dict[str, t.Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        "error": {
+            "type": "string",
+            "description": "For a refused API token, the RFC 6750 error code (invalid_token).",
         },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+# The errors flaskstack itself answers, by status; each operation lists those
+# its declarations make possible (see _Builder.responses).
+_ERRORS = {
+    "400": (
+        "The request is malformed: a body that does not parse as its media type, a query "
+        "parameter that is missing or invalid (see `errors`), or a failed CSRF check "
+        "(a cookie-authenticated unsafe request without `X-CSRFToken`)."
+    ),
+    "401": (
+        "Authentication is required: no credentials, or an API token that is wrong, "
+        "expired or revoked (`error` is then `invalid_token`)."
+    ),
+    "403": "The authenticated user may not do this.",
+    "404": "Nothing matches the path's parameters.",
+    "413": (
+        "The body, or an uploaded file, is larger than the server accepts "
+        "(MAX_CONTENT_LENGTH, or the file field's limit)."
+    ),
+    "415": "The body is not of a media type the operation accepts (see requestBody).",
+    "422": "The body parses but its content is invalid; see `errors`.",
+    "429": "Too many requests (FLASKSTACK_RATE_LIMITS); retry after `Retry-After` seconds.",
+    "500": "An internal error; the problem carries the request id to quote.",
+    "503": (
+        "The database or the session store cannot be reached right now; "
+        "retry after `Retry-After` seconds."
+    ),
+}
+
+_RETRY_AFTER = {
+    "description": "Seconds to wait before retrying.",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+_WWW_AUTHENTICATE = {
+    "description": "The challenge: token scheme, realm and, for a refused token, the error.",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_ETAG = {
+    "description": "The representation's entity tag, for If-None-Match.",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_ERROR_HEADERS: dict[str, dict[str, t.Any]] = {
+    "401": {"WWW-Authenticate": _WWW_AUTHENTICATE},
+    "429": {"Retry-After": _RETRY_AFTER},
+    "503": {"Retry-After": _RETRY_AFTER},
+}
+
+
+def _problem(status: str, description: str | None = None) -> dict[str, t.Any]:
+    """The response object of an error ``status`` (``"default"``: any other)."""
+    schema: dict[str, t.Any] = {"$ref": "#/components/schemas/Problem"}
+    if status != "default":
+        # The problem's `status` member repeats the HTTP status.
+        schema = {"allOf": [schema, {"properties": {"status": {"const": int(status)}}}]}
+    response: dict[str, t.Any] = {
+        "description": description or _ERRORS[status],
+        "content": {"application/problem+json": {"schema": schema}},
     }
+    if status in _ERROR_HEADERS:
+        response["headers"] = dict(_ERROR_HEADERS[status])
+    return response
 
 
 class _Builder:
@@ -117,8 +184,8 @@ class _Builder:
                 function = getattr(resource, method, None)
                 if function is None or method.upper() not in (rule.methods or ()):
                     continue
-                item[method] = self.operation(resource, method, function)
-        return {
+                item[method] = self.operation(resource, method, function, bool(parameters))
+        document = {
             "openapi": OPENAPI_VERSION,
             "info": {
                 "title": config["FLASKSTACK_API_TITLE"] or self.app.name,
@@ -127,6 +194,7 @@ class _Builder:
             "paths": paths,
             "components": {"schemas": self.schemas, "securitySchemes": self.security_schemes()},
         }
+        return self.finish(document)
 
     def security_schemes(self) -> dict[str, t.Any]:
         schemes: dict[str, t.Any] = {}
@@ -155,7 +223,10 @@ class _Builder:
         }
         return schemes
 
-    def operation(self, resource: type[t.Any], method: str, function: t.Any) -> dict[str, t.Any]:
+    def operation(
+        self, resource: type[t.Any], method: str, function: t.Any, in_path: bool = False
+    ) -> dict[str, t.Any]:
+        """The operation ``method`` of ``resource``; ``in_path``: its path has parameters."""
         notes = description(function)
         operation: dict[str, t.Any] = {
             "operationId": self.operation_id(resource, method),
@@ -171,15 +242,11 @@ class _Builder:
         if parameters:
             operation["parameters"] = parameters
         if "body" in notes:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": self.schema_ref(notes["body"])}},
-            }
-        operation["responses"] = self.responses(method, notes)
-        if self.requires_auth(resource, method, notes):
+            operation["requestBody"] = {"required": True, "content": self.body(notes["body"])}
+        auth = self.requires_auth(resource, method, notes)
+        operation["responses"] = self.responses(method, notes, in_path=in_path, auth=auth)
+        if auth:
             operation["security"] = [{name: []} for name in self.security_schemes()]
-            operation["responses"]["401"] = _problem(_ERRORS["401"])
-            operation["responses"]["403"] = _problem(_ERRORS["403"])
         return operation
 
     def operation_id(self, resource: type[t.Any], method: str) -> str:
@@ -215,6 +282,8 @@ class _Builder:
         schema: type[Schema] | None = notes.get("query")
         if schema is not None:
             for name, field in schema.fields.items():
+                if field.dump_only:
+                    continue
                 field_schema = field.json_schema()
                 parameter = {
                     "name": name,
@@ -229,12 +298,25 @@ class _Builder:
                 parameters.append(parameter)
         return parameters
 
-    def responses(self, method: str, notes: dict[str, t.Any]) -> dict[str, t.Any]:
+    def responses(
+        self, method: str, notes: dict[str, t.Any], *, in_path: bool = False, auth: bool = False
+    ) -> dict[str, t.Any]:
+        """The success response, then every error flaskstack can answer for this operation.
+
+        Each error is listed where the operation's declarations make it
+        possible: 400 for a body, a query or pagination (and for the CSRF check
+        of an unsafe method), 401 and 403 with authentication, 404 with path
+        parameters (the app's ``get_or_404``; a path id no column can hold),
+        413, 415 and 422 with a body; 429 (with ``Retry-After``) when rate
+        limits are on; 500 and 503 (with ``Retry-After``) everywhere.
+        ``default`` stands for the statuses the app's own code chooses
+        (``rest.abort(409)``).
+        """
         status = notes.get("status") or ("200" if notes.get("output") is not None else "2XX")
         success: dict[str, t.Any] = {"description": "Success."}
         output = notes.get("output")
         if notes.get("paginated"):
-            items = output_schema(output) if output is not None else {}
+            items = self.output_schema(output) if output is not None else {}
             success["content"] = {"application/json": {"schema": _page_schema(items)}}
             success["headers"] = {
                 "Link": {
@@ -247,19 +329,35 @@ class _Builder:
                 },
             }
         elif output is not None:
-            schema = output_schema(output)
+            schema = self.output_schema(output)
             if notes.get("envelope"):
                 schema = {"type": "object", "properties": {notes["envelope"]: schema}}
             success["content"] = {"application/json": {"schema": schema}}
         responses: dict[str, t.Any] = {str(status): success}
         if notes.get("etag"):
-            responses["304"] = {"description": "Not modified since the ETag in If-None-Match."}
-        if "body" in notes or "query" in notes or notes.get("paginated"):
-            responses["400"] = _problem(_ERRORS["400"])
-        if "body" in notes:
-            responses["415"] = _problem(_ERRORS["415"])
-            responses["422"] = _problem(_ERRORS["422"])
-        responses["default"] = _problem("An error.")
+            success.setdefault("headers", {})["ETag"] = _ETAG
+            responses["304"] = {
+                "description": "Not modified since the ETag in If-None-Match (no body).",
+                "headers": {"ETag": _ETAG},
+            }
+        body = "body" in notes
+        if body or "query" in notes or notes.get("paginated") or method in _UNSAFE:
+            responses["400"] = _problem("400")
+        if auth:
+            responses["401"] = _problem("401")
+            responses["403"] = _problem("403")
+        if in_path:
+            responses["404"] = _problem("404")
+        if body:
+            for error in ("413", "415", "422"):
+                responses[error] = _problem(error)
+        if self.app.config.get("FLASKSTACK_RATE_LIMITS"):
+            responses["429"] = _problem("429")  # a declared limit or the API's default
+        responses["500"] = _problem("500")
+        responses["503"] = _problem("503")
+        responses["default"] = _problem(
+            "default", "Any other error, as the resource answers it (rest.abort)."
+        )
         return responses
 
     def requires_auth(self, resource: type[t.Any], method: str, notes: dict[str, t.Any]) -> bool:
@@ -270,26 +368,77 @@ class _Builder:
             decorators = decorators.get(method, [])
         return any(getattr(decorator, "__flaskstack_auth__", False) for decorator in decorators)
 
-    def schema_ref(self, schema: type[Schema]) -> dict[str, t.Any]:
+    def schema_ref(self, schema: type[Schema], mode: Mode = "load") -> dict[str, t.Any]:
+        """A reference to ``schema``'s component for requests (``"load"``) or responses."""
         name = schema.schema_name()
         known = self.schema_classes.get(name)
         if known is not None and known is not schema:
             name = f"{schema.__module__}.{schema.__qualname__}".replace(".", "_")
-        if name not in self.schemas:
-            self.schema_classes[name] = schema
-            self.schemas[name] = {}  # placeholder: a schema may refer to itself
-            self.schemas[name] = schema.json_schema()
-            for field in schema.fields.values():
-                self._collect_nested(field)
-        return {"$ref": f"#/components/schemas/{name}"}
+        self.schema_classes[name] = schema
+        key = name if mode == "load" else name + _DUMP
+        if key not in self.schemas:
+            self.schemas[key] = {}  # placeholder: a schema may refer to itself
+            unknown = self.app.config.get("FLASKSTACK_API_UNKNOWN_FIELDS", "ignore")
+            self.schemas[key] = schema.json_schema(mode, self._ref, unknown=unknown)
+        return {"$ref": f"#/components/schemas/{key}"}
 
-    def _collect_nested(self, field: t.Any) -> None:
-        from ._inputs import List, Nested
+    def _ref(self, schema: type[Schema], mode: Mode) -> str:
+        ref: str = self.schema_ref(schema, mode)["$ref"]
+        return ref
 
-        if isinstance(field, Nested):
-            self.schema_ref(field.schema)
-        elif isinstance(field, List):
-            self._collect_nested(field.item)
+    def output_schema(self, output: t.Any) -> dict[str, t.Any]:
+        """The response schema of a ``Schema`` class, or of a (deprecated) dict of fields."""
+        if isinstance(output, t.Mapping):
+            return fields_schema(output)
+        return self.schema_ref(output, "dump")
+
+    def body(self, schema: type[Schema]) -> dict[str, t.Any]:
+        """The request body's content: JSON, or ``multipart/form-data`` for a schema with files."""
+        from ._fields import File
+
+        if not schema.has_files():
+            return {"application/json": {"schema": self.schema_ref(schema)}}
+        encoding = {
+            name: {"contentType": ", ".join(field.content_types)}
+            for name, field in schema.fields.items()
+            if isinstance(field, File) and field.content_types
+        }
+        media: dict[str, t.Any] = {"schema": self.schema_ref(schema)}
+        if encoding:
+            media["encoding"] = encoding
+        return {"multipart/form-data": media}
+
+    def finish(self, document: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Name the output components: ``X``, and ``XInput`` for the request form of a schema
+        that is used both ways (the two differ: read-only and write-only fields, defaults)."""
+        renames: dict[str, str] = {}
+        for key in [key for key in self.schemas if key.endswith(_DUMP)]:
+            name = key.removesuffix(_DUMP)
+            output = self.schemas.pop(key)
+            if name in self.schemas:
+                renamed = name + "Input"
+                while renamed in self.schemas or renamed + _DUMP in self.schemas:
+                    renamed += "_"
+                self.schemas[renamed] = self.schemas.pop(name)
+                renames[name] = renamed
+            self.schemas[name] = output
+            renames[key] = name
+        if renames:
+            prefix = "#/components/schemas/"
+            _rewrite_refs(document, {prefix + old: prefix + new for old, new in renames.items()})
+        return document
+
+
+def _rewrite_refs(node: t.Any, refs: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref in refs:
+            node["$ref"] = refs[ref]
+        for value in node.values():
+            _rewrite_refs(value, refs)
+    elif isinstance(node, list):
+        for value in node:
+            _rewrite_refs(value, refs)
 
 
 def _page_schema(items: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -1,12 +1,16 @@
 """Turning what a resource returns into a JSON response.
 
-A resource method returns data (``dict``, ``list``, a model marshalled by
-:func:`marshal_with`), optionally with a status and headers, as in
-Flask-RESTful; :func:`output_json` writes it. Values JSON has no type for are
-written the way API clients expect: datetimes and dates in ISO 8601 (naive
-datetimes as UTC), UUIDs as text, decimals as strings (no digit lost to
-floating point), sets and tuples as arrays. Anything else is a programming
-error, reported as such rather than sent half-encoded.
+A resource method returns data (``dict``, ``list``, an object written by a
+:class:`~flaskstack.rest.Schema` through :func:`marshal_with`), optionally
+with a status and headers, as in Flask-RESTful; :func:`output_json` writes
+it. Values JSON has no type for are written the way API clients expect:
+datetimes and dates in ISO 8601 (naive datetimes as UTC), UUIDs as text,
+decimals as strings (no digit lost to floating point), sets and tuples as
+arrays. Anything else is a programming error, reported as such rather than
+sent half-encoded.
+
+Flask-RESTful's dicts of output fields still work where a schema is taken,
+with a ``DeprecationWarning`` naming the replacement.
 """
 
 from __future__ import annotations
@@ -19,15 +23,22 @@ import functools
 import json
 import typing as t
 import uuid
+import warnings
 
 from flask import current_app, request
 from flask_restful import fields as _restful_fields
 from flask_restful.utils import unpack
 from werkzeug.wrappers import Response
 
+from ._inputs import SchemaLike, schema_class
 from ._meta import describe
 
+if t.TYPE_CHECKING:
+    from ._schema import Schema
+
 __all__ = ["etag", "marshal", "marshal_with", "output_json", "to_response"]
+
+Output = SchemaLike | t.Mapping[str, t.Any]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -48,8 +59,8 @@ def _encode(value: object) -> t.Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     raise TypeError(
-        f"a resource returned a {type(value).__name__}, which has no JSON form: marshal it "
-        "with rest.marshal_with(fields) or return plain data"
+        f"a resource returned a {type(value).__name__}, which has no JSON form: write it "
+        "with rest.marshal_with(Schema) or return plain data"
     )
 
 
@@ -76,13 +87,61 @@ def to_response(value: t.Any) -> Response:
     return output_json(data, code or 200, headers)
 
 
-def marshal(data: t.Any, fields: t.Mapping[str, t.Any], envelope: str | None = None) -> t.Any:
-    """Flask-RESTful's :func:`~flask_restful.marshal`: keep and format only ``fields``.
+def marshal(
+    data: t.Any,
+    schema: Output | None = None,
+    envelope: str | None = None,
+    *,
+    fields: t.Mapping[str, t.Any] | None = None,
+) -> t.Any:
+    """``data`` written by ``schema``: an object, or a list or tuple of them.
+
+    ::
+
+        rest.marshal(note, Note)  # {"id": 1, "title": "..."}
+        rest.marshal([note], Note, envelope="notes")  # {"notes": [{...}]}
+
+    :param schema: A :class:`~flaskstack.rest.Schema` class or instance. A
+        dict of Flask-RESTful output fields is deprecated (it warns) and is
+        written as Flask-RESTful writes it.
+    :param envelope: Wrap the output in an object under this key.
+    :param fields: Flask-RESTful's keyword for ``schema``: a deprecated dict
+        of output fields, accepted for one release (it warns).
+    """
+    if fields is not None:
+        if schema is not None:
+            raise TypeError("marshal() takes schema or fields, not both")
+        schema = fields
+    if schema is None:
+        raise TypeError("marshal() needs the schema to write data with")
+    if not isinstance(schema, t.Mapping):
+        return _dump(data, schema_class(schema), envelope)
+    _warn_fields("marshal(data, fields)", "marshal(data, Schema)")
+    return marshal_fields(data, schema, envelope)
+
+
+def _dump(data: t.Any, schema: type[Schema], envelope: str | None) -> t.Any:
+    out = schema.dump(data, many=isinstance(data, (list, tuple)))
+    return {envelope: out} if envelope else out
+
+
+def _warn_fields(old: str, new: str, stacklevel: int = 3) -> None:
+    warnings.warn(
+        f"rest.{old} with a dict of Flask-RESTful fields is deprecated and goes in the next "
+        f"release: declare the output as a rest.Schema and use rest.{new}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def marshal_fields(
+    data: t.Any, fields: t.Mapping[str, t.Any], envelope: str | None = None
+) -> t.Any:
+    """Flask-RESTful's :func:`~flask_restful.marshal`, for the deprecated dicts of fields.
 
     The same fields, the same output (as plain dicts), with the work that
     does not depend on the data (instantiating field classes, splitting
     attribute names) done once per fields dict instead of once per item.
-    Use :mod:`flaskstack.rest.fields` for datetimes, dates, UUIDs and decimals.
     """
     steps = _plan(fields)
     if isinstance(data, (list, tuple)):
@@ -146,15 +205,29 @@ def _apply(steps: list[_Step], obj: t.Any) -> dict[str, t.Any]:
 
 
 def marshal_with(
-    fields: t.Mapping[str, t.Any], envelope: str | None = None, *, status: int | None = None
+    schema: Output, envelope: str | None = None, *, status: int | None = None
 ) -> t.Callable[[F], F]:
-    """Marshal what the method returns with ``fields``; like Flask-RESTful's, plus ``status``.
+    """Write what the method returns with ``schema``; like Flask-RESTful's, plus ``status``.
 
-    :param fields: A dict of output fields (:mod:`flaskstack.rest.fields`).
+    ::
+
+        @rest.marshal_with(Note, status=201)
+        def post(self, body): ...
+
+    :param schema: A :class:`~flaskstack.rest.Schema` class or instance;
+        it is the success response's schema in the OpenAPI document. A dict
+        of Flask-RESTful output fields is deprecated (it warns).
     :param envelope: Wrap the output in an object under this key.
     :param status: The status when the method returns only data (``201``
         for a create, say); also the success status in the OpenAPI document.
     """
+    if isinstance(schema, t.Mapping):
+        _warn_fields("marshal_with(fields)", "marshal_with(Schema)")
+        fields: t.Mapping[str, t.Any] | None = schema
+        output: t.Any = schema
+    else:
+        fields = None
+        output = schema_class(schema)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -165,9 +238,11 @@ def marshal_with(
             data, code, headers = unpack(value)
             if status is not None and not isinstance(value, tuple):
                 code = status
-            return marshal(data, fields, envelope), code, headers
+            if fields is not None:
+                return marshal_fields(data, fields, envelope), code, headers
+            return _dump(data, output, envelope), code, headers
 
-        return describe(t.cast("F", wrapper), output=fields, envelope=envelope, status=status)
+        return describe(t.cast("F", wrapper), output=output, envelope=envelope, status=status)
 
     return decorate
 

@@ -36,9 +36,9 @@ from flask_restful.utils import unpack
 from flaskstack._ids import INT32_MAX
 from flaskstack.database import db
 
-from ._inputs import InvalidQuery
+from ._inputs import InvalidQuery, schema_class
 from ._meta import describe
-from ._output import marshal
+from ._output import Output, _warn_fields, marshal_fields
 
 __all__ = ["MAX_PAGE", "Page", "page_args", "paginate", "paginated"]
 
@@ -161,16 +161,25 @@ def paginate(
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
-def paginated(fields: t.Mapping[str, t.Any] | None = None) -> t.Callable[[F], F]:
+def paginated(schema: Output | None = None) -> t.Callable[[F], F]:
     """Paginate what the method returns: a ``select``, or a :class:`Page` it built itself.
 
-    Each item is marshalled with ``fields`` when given. The response is the
-    envelope of :class:`Page` with its ``Link`` and ``X-Total-Count`` headers::
+    Each item is written with ``schema`` (a :class:`~flaskstack.rest.Schema`
+    class or instance) when given; a dict of Flask-RESTful output fields is
+    deprecated (it warns). The response is the envelope of :class:`Page`
+    with its ``Link`` and ``X-Total-Count`` headers::
 
-        @rest.paginated(NOTE)
+        @rest.paginated(Note)
         def get(self):
             return db.select(Note).order_by(Note.id)
     """
+    fields: t.Mapping[str, t.Any] | None = None
+    output: t.Any = None
+    if isinstance(schema, t.Mapping):
+        _warn_fields("paginated(fields)", "paginated(Schema)")
+        fields = output = schema
+    elif schema is not None:
+        output = schema_class(schema)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -178,9 +187,14 @@ def paginated(fields: t.Mapping[str, t.Any] | None = None) -> t.Callable[[F], F]
             page_args()  # refuse a bad page before doing any work
             value, code, headers = unpack(view(*args, **kwargs))
             page = value if isinstance(value, Page) else paginate(value)
-            items = marshal(page.items, fields) if fields else None
+            if fields is not None:
+                items = marshal_fields(page.items, fields)
+            elif output is not None:
+                items = output.dump(page.items, many=True)
+            else:
+                items = None
             return page.envelope(items), code, {**page.headers(), **dict(headers or {})}
 
-        return describe(t.cast("F", wrapper), paginated=True, output=fields, envelope=None)
+        return describe(t.cast("F", wrapper), paginated=True, output=output, envelope=None)
 
     return decorate

@@ -1,136 +1,63 @@
-"""Output fields for :func:`flaskstack.rest.marshal_with`: Flask-RESTful's, with JSON-safe types.
+"""Deprecated: Flask-RESTful output fields. Declare output with a :class:`~flaskstack.rest.Schema`.
 
-Everything in :mod:`flask_restful.fields` is here under the same name, except
-that:
+A :class:`~flaskstack.rest.Schema` describes what a resource takes in and
+gives out, and the OpenAPI document from one class::
 
-- :class:`DateTime` writes ISO 8601 with a time zone (``2026-11-22T09:30:00+00:00``),
-  not RFC 822; a naive datetime is taken to be UTC, as databases usually
-  store it;
-- :class:`Date` writes ``2026-11-22``;
-- :class:`UUID` writes the usual text form;
-- :class:`Decimal` writes a string (``"12.50"``), so no digit is lost to a
-  JavaScript client's floating point.
+    # before                                    # now
+    NOTE = {                                    class Note(rest.Schema):
+        "id": rest.fields.Integer,                  id = rest.Integer(dump_only=True)
+        "title": rest.fields.String,                title = rest.String()
+        "at": rest.fields.DateTime,                 at = rest.DateTime()
+    }
+    @rest.marshal_with(NOTE)                    @rest.marshal_with(Note)
 
-``_json_schema`` describes a dict of fields for the OpenAPI document.
+Every name here still works, as before, and warns with a
+``DeprecationWarning`` naming its replacement; the module goes in the next
+release. What the fields wrote is unchanged: ISO 8601 datetimes with a time
+zone (naive ones taken as UTC), ``2026-11-22`` dates, UUIDs as text,
+decimals as strings; Flask-RESTful's others as Flask-RESTful writes them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
+import warnings
 
-from flask_restful import fields as _fields
-from flask_restful.fields import (
-    Arbitrary,
-    Boolean,
-    Fixed,
-    Float,
-    FormattedString,
-    Integer,
-    List,
-    MarshallingException,
-    Nested,
-    Price,
-    Raw,
-    String,
-    Url,
-)
+from . import _legacy_fields
 
-__all__ = [
-    "UUID",
-    "Arbitrary",
-    "Boolean",
-    "Date",
-    "DateTime",
-    "Decimal",
-    "Fixed",
-    "Float",
-    "FormattedString",
-    "Integer",
-    "List",
-    "MarshallingException",
-    "Nested",
-    "Price",
-    "Raw",
-    "String",
-    "Url",
-]
+# The Schema field that writes what each of these wrote.
+_REPLACEMENTS = {
+    "UUID": "rest.UUID()",
+    "Arbitrary": "rest.Decimal()",
+    "Boolean": "rest.Boolean()",
+    "Date": "rest.Date()",
+    "DateTime": "rest.DateTime()",
+    "Decimal": "rest.Decimal()",
+    "Fixed": "rest.Decimal() (with Decimal values)",
+    "Float": "rest.Float()",
+    "FormattedString": "a rest.String() read from a property of the object",
+    "Integer": "rest.Integer()",
+    "List": "rest.List(field)",
+    "MarshallingException": "TypeError, which Field.format raises",
+    "Nested": "rest.Nested(Schema)",
+    "Price": "rest.Decimal() (with Decimal values)",
+    "Raw": "a rest.Field subclass with its own format()",
+    "String": "rest.String()",
+    "Url": "rest.Url() read from a property of the object",
+}
+
+# Deprecated names are not exported: each still works, read one at a time, and warns.
+__all__: list[str] = []
 
 
-class DateTime(Raw):  # type: ignore[misc]
-    """A datetime as ISO 8601 with a time zone; naive values are taken as UTC."""
-
-    def format(self, value: t.Any) -> str:
-        if not isinstance(value, dt.datetime):
-            raise MarshallingException(f"{value!r} is not a datetime")
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        text: str = value.isoformat()
-        return text
-
-
-class Date(Raw):  # type: ignore[misc]
-    """A date as ISO 8601 (``2026-11-22``)."""
-
-    def format(self, value: t.Any) -> str:
-        if isinstance(value, dt.datetime):
-            value = value.date()
-        if not isinstance(value, dt.date):
-            raise MarshallingException(f"{value!r} is not a date")
-        return value.isoformat()
-
-
-class UUID(Raw):  # type: ignore[misc]
-    """A UUID as text."""
-
-    def format(self, value: t.Any) -> str:
-        return str(value)
-
-
-class Decimal(Raw):  # type: ignore[misc]
-    """A decimal as a string, every digit kept."""
-
-    def format(self, value: t.Any) -> str:
-        return str(value)
-
-
-_SCHEMAS: list[tuple[type, dict[str, t.Any]]] = [
-    (DateTime, {"type": "string", "format": "date-time"}),
-    (Date, {"type": "string", "format": "date"}),
-    (UUID, {"type": "string", "format": "uuid"}),
-    (Decimal, {"type": "string"}),
-    (_fields.DateTime, {"type": "string"}),
-    (Integer, {"type": "integer"}),
-    (Float, {"type": "number"}),
-    (Boolean, {"type": "boolean"}),
-    (String, {"type": "string"}),
-    (FormattedString, {"type": "string"}),
-    (Url, {"type": "string", "format": "uri-reference"}),
-    (Arbitrary, {"type": "string"}),
-    (Fixed, {"type": "string"}),
-]
-
-
-def _json_schema(spec: t.Any) -> dict[str, t.Any]:
-    """The JSON Schema of what ``marshal(data, spec)`` produces.
-
-    ``spec`` is a dict of fields (as given to ``marshal_with``) or one field.
-    Fields this function does not know (a custom ``Raw`` subclass) are
-    described as any value.
-    """
-    if isinstance(spec, dict):
-        return {
-            "type": "object",
-            "properties": {str(name): _json_schema(field) for name, field in spec.items()},
-        }
-    field = spec() if isinstance(spec, type) else spec
-    if isinstance(field, Nested):
-        schema = _json_schema(field.nested)
-        return {"oneOf": [schema, {"type": "null"}]} if field.allow_null else schema
-    if isinstance(field, List):
-        return {"type": "array", "items": _json_schema(field.container)}
-    for kind, schema in _SCHEMAS:
-        if isinstance(field, kind):
-            nullable = not isinstance(field, Integer) or field.default is None
-            return {**schema, "type": [schema["type"], "null"]} if nullable else dict(schema)
-    return {}
+def __getattr__(name: str) -> t.Any:
+    if name not in _REPLACEMENTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"flaskstack.rest.fields.{name} is deprecated and goes in the next release: declare "
+        f"the output in a rest.Schema with {_REPLACEMENTS[name]} and pass the schema to "
+        "marshal_with, paginated or marshal",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(_legacy_fields, name)

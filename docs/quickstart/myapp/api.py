@@ -3,35 +3,32 @@
 from flaskstack import api, cache, db, rest
 from flaskstack.auth import auth_required, current_user
 
-from .models import Note
-
-NOTE = {
-    "id": rest.fields.Integer,
-    "title": rest.fields.String,
-    "body": rest.fields.String,
-    "created_at": rest.fields.DateTime,
-}
+from . import models
 
 
-class NewNote(rest.Schema):
-    title = rest.String(required=True, min_length=1, max_length=200)
+class Note(rest.Schema):
+    """A note: what a client sends, and what the API answers."""
+
+    id = rest.Integer(dump_only=True)
+    title = rest.String(required=True, strip=True, min_length=1, max_length=200)
     body = rest.String(default="")
+    created_at = rest.DateTime(dump_only=True)
 
 
 @api.resource("/notes")
 class Notes(rest.Resource):
     method_decorators = {"post": [auth_required]}
 
-    @rest.paginated(NOTE)
+    @rest.paginated(Note)
     def get(self):
         """List the notes, oldest first."""
-        return db.select(Note).order_by(Note.id)
+        return db.select(models.Note).order_by(models.Note.id)
 
-    @rest.body(NewNote)
-    @rest.marshal_with(NOTE, status=201)
+    @rest.body(Note)
+    @rest.marshal_with(Note, status=201)
     def post(self, body):
         """Write a note."""
-        note = Note(author=current_user, **body)
+        note = models.Note(author=current_user, **body)
         db.session.add(note)
         db.session.commit()
         cache.delete("latest-notes")  # the front page shows it now
