@@ -199,26 +199,6 @@ def enveloped(key: str, schema: type[rest.Schema]) -> t.Callable[[F], F]:
     return decorate
 
 
-def query_422(schema: type[rest.Schema]) -> t.Callable[[F], F]:
-    """Validate the query string; invalid parameters get Conduit's 422, not 400."""
-
-    def decorate(view: F) -> F:
-        checked = rest.query(schema)(view)
-
-        @functools.wraps(checked)
-        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            try:
-                return checked(*args, **kwargs)
-            except rest.InvalidQuery as exc:
-                raise rest.ValidationError(
-                    exc.errors, "The query string is invalid: see 'errors'."
-                ) from None
-
-        return t.cast("F", wrapper)
-
-    return decorate
-
-
 class NewUser(rest.Schema):
     """A new account."""
 
@@ -504,7 +484,7 @@ class Articles(rest.Resource):
 
     method_decorators: t.ClassVar[dict[str, list[t.Any]]] = {"post": [auth_required]}
 
-    @query_422(ArticleFilters)
+    @rest.query(ArticleFilters)
     @rest.marshal_with(ArticleList)
     def get(self, query: dict[str, t.Any]) -> dict[str, t.Any]:
         """Recent articles, newest first, by tag, author or the user who favourited them."""
@@ -533,7 +513,7 @@ class Feed(rest.Resource):
 
     method_decorators: t.ClassVar[list[t.Any]] = [auth_required]
 
-    @query_422(FeedSlice)
+    @rest.query(FeedSlice)
     @rest.marshal_with(ArticleList)
     def get(self, query: dict[str, t.Any]) -> dict[str, t.Any]:
         """Recent articles by followed users, newest first."""

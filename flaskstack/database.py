@@ -38,7 +38,7 @@ from flask import current_app, request
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, UnprocessableEntity
+from werkzeug.exceptions import HTTPException, NotFound, UnprocessableEntity
 
 from ._ids import INT32_MAX, INT32_MIN, path_value_out_of_range
 from ._sqlalchemy_adapter import SQLAlchemy
@@ -277,7 +277,7 @@ def _answer_database_error(error: Exception) -> ResponseReturnValue:
     # the next request from getting another. A path id the column cannot
     # hold names no row: 404 (flaskstack._ids); a number the client sent in
     # the body or query string that the column cannot hold is the client's
-    # error: 422 or 400 naming the field (_sent_value_out_of_range).
+    # error: 422 naming the field (_sent_value_out_of_range).
     # Anything else (no such table, bad SQL, a constraint, a number the
     # app computed) is a bug in the app: it propagates, so it is a 500 for
     # clients and Flask's debugger with --debug.
@@ -293,7 +293,7 @@ def _answer_database_error(error: Exception) -> ResponseReturnValue:
         refusal = _sent_value_out_of_range(error)
         if refusal is not None:
             db.session.rollback()
-            # The app's 422/400 handler answers, or a problem document under the API prefix.
+            # The app's 422 handler answers, or a problem document under the API prefix.
             return current_app.handle_http_exception(refusal)
     if not _is_outage(error):
         raise error
@@ -314,8 +314,8 @@ def _sent_value_out_of_range(error: sa.exc.DataError) -> HTTPException | None:
     A statement failing with ``numeric_value_out_of_range`` was given an
     integer beyond the 32-bit range (``db.Integer`` is a 32-bit ``integer``
     on PostgreSQL; ``rest.Integer`` allows 64 bits unless the schema bounds
-    it) that is also a value of the request's JSON body or form (422) or
-    query string (400): the client's error, named by field as
+    it) that is also a value of the request's JSON body, form or query
+    string: the client's error (422), named by field as
     :mod:`flaskstack.rest` names invalid input. ``None`` when no such value
     was sent: the number is the app's own, and the failure a bug.
     """
@@ -335,11 +335,8 @@ def _sent_value_out_of_range(error: sa.exc.DataError) -> HTTPException | None:
                 continue
             bound_text = f"at most {INT32_MAX}" if number > 0 else f"at least {INT32_MIN}"
             errors = {name: [f"Must be {bound_text}: the database stores it in 32 bits."]}
-            refusal: HTTPException = (
-                BadRequest(f"The query string is invalid: see 'errors' for {name!r}.")
-                if where == "query"
-                else UnprocessableEntity(f"The request body is invalid: see 'errors' for {name!r}.")
-            )
+            what = "query string" if where == "query" else "request body"
+            refusal = UnprocessableEntity(f"The {what} is invalid: see 'errors' for {name!r}.")
             refusal.data = {"errors": errors}  # type: ignore[attr-defined]
             return refusal
     return None

@@ -288,7 +288,7 @@ def test_every_error_under_the_prefix_is_problem_json_even_for_browsers(
         (client.get("/api/fail/restful-abort", headers=BROWSER), 404),
         (client.get("/api/fail/exception", headers=BROWSER), 500),
         (client.get("/api/notes/999", headers=BROWSER), 404),
-        (client.get("/api/notes?page=x", headers=BROWSER), 400),
+        (client.get("/api/notes?page=x", headers=BROWSER), 422),
         (token_client.post("/api/notes", data="{", content_type="application/json"), 400),
         (token_client.post("/api/notes", data={"title": "x"}), 415),
         (token_client.post("/api/notes", json={"title": 5}), 422),
@@ -488,7 +488,7 @@ def test_query_parameters_are_validated_and_converted(client: FlaskClient) -> No
         "query": {"q": "hi", "limit": 10, "exact": False}
     }
     bad = client.get("/api/search?limit=500&exact=maybe&q=a&q=b")
-    assert assert_problem(bad, 400)["errors"] == {
+    assert assert_problem(bad, 422)["errors"] == {
         "q": ["Give this parameter once."],
         "limit": ["Must be at most 50."],
         "exact": ["Must be true or false."],
@@ -650,11 +650,11 @@ def test_per_page_stays_within_its_cap(app: Flask, client: FlaskClient) -> None:
     assert body["pages"] == 3
     for bad in ("-1", "two", "1.5"):
         response = client.get(f"/api/notes?per_page={bad}")
-        assert assert_problem(response, 400)["errors"] == {
+        assert assert_problem(response, 422)["errors"] == {
             "per_page": ["Must be a whole number of at least 1."]
         }
     response = client.get("/api/notes?per_page=0")
-    assert assert_problem(response, 400)["errors"] == {"per_page": ["Must be at least 1."]}
+    assert assert_problem(response, 422)["errors"] == {"per_page": ["Must be at least 1."]}
     # However many digits: capped, as a large number is.
     assert client.get("/api/notes?per_page=99999999999").get_json()["per_page"] == 5
 

@@ -22,7 +22,7 @@ What the client gets wrong, and the answer:
 - a missing field, a wrong type, a value out of range, a file of the wrong
   type, a field the schema does not know when unknown fields are refused:
   422 with ``errors`` mapping each field to its messages;
-- a bad query parameter: 400 with the same ``errors``.
+- a bad query parameter: 422 with the same ``errors``.
 
 A field that is absent and not required is absent from the ``dict`` too,
 unless it has a ``default``: a partial update can tell "not sent" from
@@ -380,7 +380,7 @@ def body(schema: SchemaLike, *, arg: str = "body") -> t.Callable[[F], F]:
 def query(schema: SchemaLike, *, arg: str = "query") -> t.Callable[[F], F]:
     """Validate the query string against ``schema``; the view gets the result as ``arg``.
 
-    Bad parameters get 400 with ``errors`` by parameter. The fields appear as
+    Bad parameters get 422 with ``errors`` by parameter. The fields appear as
     the operation's query parameters in the OpenAPI document.
     """
     klass = schema_class(schema)

@@ -95,9 +95,8 @@ PROBLEM_SCHEMA: dict[str, t.Any] = {
 # its declarations make possible (see _Builder.responses).
 _ERRORS = {
     "400": (
-        "The request is malformed: a body that does not parse as its media type, a query "
-        "parameter that is missing or invalid (see `errors`), or a failed CSRF check "
-        "(a cookie-authenticated unsafe request without `X-CSRFToken`)."
+        "The request is malformed: a body that does not parse as its media type, or a "
+        "failed CSRF check (a cookie-authenticated unsafe request without `X-CSRFToken`)."
     ),
     "401": (
         "Authentication is required: no credentials, or an API token that is wrong, "
@@ -110,7 +109,7 @@ _ERRORS = {
         "(MAX_CONTENT_LENGTH, or the file field's limit)."
     ),
     "415": "The body is not of a media type the operation accepts (see requestBody).",
-    "422": "The body parses but its content is invalid; see `errors`.",
+    "422": "A value in the body or the query string is invalid; see `errors`.",
     "429": "Too many requests (FLASKSTACK_RATE_LIMITS); retry after `Retry-After` seconds.",
     "500": "An internal error; the problem carries the request id to quote.",
     "503": (
@@ -304,11 +303,12 @@ class _Builder:
         """The success response, then every error flaskstack can answer for this operation.
 
         Each error is listed where the operation's declarations make it
-        possible: 400 for a body, a query or pagination (and for the CSRF check
+        possible: 400 for a body that does not parse (and for the CSRF check
         of an unsafe method), 401 and 403 with authentication, 404 with path
         parameters (the app's ``get_or_404``; a path id no column can hold),
-        413, 415 and 422 with a body; 429 (with ``Retry-After``) when rate
-        limits are on; 500 and 503 (with ``Retry-After``) everywhere.
+        413 and 415 with a body, 422 with a body, a query or pagination; 429
+        (with ``Retry-After``) when rate limits are on; 500 and 503 (with
+        ``Retry-After``) everywhere.
         ``default`` stands for the statuses the app's own code chooses
         (``rest.abort(409)``).
         """
@@ -341,7 +341,7 @@ class _Builder:
                 "headers": {"ETag": _ETAG},
             }
         body = "body" in notes
-        if body or "query" in notes or notes.get("paginated") or method in _UNSAFE:
+        if body or method in _UNSAFE:
             responses["400"] = _problem("400")
         if auth:
             responses["401"] = _problem("401")
@@ -349,8 +349,10 @@ class _Builder:
         if in_path:
             responses["404"] = _problem("404")
         if body:
-            for error in ("413", "415", "422"):
+            for error in ("413", "415"):
                 responses[error] = _problem(error)
+        if body or "query" in notes or notes.get("paginated"):
+            responses["422"] = _problem("422")
         if self.app.config.get("FLASKSTACK_RATE_LIMITS"):
             responses["429"] = _problem("429")  # a declared limit or the API's default
         responses["500"] = _problem("500")

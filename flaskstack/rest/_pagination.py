@@ -17,7 +17,7 @@ body (some HTTP clients and proxies hide headers), plus a ``Link`` header
 ``per_page`` defaults to ``FLASKSTACK_API_PER_PAGE`` and is capped at
 ``FLASKSTACK_API_MAX_PER_PAGE`` (the envelope says what was used, however
 many digits were sent). ``page`` is at most :data:`MAX_PAGE` (2147483647).
-Anything else is a 400 naming the parameter and saying what is wrong: not a
+Anything else is a 422 naming the parameter and saying what is wrong: not a
 whole number, below 1, or (``page``) above :data:`MAX_PAGE`.
 """
 
@@ -106,7 +106,7 @@ def _list_url() -> str:
 def page_args() -> tuple[int, int]:
     """The request's ``page`` and ``per_page``, defaulted and capped.
 
-    :raises InvalidQuery: (400) if either is not a whole number of at least 1,
+    :raises InvalidQuery: (422) if either is not a whole number of at least 1,
         or ``page`` is above :data:`MAX_PAGE`.
     """
     config = current_app.config

@@ -17,7 +17,7 @@ from __future__ import annotations
 import typing as t
 
 from flask import current_app, has_app_context
-from werkzeug.exceptions import BadRequest, UnprocessableEntity
+from werkzeug.exceptions import UnprocessableEntity
 
 from ._fields import UNSET, Field, File, Invalid, List, Mode, Nested, Ref, default_ref
 
@@ -48,8 +48,12 @@ class ValidationError(UnprocessableEntity):
         self.data = {"errors": self.errors}
 
 
-class InvalidQuery(BadRequest):
-    """400: a query-string parameter is missing or invalid; ``errors`` by parameter."""
+class InvalidQuery(UnprocessableEntity):
+    """422: a query-string parameter is missing or invalid; ``errors`` by parameter.
+
+    The same status as an invalid body: the request is well formed, and a
+    value in it is not acceptable.
+    """
 
     def __init__(self, errors: t.Mapping[str, t.Sequence[str]]) -> None:
         self.errors = {key: list(messages) for key, messages in errors.items()}
