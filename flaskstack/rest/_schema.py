@@ -15,6 +15,7 @@ it, read-only fields included, is not refused).
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Mapping
 
 from flask import current_app, has_app_context
 from werkzeug.exceptions import UnprocessableEntity
@@ -86,8 +87,16 @@ def _load_value(field: Field, value: object, path: str, errors: Errors) -> t.Any
     return loaded
 
 
-# How dump reads one value: the output key, the field, the attribute path.
-_Step = tuple[str, Field, tuple[str, ...]]
+# How dump writes one value: the output key, the field's format (None when it
+# writes the value as it is), the attribute name (None when the path has dots),
+# the attribute path.
+_Step = tuple[str, "t.Callable[[t.Any], t.Any] | None", "str | None", tuple[str, ...]]
+
+
+def _step(name: str, field: Field) -> _Step:
+    path = tuple((field.attribute or name).split("."))
+    write = None if type(field).format is Field.format else field.format
+    return (name, write, path[0] if len(path) == 1 else None, path)
 
 
 def _read(obj: t.Any, name: str) -> t.Any:
@@ -139,9 +148,7 @@ class Schema:
                 f"not {cls.unknown!r}"
             )
         cls._dump_steps = [
-            (name, field, tuple((field.attribute or name).split(".")))
-            for name, field in collected.items()
-            if not field.load_only
+            _step(name, field) for name, field in collected.items() if not field.load_only
         ]
 
     @classmethod
@@ -307,14 +314,21 @@ class Schema:
 
     @staticmethod
     def _dump_one(steps: list[_Step], obj: t.Any) -> dict[str, t.Any]:
+        read = obj.get if isinstance(obj, Mapping) else None  # one check per object
         result: dict[str, t.Any] = {}
-        for key, field, path in steps:
-            value = obj
-            for name in path:
-                value = _read(value, name)
-                if value is None:
-                    break
-            result[key] = None if value is None else field.format(value)
+        for key, write, attribute, path in steps:
+            if attribute is not None:
+                value = read(attribute) if read is not None else getattr(obj, attribute, None)
+            else:
+                value = obj
+                for name in path:
+                    value = _read(value, name)
+                    if value is None:
+                        break
+            if value is None or write is None:
+                result[key] = value
+            else:
+                result[key] = write(value)
         return result
 
     # -- the document ------------------------------------------------------------------
