@@ -121,17 +121,5 @@ def declares_limits(view: t.Callable[..., t.Any] | None, method: str) -> bool:
 
 def declared_limits(view: t.Callable[..., t.Any]) -> bool:
     """Whether ``view`` declares a limit for any method (see :func:`declares_limits`)."""
-    if getattr(view, DECLARED_ATTRIBUTE, None):
-        return True
-    view_class = getattr(view, "view_class", None)
-    if view_class is None:
-        return False
-    decorators = getattr(view_class, "method_decorators", None) or []
-    groups = decorators.values() if isinstance(decorators, t.Mapping) else [decorators]
-    if any(isinstance(d, Limit) for group in groups for d in group):
-        return True
-    methods = getattr(view_class, "methods", None) or ()
-    return any(
-        getattr(getattr(view_class, name.lower(), None), DECLARED_ATTRIBUTE, None)
-        for name in methods
-    )
+    methods = getattr(getattr(view, "view_class", None), "methods", None) or ("GET",)
+    return any(declares_limits(view, method) for method in methods)

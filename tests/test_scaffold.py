@@ -14,10 +14,8 @@ production profile.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
 import site
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from conftest import SHARED_REDIS_URL
 from deploy_support.deployment import ALL_CHECKS, Deployment
 from deploy_support.files import check_compose_file
 from deploy_support.server import Server, free_port, local_command, run, with_bind
+from scaffolding import clean_environment, generate_project
 
 from flaskstack.scaffold import cli
 from flaskstack.scaffold._project import readme_commands
@@ -70,16 +69,6 @@ EXPECTED_FILES = {
 }
 
 
-def _clean_environment() -> dict[str, str]:
-    """This process's environment without anything that configures an app or a test run."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("FLASK_", "FLASKSTACK_", "PYTEST_", "COV_CORE_", "COVERAGE_"))
-        and name not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PYTHONPATH")
-    }
-
-
 class Project:
     """A generated project and the virtual environment it is installed in."""
 
@@ -94,7 +83,7 @@ class Project:
         """Run a README-style command (``flask ...``, ``python ...``) in the project."""
         return run(
             local_command(command, self.python),
-            env={**_clean_environment(), **env},
+            env={**clean_environment(), **env},
             cwd=self.root,
             timeout=timeout,
         )
@@ -136,19 +125,9 @@ def _make_venv(path: Path) -> None:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The project ``flaskstack new notekeeper`` generates, installed as its README says."""
     base = tmp_path_factory.mktemp("scaffold")
-    script = shutil.which("flaskstack", path=str(Path(sys.executable).parent))
-    assert script is not None, "no flaskstack console script: reinstall (pip install -e .)"
     root = base / NAME
-    created = subprocess.run(
-        [script, "new", NAME, "--directory", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_clean_environment(),
-        check=False,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    assert f"Created project {NAME!r}" in created.stdout
+    printed = generate_project(NAME, root)
+    assert f"Created project {NAME!r}" in printed
     _make_venv(base / "venv")
     return Project(root, base / "venv")
 
@@ -240,7 +219,7 @@ def test_the_readme_commands_work(project: Project, tmp_path: Path) -> None:
     port = free_port()
     command = local_command([*serve, "--host", "127.0.0.1", "--port", str(port)], project.python)
     log = tmp_path / "run.log"
-    with Server(command, env=_clean_environment(), cwd=project.root, log=log) as server:
+    with Server(command, env=clean_environment(), cwd=project.root, log=log) as server:
         server.wait_for_http(f"http://127.0.0.1:{port}/")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             page = response.read().decode()
@@ -331,7 +310,7 @@ def test_the_compose_services_run_here(
 
     port = free_port()
     web = with_bind(local_command(deployment.web_command(), project.python), f"127.0.0.1:{port}")
-    web_env = {**_clean_environment(), **deployment.environment("web", variables), **local}
+    web_env = {**clean_environment(), **deployment.environment("web", variables), **local}
     with Server(web, env=web_env, cwd=project.root, log=tmp_path / "web.log") as server:
         server.wait_for_http(f"http://127.0.0.1:{port}/readyz")
         server.wait_for_http(f"http://127.0.0.1:{port}/")
@@ -386,7 +365,7 @@ def test_no_api_and_no_docker_leave_those_parts_out(
     )
     served = run(
         [sys.executable, "-c", smoke],
-        env={**_clean_environment(), "PYTHONPATH": str(target)},
+        env={**clean_environment(), "PYTHONPATH": str(target)},
         cwd=target,
     )
     assert served.stdout.split()[-2:] == ["200", "404"], served.stdout

@@ -45,6 +45,7 @@ import requests
 from reliability import app_endpoints
 from reliability.stackfixtures import FAST_HASHING
 from reliability.stackrun import AppServer, flask_command, production_environment
+from scaffolding import generate_project
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -286,15 +287,6 @@ class GeneratedProject:
     token: str
 
 
-def _clean_environment() -> dict[str, str]:
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("FLASK_", "FLASKSTACK_", "PYTEST_", "COV_CORE_", "COVERAGE_"))
-        and name not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PYTHONPATH")
-    }
-
-
 @pytest.fixture(scope="module")
 def generated_project(
     tmp_path_factory: pytest.TempPathFactory, pg_cluster: PostgresCluster, stack_redis: RedisServer
@@ -302,17 +294,7 @@ def generated_project(
     """``flaskstack new`` → ``flask db upgrade`` on PostgreSQL → gunicorn, production profile."""
     base = tmp_path_factory.mktemp("generated")
     root = base / PROJECT
-    script = shutil.which("flaskstack", path=str(Path(sys.executable).parent))
-    assert script is not None, "no flaskstack console script: reinstall (pip install -e .)"
-    created = subprocess.run(
-        [script, "new", PROJECT, "--directory", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_clean_environment(),
-        check=False,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
+    generate_project(PROJECT, root)
     database = pg_cluster.create_database(f"generated_{uuid.uuid4().hex[:10]}")
     env: Mapping[str, str] = production_environment(
         database_url=database,
