@@ -3,8 +3,9 @@
 Signing in, signing up and signing out are flaskstack's auth pages
 (``/auth/login``, ``/auth/register``, ``POST /auth/logout``), drawn with this
 app's templates (``templates/flaskstack/``). Every form posts with a CSRF
-token; every change redirects (post/redirect/get). An article's page is
-cached for visitors without a cookie (:mod:`example.caching`).
+token; every change redirects (post/redirect/get) and says what it did in a
+flashed message, which the layout shows. An article's page is cached for
+visitors without a cookie (:mod:`example.caching`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import re
 import typing as t
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from flaskstack import cache, db
@@ -173,6 +174,7 @@ def new_article() -> str | Response:
             body=form.body.data,
             tags=split_tags(form.tags.data),
         )
+        flash("Your article is published.", "success")
         return redirect(url_for("conduit.article", slug=item.slug))
     return render_template("editor.html", form=form, article=None)
 
@@ -195,6 +197,7 @@ def edit_article(slug: str) -> str | Response:
             body=form.body.data,
             tags=split_tags(form.tags.data),
         )
+        flash("Your changes are saved.", "success")
         return redirect(url_for("conduit.article", slug=item.slug))
     return render_template("editor.html", form=form, article=item)
 
@@ -206,7 +209,9 @@ def delete_article(slug: str) -> Response:
     item = _article_or_404(slug)
     if item.author_id != _me().id:
         abort(403)
+    title = item.title  # read before the row is gone
     conduit.delete_article(item)
+    flash(f"The article “{title}” is deleted.", "success")
     return redirect(url_for("conduit.home"))
 
 
@@ -218,6 +223,7 @@ def add_comment(slug: str) -> str | Response:
     form = CommentForm()
     if form.validate_on_submit():
         conduit.add_comment(_me(), item, form.body.data)
+        flash("Your comment is posted.", "success")
         return redirect(url_for("conduit.article", slug=slug) + "#comments")
     viewer = _me()
     return render_template(
@@ -240,6 +246,7 @@ def delete_comment(slug: str, comment_id: int) -> Response:
     if comment.author_id != _me().id:
         abort(403)
     conduit.delete_comment(comment)
+    flash("Your comment is deleted.", "success")
     return redirect(url_for("conduit.article", slug=slug) + "#comments")
 
 
@@ -248,6 +255,7 @@ def delete_comment(slug: str, comment_id: int) -> Response:
 def favorite(slug: str) -> Response:
     """Favourite an article."""
     conduit.favorite(_me(), _article_or_404(slug))
+    flash("Added to your favourites.", "success")
     return redirect(safe_next(default=url_for("conduit.article", slug=slug)))
 
 
@@ -256,6 +264,7 @@ def favorite(slug: str) -> Response:
 def unfavorite(slug: str) -> Response:
     """Stop favouriting an article."""
     conduit.unfavorite(_me(), _article_or_404(slug))
+    flash("Removed from your favourites.", "success")
     return redirect(safe_next(default=url_for("conduit.article", slug=slug)))
 
 
@@ -268,6 +277,7 @@ def follow(username: str) -> Response:
         abort(404)
     if user.id != _me().id:
         conduit.follow(_me(), user)
+        flash(f"You follow {user.username}.", "success")
     return redirect(safe_next(default=url_for("conduit.profile", username=username)))
 
 
@@ -279,6 +289,7 @@ def unfollow(username: str) -> Response:
     if user is None:
         abort(404)
     conduit.unfollow(_me(), user)
+    flash(f"You no longer follow {user.username}.", "success")
     return redirect(safe_next(default=url_for("conduit.profile", username=username)))
 
 
@@ -310,5 +321,7 @@ def settings() -> str | Response:
             else:
                 if form.password.data:
                     login_user(me)  # a new password ended every session, this one too
+                # After login_user, which starts a new session.
+                flash("Your settings are saved.", "success")
                 return redirect(url_for("conduit.profile", username=me.username))
     return render_template("settings.html", form=form)

@@ -12,6 +12,7 @@ import re
 import typing as t
 from datetime import timedelta
 
+from ._mail_url import parse_mail_url as _parse_mail_url
 from ._redis_url import parse_redis_url as parse_url
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -134,6 +135,32 @@ def parse_redis_url(value: object) -> str | None:
     if isinstance(value, str):
         parse_url(value)  # raises ValueError saying what is wrong
         return value
+    raise ValueError
+
+
+def parse_mail_url(value: object) -> str | None:
+    """A mail URL (``smtp://``, ``smtps://``, ``console://``, ``memory://``, ``file://``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        _parse_mail_url(value)  # raises ValueError saying what is wrong
+        return value.strip()
+    raise ValueError
+
+
+_ADDRESS_RE = re.compile(r"[^\s@<>,;\"]+@[^\s@<>,;\"]+")
+
+
+def parse_mail_address(value: object) -> str | None:
+    """One address, bare or with a display name: ``app@example.com``, ``App <app@example.com>``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and "\n" not in value and "\r" not in value:
+        text = value.strip()
+        _, _, rest = text.rpartition("<")
+        address = rest[:-1] if rest.endswith(">") and "<" in text else text
+        if _ADDRESS_RE.fullmatch(address.strip()):
+            return text
     raise ValueError
 
 

@@ -222,6 +222,19 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Add a check_password(password) method or a password_hash column holding "
         "werkzeug.security hashes (flaskstack.auth.UserMixin has both).",
     ),
+    "auth.I005": (
+        "Signed-in devices are not tracked: the user model has no single-column primary key. "
+        "Remember-me cookies hold the user's id, so signing out does not revoke a copy of one.",
+        "Give the user model a single-column primary key to get per-device sign-in, revocable "
+        "remember-me cookies and sign out everywhere.",
+    ),
+    "auth.W010": (
+        "The account flows mail links built from the request's Host header, and neither "
+        "TRUSTED_HOSTS nor SERVER_NAME is set (--deploy): a request with a forged Host header "
+        "could have a password reset link to another site mailed to a user.",
+        "Set TRUSTED_HOSTS to the host names the site answers to (or SERVER_NAME), so Flask "
+        "refuses any other Host.",
+    ),
     "auth.I004": (
         "The app uses its own Flask-Login LoginManager: flaskstack adds no user model, auth "
         "pages or API tokens.",
@@ -250,12 +263,74 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "List the origins of your front ends in FLASKSTACK_CORS_ORIGINS, or silence cors.W001 "
         "for a public API that needs no credentials.",
     ),
+    "mail.E001": (
+        "A feature that sends mail (password reset, address confirmation) is on, and "
+        "MAIL_URL is not set (refused in production).",
+        "Set MAIL_URL to the SMTP server, e.g. "
+        "MAIL_URL=smtp://user:password@smtp.example.com:587?starttls=1, and "
+        "FLASKSTACK_MAIL_FROM; or turn the feature off.",
+    ),
+    "mail.E002": (
+        "MAIL_URL is console://, memory:// or file:// (refused in production): mail is "
+        "printed or kept, never delivered.",
+        "Set MAIL_URL to an smtp:// or smtps:// URL of the SMTP server, or unset it to send no "
+        "mail.",
+    ),
+    "mail.E003": (
+        "MAIL_URL names an SMTP server and no sender is set (refused in production).",
+        "Set FLASKSTACK_MAIL_FROM to an address the server may send from, e.g. "
+        "'Example <no-reply@example.com>'.",
+    ),
+    "mail.E004": (
+        "MAIL_URL is set but the app registered Flask-Mailman or Flask-Mail itself.",
+        "Keep one mail set-up: remove Mail(app) / mail.init_app(app) from the factory and "
+        "configure MAIL_URL, or unset MAIL_URL to keep the app's own.",
+    ),
+    "mail.E005": (
+        "The SMTP server cannot be used (--deploy): no connection, no answer within "
+        "FLASKSTACK_MAIL_TIMEOUT, STARTTLS or the login failed.",
+        "Check MAIL_URL (host, port, user and password, smtps:// or ?starttls=1 as the server "
+        "expects) and that the server accepts connections from this host; the message says "
+        "which step failed. A private CA's certificate is trusted through SSL_CERT_FILE.",
+    ),
+    "mail.I001": (
+        "MAIL_URL is not set (--deploy): the app sends no mail.",
+        "Nothing to do if the app needs no mail; otherwise set MAIL_URL and FLASKSTACK_MAIL_FROM.",
+    ),
     "logging.I001": (
         "flaskstack left the app's logging as the app configured it (the root logger or "
         "app.logger already had handlers or a level of the app's).",
         "Nothing to do. To have flaskstack write the app's log lines, set "
         "FLASKSTACK_LOG_FORMAT to 'text' or 'json'; to keep your set-up and log request ids, "
         "add flaskstack.logs.RequestIdFilter() to your handlers.",
+    ),
+    "headers.W001": (
+        "FLASKSTACK_CSP is None (--deploy): pages are sent without a Content-Security-Policy, "
+        "so an injected script runs.",
+        "Set FLASKSTACK_CSP to a policy (flaskstack's default needs a nonce, csp_nonce(), on "
+        "inline scripts), or silence headers.W001 if a proxy in front adds the header.",
+    ),
+    "headers.W002": (
+        "The Content-Security-Policy allows inline scripts ('unsafe-inline' in script-src, or "
+        "default-src without script-src, with no nonce or hash).",
+        'Move inline scripts to files, or give them nonce="{{ csp_nonce() }}" and put '
+        "'nonce-{nonce}' in script-src instead of 'unsafe-inline'.",
+    ),
+    "headers.W003": (
+        "FLASKSTACK_CSP_REPORT_ONLY is on (--deploy): the policy is reported, not enforced.",
+        "Once no page reports a violation, set FLASKSTACK_CSP_REPORT_ONLY to False.",
+    ),
+    "headers.W004": (
+        "FLASKSTACK_PERMISSIONS_POLICY is None (--deploy): an injected frame or script may ask "
+        "for the camera, microphone, location or payment.",
+        "Set FLASKSTACK_PERMISSIONS_POLICY (flaskstack's default turns those features off), or "
+        "silence headers.W004.",
+    ),
+    "headers.W005": (
+        "FLASKSTACK_PRIVATE_CACHE_CONTROL is None or lets shared caches store pages that "
+        "depend on the signed-in user (--deploy).",
+        "Set FLASKSTACK_PRIVATE_CACHE_CONTROL to 'private, no-store' (the default), or "
+        "silence headers.W005 if every view sets its own Cache-Control.",
     ),
 }
 """Every check id flaskstack can report: what it means, and how to fix it.
@@ -361,6 +436,23 @@ def _check_urls(app: Flask, deploy: bool) -> list[Finding]:
 def _check_cors(app: Flask, deploy: bool) -> list[Finding]:
     """With ``--deploy``: every origin allowed; credentials that HTTPS CSRF checks refuse."""
     from ._cors import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
+
+
+@register("headers", deploy=True)
+def _check_headers(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy``: a missing or weak Content-Security-Policy, Permissions-Policy off,
+    signed-in pages that shared caches may store."""
+    from ._headers import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app.config)]
+
+
+@register("mail", deploy=True)
+def _check_mail(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy``: mail is delivered, and the SMTP server accepts a connection and login."""
+    from .mail import _check_findings
 
     return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
 
@@ -508,6 +600,18 @@ def _check_auth(app: Flask, deploy: bool) -> list[Finding]:
     from .auth import _check_findings
 
     return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
+
+
+@register("auth", deploy=True)
+def _check_account_links(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy``: links in account mail cannot be pointed elsewhere by a forged Host."""
+    from ._state import get_state
+
+    if get_state(app).auth.account_models is None:
+        return []
+    if app.config.get("TRUSTED_HOSTS") or app.config.get("SERVER_NAME"):
+        return []
+    return [_finding("auth.W010", CATALOGUE["auth.W010"][0])]
 
 
 def _revision_missing(script: t.Any, revision: str) -> bool:

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Config, Flask
 
 from . import _parsers as p
+from ._mail_url import MAIL_URL_FORMS
 from ._redis_url import REDIS_URL_FORMS
 from .errors import Problem
 
@@ -164,6 +165,14 @@ def _app_short_name(app: Flask) -> str:
     if name == "__main__":
         name = "app"
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "app"
+
+
+def _parse_session_cookie_keys(value: object) -> list[str]:
+    keys = p.parse_str_list(value)
+    if "_user_id" in keys:
+        # Flask-Login's signed-in user: a cookie session cannot be revoked.
+        raise ValueError("'_user_id' (the signed-in user) is always stored in Redis; remove it")
+    return keys
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -335,6 +344,21 @@ SETTINGS: tuple[Setting, ...] = (
         concern="sessions",
     ),
     Setting(
+        "FLASKSTACK_SESSION_COOKIE_KEYS",
+        ["csrf_token", "_flashes", "_fresh", "_id", "_permanent", "_remember"],
+        _parse_session_cookie_keys,
+        type="list[str]",
+        expected="a list of session keys (never '_user_id'), or a comma-separated string",
+        doc=(
+            "With a Redis URL, a session holding only these keys stays in a signed cookie "
+            "(visitors who are not signed in cost Redis nothing); any other key, or sign-in, "
+            "moves it into Redis. Name WTF_CSRF_FIELD_NAME here if you change it. Empty: every "
+            "session is stored in Redis."
+        ),
+        env=("FLASKSTACK_SESSION_COOKIE_KEYS",),
+        concern="sessions",
+    ),
+    Setting(
         "CACHE_TYPE",
         None,
         p.parse_cache_type,
@@ -470,6 +494,75 @@ SETTINGS: tuple[Setting, ...] = (
         concern="security",
     ),
     Setting(
+        "FLASKSTACK_CSP",
+        (
+            "default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+            "style-src 'self' 'nonce-{nonce}'; img-src 'self' data: https:; "
+            "object-src 'none'; base-uri 'self'"
+        ),
+        p.parse_optional_str,
+        type="str",
+        expected="a Content-Security-Policy value, or None to send no header",
+        doc=(
+            "The Content-Security-Policy header. Each {nonce} is replaced by the request's "
+            "nonce, which templates get from csp_nonce() for inline scripts and styles."
+        ),
+        env=("FLASKSTACK_CSP",),
+        concern="security",
+    ),
+    Setting(
+        "FLASKSTACK_CSP_REPORT_ONLY",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Send FLASKSTACK_CSP as Content-Security-Policy-Report-Only: browsers report "
+            "violations but block nothing (to try a policy out)."
+        ),
+        env=("FLASKSTACK_CSP_REPORT_ONLY",),
+        concern="security",
+    ),
+    Setting(
+        "FLASKSTACK_PERMISSIONS_POLICY",
+        (
+            "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+            "microphone=(), payment=(), usb=()"
+        ),
+        p.parse_optional_str,
+        type="str",
+        expected="a Permissions-Policy value, or None to send no header",
+        doc="The Permissions-Policy header: browser features no page of the app may use.",
+        env=("FLASKSTACK_PERMISSIONS_POLICY",),
+        concern="security",
+    ),
+    Setting(
+        "FLASKSTACK_PRIVATE_CACHE_CONTROL",
+        "private, no-store",
+        p.parse_optional_str,
+        type="str",
+        expected="a Cache-Control value, or None to send none",
+        doc=(
+            "The Cache-Control header of responses that depend on the user (an API token, or "
+            "a session holding data), unless the view set one."
+        ),
+        env=("FLASKSTACK_PRIVATE_CACHE_CONTROL",),
+        concern="security",
+    ),
+    Setting(
+        "FLASKSTACK_ERROR_PAGES",
+        True,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Answer browsers' 400, 403, 404, 405, 413, 429, 500 and 503 with the HTML pages "
+            "of the templates flaskstack/errors/<code>.html, where the app has no handler."
+        ),
+        env=("FLASKSTACK_ERROR_PAGES",),
+        concern="pages",
+    ),
+    Setting(
         "FLASKSTACK_PROXY_FIX",
         0,
         p.parse_non_negative_int,
@@ -559,6 +652,92 @@ SETTINGS: tuple[Setting, ...] = (
         expected="true or false",
         doc="Offer the registration page.",
         env=("FLASKSTACK_REGISTRATION",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_PASSWORD_RESET",
+        True,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Offer password reset by email (a page and a JSON endpoint); needs MAIL_URL in "
+        "production.",
+        env=("FLASKSTACK_PASSWORD_RESET",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_AUTH_API_PATH",
+        "/auth",
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/', or None to serve no account endpoints",
+        doc="Where the account endpoints (password reset, email confirmation and change, "
+        "password change) live under FLASKSTACK_API_PREFIX; they exist with the auth pages.",
+        env=("FLASKSTACK_AUTH_API_PATH",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_PASSWORD_RESET_MAX_AGE",
+        3600,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number of seconds greater than 0",
+        doc="How long a password reset link works (it also stops working once used, once the "
+        "password changes, and once a newer link is sent).",
+        env=("FLASKSTACK_PASSWORD_RESET_MAX_AGE",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_EMAIL_CONFIRMATION",
+        "optional",
+        p.parse_choice("off", "optional", "required"),
+        type="str",
+        expected="'off', 'optional' or 'required'",
+        doc="Email confirmation: ``off`` sends no link; ``optional`` sends one at registration "
+        "and lets unconfirmed users sign in; ``required`` signs nobody in before they confirm.",
+        env=("FLASKSTACK_EMAIL_CONFIRMATION",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_EMAIL_CONFIRMATION_MAX_AGE",
+        3 * 24 * 3600,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number of seconds greater than 0",
+        doc="How long an email confirmation link (also for a changed address) works.",
+        env=("FLASKSTACK_EMAIL_CONFIRMATION_MAX_AGE",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_ACCOUNT_EMAIL_LIMIT",
+        3,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="Password reset and confirmation emails sent per address within "
+        "FLASKSTACK_ACCOUNT_EMAIL_WINDOW.",
+        env=("FLASKSTACK_ACCOUNT_EMAIL_LIMIT",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_ACCOUNT_ADDRESS_LIMIT",
+        10,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="Password reset and confirmation requests per client address within "
+        "FLASKSTACK_ACCOUNT_EMAIL_WINDOW.",
+        env=("FLASKSTACK_ACCOUNT_ADDRESS_LIMIT",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_ACCOUNT_EMAIL_WINDOW",
+        3600.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc="The window over which password reset and confirmation requests are counted.",
+        env=("FLASKSTACK_ACCOUNT_EMAIL_WINDOW",),
         concern="auth",
     ),
     Setting(
@@ -839,6 +1018,51 @@ SETTINGS: tuple[Setting, ...] = (
         ),
         env=("FLASKSTACK_CORS_PATHS",),
         concern="cors",
+    ),
+    Setting(
+        "MAIL_URL",
+        None,
+        p.parse_mail_url,
+        type="str",
+        expected="a mail URL: " + "; ".join(MAIL_URL_FORMS),
+        doc=(
+            "Where mail goes (Flask-Mailman). flaskstack fills Flask-Mailman's ``MAIL_*`` keys "
+            "from it with ``setdefault``: a ``MAIL_SERVER``, ``MAIL_PORT`` ... the app sets "
+            "itself wins, and ``flask stack check`` reports the part of the URL it overrides "
+            "(``config.W002``). Unset: no mail; production refuses ``console://``, "
+            "``memory://`` and ``file://``."
+        ),
+        env=("MAIL_URL",),
+        profiles={"development": "console://", "testing": "memory://"},
+        secret=True,
+        concern="mail",
+    ),
+    Setting(
+        "FLASKSTACK_MAIL_FROM",
+        None,
+        p.parse_mail_address,
+        type="str",
+        expected="an address such as 'app@example.com' or 'Example <app@example.com>'",
+        doc=(
+            "The sender of the mail flaskstack sends (Flask-Mailman's ``MAIL_DEFAULT_SENDER``). "
+            "Required in production when MAIL_URL names an SMTP server."
+        ),
+        env=("FLASKSTACK_MAIL_FROM",),
+        concern="mail",
+    ),
+    Setting(
+        "FLASKSTACK_MAIL_TIMEOUT",
+        10.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "The longest one message may take to send over SMTP, connecting, TLS and every "
+            "command included; a request that sends mail never waits longer (the host name "
+            "lookup is not covered: name an IP address or use a local resolver to bound it)."
+        ),
+        env=("FLASKSTACK_MAIL_TIMEOUT",),
+        concern="mail",
     ),
     Setting(
         "FLASKSTACK_REQUEST_ID_HEADER",

@@ -428,6 +428,10 @@ def _handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
     response: Response
     if _prefers_json():
         response = problem(400, reason)
+    elif current_app.config["FLASKSTACK_ERROR_PAGES"]:
+        from ._error_pages import render_error_page  # the page in the app's layout
+
+        response = render_error_page(error, csrf=True)
     else:
         response = Response(_PAGE.format(reason=escape(reason)), 400, mimetype="text/html")
     response.vary.add("Accept")

@@ -82,6 +82,11 @@ def _own_handler(handler: _H) -> _H:
     return handler
 
 
+def _is_own_handler(handler: t.Callable[..., t.Any]) -> bool:
+    """Whether ``handler`` is one of flaskstack's (:func:`_own_handler`)."""
+    return bool(getattr(handler, _HANDLER_ATTRIBUTE, False))
+
+
 def _app_handler(error: BaseException) -> ErrorHandlerCallable | None:
     """The handler Flask would choose for ``error`` if flaskstack had registered none.
 
@@ -93,6 +98,26 @@ def _app_handler(error: BaseException) -> ErrorHandlerCallable | None:
     the app; the error's classes from the most specific) over the public
     ``error_handler_spec``, skipping flaskstack's handlers.
     """
+    return _find_handler(error, lambda handler: not _is_own_handler(handler))
+
+
+def _next_handler(
+    error: BaseException, skipped: t.Callable[..., t.Any]
+) -> ErrorHandlerCallable | None:
+    """The handler Flask would choose for ``error`` if ``skipped`` were not registered.
+
+    flaskstack's HTML error pages are registered for status codes, which
+    Flask consults before classes; for a request they do not answer (an API
+    or JSON client), this finds the handler that would have answered
+    without them: the app's, or flaskstack's problem documents.
+    """
+    return _find_handler(error, lambda handler: handler is not skipped)
+
+
+def _find_handler(
+    error: BaseException, accept: t.Callable[[t.Callable[..., t.Any]], bool]
+) -> ErrorHandlerCallable | None:
+    """The first handler in Flask's order for ``error`` that ``accept`` takes."""
     code = error.code if isinstance(error, HTTPException) else None
     names: tuple[str | None, ...] = (*request.blueprints, None)
     spec = current_app.error_handler_spec
@@ -103,7 +128,7 @@ def _app_handler(error: BaseException) -> ErrorHandlerCallable | None:
                 continue
             for cls in type(error).__mro__:
                 handler = handlers.get(cls)
-                if handler is not None and not getattr(handler, _HANDLER_ATTRIBUTE, False):
+                if handler is not None and accept(handler):
                     return handler
     return None
 

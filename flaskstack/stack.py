@@ -14,14 +14,17 @@ import typing as t
 
 from . import (
     _cors,
+    _error_pages,
     _headers,
     _ids,
     _security,
+    _templates,
     caching,
     database,
     forms,
     health,
     logs,
+    mail,
     migrations,
     rest,
     sessions,
@@ -117,6 +120,7 @@ class Stack:
         resolution.problems.extend(rest._prepare(app, resolution))
         resolution.problems.extend(limits_component._prepare(app, resolution))
         resolution.problems.extend(_cors._prepare(app, resolution))
+        resolution.problems.extend(mail._prepare(app, resolution))
         _security.validate(app, resolution)
 
         resolution.apply(app)
@@ -125,7 +129,9 @@ class Stack:
         _ids._init_app(app)  # before any rule of flaskstack's: they use its int converter
         migrations._init_app(app, database.db)
         health._init_app(app)
+        _templates.init_app(app)
         _headers.init_app(app)
+        _error_pages.init_app(app)
         _add_stack_commands(app)
 
         state = StackState(
@@ -140,6 +146,7 @@ class Stack:
         rest._init_app(app, state)
         limits_component._init_app(app, state)
         _cors._init_app(app, state)
+        mail._init_app(app)
         state.readiness_probes["database"] = health._probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component._probe

@@ -34,7 +34,7 @@ RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 # Environment variables flaskstack reads; tests start without any of them.
 _READ_PREFIXES = ("FLASK_", "FLASKSTACK_")
-_READ_NAMES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+_READ_NAMES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL")
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +89,17 @@ def postgres_url(postgres: PostgresDatabases) -> str:
 
 
 SHARED_REDIS_URL = os.environ.get("FLASKSTACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+PRODUCTION_MAIL = {
+    "MAIL_URL": "smtp://127.0.0.1:9",
+    "FLASKSTACK_MAIL_FROM": "app@example.com",
+}
+"""Mail settings production accepts, for apps whose test sends no mail.
+
+Production refuses to start without a mail server while the account flows
+that mail links are on; nothing listens on port 9 of loopback, so a message
+sent by mistake fails (and is logged) instead of leaving the machine.
+"""
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def clean_environment() -> dict[str, str]:
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("FLASK_", "FLASKSTACK_", "PYTEST_", "COV_CORE_", "COVERAGE_"))
-        and name not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PYTHONPATH")
+        and name not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL", "PYTHONPATH")
     }
 
 

@@ -461,7 +461,7 @@ def test_a_plain_flask_login_model_signs_in_and_check_says_what_is_off(
     )
     auth = flaskstack.get_state(app).auth
     with app.app_context():
-        tables = [Reader.__table__, auth.token_model.__table__]
+        tables = [model.__table__ for model in auth.models]
         db.metadata.create_all(bind=db.engine, tables=tables)
         db.session.add(Reader(username="ada"))
         db.session.commit()

@@ -15,6 +15,7 @@ import importlib.metadata
 import typing as t
 
 import pytest
+from conftest import PRODUCTION_MAIL
 
 import flaskstack
 from flaskstack.rest._docs_ui import PAGE_POLICY
@@ -27,6 +28,7 @@ if t.TYPE_CHECKING:
 
 STRONG_SECRET = "8H1bq0oWcT7c8f6mQhZ2pXv4rS9yL3dK5nJ0aE2gU7w"
 PRODUCTION = {
+    **PRODUCTION_MAIL,
     "SECRET_KEY": STRONG_SECRET,
     "FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0",
     "SQLALCHEMY_DATABASE_URI": "postgresql://postgres@127.0.0.1:5432/postgres",

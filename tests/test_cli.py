@@ -16,6 +16,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from flask.cli import cli as flask_cli
 from loopback import free_port
+from smtp_server import SMTPServer
 
 import flaskstack
 from flaskstack import checks
@@ -113,13 +114,17 @@ def test_deploy_passes_on_a_good_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    config = {
-        "SECRET_KEY": STRONG_SECRET,
-        "FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0",
-        "SQLALCHEMY_DATABASE_URI": postgres_url,
-    }
-    factory = factory_for(tmp_path, config, profile="production")
-    result = run(factory, "stack", "check", "--deploy")
+    with SMTPServer() as smtp:
+        config = {
+            "SECRET_KEY": STRONG_SECRET,
+            "FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "SQLALCHEMY_DATABASE_URI": postgres_url,
+            "MAIL_URL": smtp.url(),
+            "FLASKSTACK_MAIL_FROM": "app@example.com",
+            "TRUSTED_HOSTS": ["app.example.com"],
+        }
+        factory = factory_for(tmp_path, config, profile="production")
+        result = run(factory, "stack", "check", "--deploy")
     assert result.exit_code == 0, result.output
     assert "ERRORS" not in result.output
 
@@ -244,6 +249,9 @@ def test_the_installed_flask_command_has_the_plugin(tmp_path: Path) -> None:
 
     env["SECRET_KEY"] = STRONG_SECRET
     env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    # Without the account flows that mail links, production needs no mail server.
+    env["FLASKSTACK_PASSWORD_RESET"] = "false"
+    env["FLASKSTACK_EMAIL_CONFIRMATION"] = "off"
     env["DATABASE_URL"] = "sqlite:///" + str(tmp_path / "prod.sqlite3")
     env["FLASKSTACK_SILENCED_CHECKS"] = "migrations.W001"
     proc = subprocess.run(

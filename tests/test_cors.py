@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from conftest import resources_on_api
+from conftest import PRODUCTION_MAIL, resources_on_api
 from flask_cors import CORS
 
 import flaskstack
@@ -474,6 +474,7 @@ def test_origins_come_from_the_environment_as_a_list(
 
 def production_settings(postgres_url: str) -> dict[str, t.Any]:
     return {
+        **PRODUCTION_MAIL,
         "FLASKSTACK_PROFILE": "production",
         "SECRET_KEY": "k" * 48,
         "SQLALCHEMY_DATABASE_URI": postgres_url,

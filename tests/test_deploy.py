@@ -5,14 +5,16 @@ No Docker engine runs where the tests run, so:
 - docker-compose.yml is validated against the Compose Specification's JSON
   schema, and the properties the deployment promises (health checks, named
   volumes, a migration the web service waits for, the production profile,
-  settings only from the environment, no secret in a committed file, a
+  settings only from the environment, no secret or mail URL in a committed
+  file, a Mailpit service for trying the stack that nothing waits for, a
   multi-stage image running as a user that is not root) are asserted on the
   parsed files;
 - the commands the compose services run are read from those files (the
   migrate service's ``flask db upgrade``, then the image's gunicorn ``CMD``
   for the web service) and run here with the environment compose gives
-  them, against the local PostgreSQL and Redis instead of the ``db`` and
-  ``redis`` services; the app is then driven over HTTP as a browser would.
+  them, against the local PostgreSQL and Redis and an SMTP server on
+  loopback instead of the ``db``, ``redis`` and ``mail`` services; the app
+  is then driven over HTTP as a browser would.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import typing as t
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -35,6 +38,7 @@ from deploy_support.deployment import Deployment
 from deploy_support.files import check_compose_file
 from deploy_support.http import Browser, Response, form_fields
 from deploy_support.server import Server, free_port, local_command, run, with_bind
+from smtp_server import SMTPServer
 
 if t.TYPE_CHECKING:
     from conftest import PostgresDatabases
@@ -90,6 +94,10 @@ def test_env_example_documents_every_variable(deployment: Deployment) -> None:
     checks.check_env_example(deployment)
 
 
+def test_mail_goes_to_mailpit_until_env_names_a_provider(deployment: Deployment) -> None:
+    checks.check_mail_service(deployment)
+
+
 def test_the_image_is_multi_stage_and_runs_as_a_user(deployment: Deployment) -> None:
     checks.check_dockerfile(deployment)
     assert deployment.final_stage.env()["FLASK_APP"] == "example:create_app"
@@ -109,6 +117,46 @@ def test_a_dockerfile_without_user_is_refused(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(re.sub(r"^USER .*$", "", text, flags=re.MULTILINE))
     with pytest.raises(AssertionError, match="runs as root"):
         checks.check_dockerfile(Deployment.read(tmp_path))
+
+
+def _with_compose(tmp_path: Path, old: str, new: str) -> Deployment:
+    """The repository's deployment files with ``old`` replaced by ``new`` in the compose file."""
+    for name in ("Dockerfile", ".env.example", ".dockerignore"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "docker-compose.yml").write_text(text.replace(old, new), encoding="utf-8")
+    return Deployment.read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "smtp://app:hunter2@smtp.example.com:587?starttls=1",
+        "smtp://app:${SMTP_PASSWORD}@smtp.example.com:587",
+        "${MAIL_URL:-smtp://mail:1025}",
+        "${MAIL_URL:?set it}?timeout=5",
+    ],
+)
+def test_a_mail_url_written_in_the_compose_file_is_refused(tmp_path: Path, value: str) -> None:
+    deployment = _with_compose(
+        tmp_path,
+        "MAIL_URL: ${MAIL_URL:?set MAIL_URL in .env (see .env.example)}",
+        f"MAIL_URL: {value}",
+    )
+    with pytest.raises(AssertionError, match="MAIL_URL"):
+        checks.check_configuration(deployment)
+
+
+def test_a_web_service_waiting_for_mailpit_is_refused(tmp_path: Path) -> None:
+    deployment = _with_compose(
+        tmp_path,
+        "      redis:\n        condition: service_healthy\n    ports:",
+        "      redis:\n        condition: service_healthy\n      mail:\n"
+        "        condition: service_started\n    ports:",
+    )
+    with pytest.raises(AssertionError, match="web must not wait for mail"):
+        checks.check_mail_service(deployment)
 
 
 # -- the services' commands, run here ------------------------------------------------------
@@ -136,14 +184,21 @@ def _csrf_token(browser: Browser) -> str:
     return t.cast("str", json.loads(response.body)["csrf_token"])
 
 
+@pytest.fixture
+def smtp_server() -> t.Iterator[SMTPServer]:
+    with SMTPServer() as server:
+        yield server
+
+
 def test_the_compose_services_run_here(
     deployment: Deployment,
     postgres: PostgresDatabases,
     namespace: t.Callable[[], str],
+    smtp_server: SMTPServer,
     tmp_path: Path,
 ) -> None:
     # What compose gives the app containers, with .env filled in from .env.example;
-    # the db and redis services are this machine's servers.
+    # the db, redis and mail services are this machine's servers.
     variables = deployment.variables(
         SECRET_KEY=secrets.token_urlsafe(48), POSTGRES_PASSWORD=secrets.token_hex(16)
     )
@@ -152,6 +207,7 @@ def test_the_compose_services_run_here(
         "DATABASE_URL": postgres.create("deploy"),
         "REDIS_URL": SHARED_REDIS_URL,
         "FLASKSTACK_NAMESPACE": redis_namespace,
+        "MAIL_URL": smtp_server.url(),
     }
     environments = {}
     for service in ("migrate", "web"):
@@ -167,7 +223,8 @@ def test_the_compose_services_run_here(
     assert migrated.returncode == 0, migrated.stdout
     assert "Running upgrade" in migrated.stdout
 
-    # The release check the docs ask for, with the same environment.
+    # The release check the docs ask for, with the same environment: it also
+    # connects to the SMTP server.
     checked = run(
         [sys.executable, "-m", "flask", "stack", "check", "--deploy"],
         env={**base, **environments["migrate"]},
@@ -189,6 +246,10 @@ def test_the_compose_services_run_here(
         assert healthy.returncode == 0, healthy.stdout
 
         _drive_the_app(server, Browser("127.0.0.1", port), redis_namespace, workers)
+        # Registering mailed a confirmation link, from .env.example's sender.
+        (mail,) = smtp_server.wait_for(1)
+        assert mail.message["From"] == variables["FLASKSTACK_MAIL_FROM"]
+        assert mail.rcpt_tos[0].startswith("deploy-")
         status = server.stop()
     assert status == 0, server.output()
     assert "Shutting down: Master" in server.output()
@@ -240,9 +301,23 @@ def _register_and_sign_in(browser: Browser, store: redis.Redis, redis_namespace:
     signed_in = browser.post("/auth/login", form)
     assert signed_in.status == 302, signed_in.body
     assert browser.cookies != before  # a new session id at login
+    # Where a browser goes next: the page shows (and so takes out of the session)
+    # the message flashed at sign-in.
+    landed = _follow(browser, signed_in)
+    assert landed.status == 200, landed.body
     sessions = _session_keys(store, redis_namespace)
     assert len(sessions) == 1
     assert "_user_id" in next(iter(sessions.values()))
+
+
+def _follow(browser: Browser, response: Response, hops: int = 5) -> Response:
+    """The page a browser ends on after following ``response``'s redirects."""
+    for _ in range(hops):
+        if response.status not in (301, 302, 303, 307, 308):
+            return response
+        target = urlsplit(response.headers["Location"])
+        response = browser.get(target.path + (f"?{target.query}" if target.query else ""))
+    raise AssertionError(f"more than {hops} redirects")
 
 
 def _use_the_session_on_every_worker(

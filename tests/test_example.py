@@ -57,7 +57,10 @@ TABLES = [
     "follow",
     "tag",
     "user_account",
+    "user_account_account_tokens",
     "user_account_api_tokens",
+    "user_account_confirmed_emails",
+    "user_account_logins",
 ]
 DEMO_TITLES = [
     "Welcome to Conduit",

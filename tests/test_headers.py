@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import typing as t
 from http.cookies import SimpleCookie
 
 import pytest
 import redis
-from flask import Flask, redirect, request, session, url_for
+import sqlalchemy as sa
+from conftest import PRODUCTION_MAIL
+from flask import Flask, redirect, render_template_string, request, session, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flaskstack import db, get_state
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import AppFactory
+    from flask.testing import FlaskClient
     from werkzeug.wrappers import Response
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
@@ -88,6 +94,7 @@ def namespace(namespace: t.Callable[[], str]) -> str:
 def production_config(tmp_path: Path, namespace: str) -> dict[str, t.Any]:
     """What production insists on: a real secret, Redis and an explicit database."""
     return {
+        **PRODUCTION_MAIL,
         "FLASKSTACK_PROFILE": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "FLASKSTACK_REDIS_URL": SHARED_REDIS,
@@ -338,3 +345,233 @@ def test_session_cookie_is_secure_in_production(
     }
     with redis.Redis.from_url(SHARED_REDIS) as client:
         assert len(list(client.scan_iter(match=f"{namespace}:session:*"))) == 1
+
+
+# -- Content-Security-Policy ---------------------------------------------------
+
+NONCE = re.compile(r"'nonce-([A-Za-z0-9_-]+)'")
+INLINE_PAGE = (
+    '<!doctype html><title>inline</title><script nonce="{{ csp_nonce() }}">1</script>'
+    '<style nonce="{{ csp_nonce() }}">p {}</style>'
+)
+
+
+def add_inline_page(app: Flask) -> Flask:
+    @app.get("/inline")
+    def inline() -> str:
+        return render_template_string(INLINE_PAGE)
+
+    return app
+
+
+def test_the_default_policy_carries_the_pages_nonce(make_app: AppFactory) -> None:
+    client = add_inline_page(add_views(make_app())).test_client()
+    nonces = []
+    for _ in range(2):
+        response = client.get("/inline")
+        policy = response.headers["Content-Security-Policy"]
+        in_header = set(NONCE.findall(policy))
+        in_page = set(re.findall(r'nonce="([^"]+)"', response.text))
+        assert len(in_header) == 1
+        assert in_header == in_page  # script and style share the request's one nonce
+        assert "script-src 'self' 'nonce-" in policy
+        assert "object-src 'none'" in policy
+        assert "'unsafe-inline'" not in policy
+        nonces.append(in_header.pop())
+    assert nonces[0] != nonces[1]
+    assert len(nonces[0]) >= 22  # 16 random bytes
+
+
+@pytest.mark.parametrize("path", ["/page", "/data", "/missing", "/moved", "/boom"])
+def test_every_response_carries_the_policy(make_app: AppFactory, path: str) -> None:
+    response = add_views(make_app()).test_client().get(path)
+    assert len(NONCE.findall(response.headers["Content-Security-Policy"])) == 2
+
+
+def test_a_policy_of_the_settings(make_app: AppFactory) -> None:
+    app = add_inline_page(add_views(make_app(csp="default-src 'self'; img-src *")))
+    response = app.test_client().get("/page")
+    assert response.headers["Content-Security-Policy"] == "default-src 'self'; img-src *"
+    # Templates written for a nonce still render.
+    assert app.test_client().get("/inline").status_code == 200
+
+
+def test_report_only(make_app: AppFactory) -> None:
+    app = add_views(make_app(csp="default-src 'self'", csp_report_only=True))
+    response = app.test_client().get("/page")
+    assert response.headers["Content-Security-Policy-Report-Only"] == "default-src 'self'"
+    assert "Content-Security-Policy" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "header", ["Content-Security-Policy", "content-security-policy-report-only"]
+)
+def test_a_policy_the_view_sets_is_kept(make_app: AppFactory, header: str) -> None:
+    app = add_views(make_app())
+
+    @app.get("/own-policy")
+    def own_policy() -> tuple[str, dict[str, str]]:
+        return "mine", {header: "default-src 'none'"}
+
+    response = app.test_client().get("/own-policy")
+    policies = response.headers.getlist("Content-Security-Policy") + response.headers.getlist(
+        "Content-Security-Policy-Report-Only"
+    )
+    assert policies == ["default-src 'none'"]
+
+
+# -- Permissions-Policy --------------------------------------------------------
+
+
+def test_permissions_policy(make_app: AppFactory) -> None:
+    response = add_views(make_app()).test_client().get("/page")
+    features = dict(
+        item.strip().split("=", 1) for item in response.headers["Permissions-Policy"].split(",")
+    )
+    for feature in ("camera", "microphone", "geolocation", "payment", "usb"):
+        assert features[feature] == "()"
+
+    app = add_views(make_app(permissions_policy="camera=(self)"))
+
+    @app.get("/own-permissions")
+    def own_permissions() -> tuple[str, dict[str, str]]:
+        return "mine", {"Permissions-Policy": "geolocation=(self)"}
+
+    assert app.test_client().get("/page").headers["Permissions-Policy"] == "camera=(self)"
+    response = app.test_client().get("/own-permissions")
+    assert response.headers.getlist("Permissions-Policy") == ["geolocation=(self)"]
+
+
+def test_none_sends_none_of_the_new_headers(make_app: AppFactory) -> None:
+    app = add_views(make_app(csp=None, permissions_policy=None, private_cache_control=None))
+    response = app.test_client().get("/remember")  # writes the session
+    assert response.text == "remembered"
+    for name in (
+        "Content-Security-Policy",
+        "Content-Security-Policy-Report-Only",
+        "Permissions-Policy",
+        "Cache-Control",
+    ):
+        assert name not in response.headers
+
+
+# -- Cache-Control of pages for one user -----------------------------------------
+
+
+def add_user_pages(app: Flask) -> Flask:
+    @app.get("/me")
+    def me() -> str:
+        return render_template_string(
+            "{% if current_user.is_authenticated %}{{ current_user.email }}{% else %}nobody"
+            "{% endif %}"
+        )
+
+    @app.get("/me-cached-by-the-view")
+    def me_cached() -> tuple[str, dict[str, str]]:
+        return me(), {"Cache-Control": "private, max-age=60"}
+
+    app.config["TEST_EMAIL"] = f"alice-{secrets.token_hex(6)}@example.com"
+    with app.app_context():
+        # The auth tables only: other modules' models (another bind) are not this app's.
+        tables = [model.__table__ for model in get_state(app).auth.models]
+        db.metadata.create_all(bind=db.engine, tables=tables)
+        user = get_state(app).auth.user_model(email=app.config["TEST_EMAIL"])
+        user.set_password("correct horse battery")
+        db.session.add(user)
+        db.session.commit()
+    return app
+
+
+def signed_in(app: Flask) -> FlaskClient:
+    from flaskstack.testing._clients import login
+
+    client = app.test_client()
+    with app.app_context():
+        model = get_state(app).auth.user_model
+        email = app.config["TEST_EMAIL"]
+        user = db.session.execute(sa.select(model).filter_by(email=email)).scalar_one()
+        login(client, user)
+    return client
+
+
+@pytest.mark.parametrize("sessions", ["cookie", "redis"])
+def test_signed_in_pages_are_private(
+    make_app: AppFactory, flaskstack_config: dict[str, t.Any], sessions: str
+) -> None:
+    config = dict(flaskstack_config)
+    if sessions == "redis":
+        config["FLASKSTACK_REDIS_URL"] = SHARED_REDIS
+    app = add_user_pages(add_views(make_app(config)))
+    client = signed_in(app)
+    response = client.get("/me")
+    assert response.text == app.config["TEST_EMAIL"]
+    assert response.headers["Cache-Control"] == "private, no-store"
+    # A page that does not read the session is still anybody's.
+    assert "Cache-Control" not in client.get("/page").headers
+    # What the view set is kept.
+    own = client.get("/me-cached-by-the-view")
+    assert own.headers.getlist("Cache-Control") == ["private, max-age=60"]
+
+    anonymous = app.test_client().get("/me")
+    assert anonymous.text == "nobody"
+    assert "Cache-Control" not in anonymous.headers
+
+
+def test_a_page_with_a_csrf_token_is_private(
+    make_app: AppFactory, flaskstack_config: dict[str, t.Any]
+) -> None:
+    response = make_app(flaskstack_config).test_client().get("/auth/login")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_token_requests_are_private(make_app: AppFactory) -> None:
+    client = add_views(make_app()).test_client()
+    response = client.get("/data", headers={"Authorization": "Bearer whatever-token"})
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert "Cache-Control" not in client.get("/data").headers
+
+
+def test_the_private_value_of_the_settings(make_app: AppFactory) -> None:
+    client = add_views(make_app(private_cache_control="private, max-age=0")).test_client()
+    response = client.get("/data", headers={"Authorization": "Bearer whatever-token"})
+    assert response.headers["Cache-Control"] == "private, max-age=0"
+
+
+# -- flask stack check --deploy ------------------------------------------------
+
+
+def header_findings(app: Flask) -> set[str]:
+    from flaskstack.checks import run_checks
+
+    return {f.id for f in run_checks(app, deploy=True, tags=["headers"])}
+
+
+def test_the_defaults_pass_the_deploy_checks(make_app: AppFactory) -> None:
+    assert header_findings(make_app()) == set()
+    assert (
+        header_findings(make_app(csp="script-src 'self' 'unsafe-inline' 'nonce-{nonce}'")) == set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"csp": None}, {"headers.W001"}),
+        ({"csp": "default-src 'self' 'unsafe-inline'"}, {"headers.W002"}),
+        ({"csp": "default-src 'self'; script-src 'unsafe-inline' https:"}, {"headers.W002"}),
+        ({"csp": "img-src 'self'"}, {"headers.W002"}),
+        ({"csp_report_only": True}, {"headers.W003"}),
+        ({"permissions_policy": None}, {"headers.W004"}),
+        ({"private_cache_control": None}, {"headers.W005"}),
+        ({"private_cache_control": "max-age=60"}, {"headers.W005"}),
+    ],
+)
+def test_deploy_checks_warn_about_weak_headers(
+    make_app: AppFactory, settings: dict[str, t.Any], expected: set[str]
+) -> None:
+    app = make_app(**settings)
+    assert header_findings(app) == expected
+    from flaskstack.checks import run_checks
+
+    assert not expected & {f.id for f in run_checks(app, deploy=False)}

@@ -205,7 +205,13 @@ def test_the_graph_sees_cycles_through_functions_and_sub_packages() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["flaskstack._state", "flaskstack._redis_url", "flaskstack._credentials"]
+    "module",
+    [
+        "flaskstack._state",
+        "flaskstack._redis_url",
+        "flaskstack._credentials",
+        "flaskstack._mail_url",
+    ],
 )
 def test_leaf_modules_import_nothing_from_the_package(module: str) -> None:
     assert import_graph()[module] == set()
@@ -276,3 +282,22 @@ def test_flask_swagger_ui_is_imported_by_the_docs_page_only_inside_functions() -
     for name, edges in import_graph().items():
         for edge in edges:
             assert edge.target != docs or edge.in_function, f"{name}, line {edge.line}"
+
+
+def test_flask_mailman_is_imported_by_the_mail_adapter_only() -> None:
+    """Flask-Mailman is imported by ``flaskstack._mail_backend`` alone, and that module only
+    inside functions: an app imports neither until it sends its first message."""
+    adapter = "flaskstack._mail_backend"
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found = [m for m in modules if m.split(".")[0] == "flask_mailman"]
+            assert not found or name == adapter, f"{name}, line {node.lineno}"
+    for name, edges in import_graph().items():
+        for edge in edges:
+            assert edge.target != adapter or edge.in_function, f"{name}, line {edge.line}"

@@ -18,7 +18,7 @@ import typing as t
 
 import pytest
 import redis
-from conftest import SHARED_REDIS_URL
+from conftest import PRODUCTION_MAIL, SHARED_REDIS_URL
 
 import flaskstack
 from flaskstack._redis_url import parse_redis_url
@@ -78,6 +78,7 @@ def test_a_worker_imports_the_driver_and_the_commands_only_when_used(
         DATABASE_URL=postgres_url,
         REDIS_URL=SHARED_REDIS_URL,
         SECRET_KEY=STRONG_SECRET,
+        **PRODUCTION_MAIL,
     )
     run = subprocess.run(
         [sys.executable, "-c", WORKER, str(tmp_path / "instance"), namespace()],
@@ -246,6 +247,41 @@ def test_flask_limiter_is_imported_only_when_rate_limits_are_on(tmp_path: Path) 
     assert seen == {"declared": [], "off": [200, []], "on": ["flask_limiter", "limits"]}
 
 
+MAIL_WORKER = textwrap.dedent(
+    """
+    import json, sys
+
+    from flask import Flask
+
+    import flaskstack
+    from flaskstack.mail import send_mail
+
+    def loaded():
+        return sorted(m for m in ("flask_mailman", "flaskstack._mail_backend") if m in sys.modules)
+
+    app = Flask("mailapp", instance_path=sys.argv[1])
+    flaskstack.init_app(app, profile="testing")  # MAIL_URL: memory://
+    seen = {"init": loaded(), "healthz": app.test_client().get("/healthz").status_code}
+    seen["after_healthz"] = loaded()
+    with app.app_context():
+        seen["sent"] = send_mail("a@example.com", "password_changed", user=None)
+    seen["after_send"] = loaded()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_flask_mailman_is_imported_by_the_first_message_only(tmp_path: Path) -> None:
+    seen = _seen_by_worker(MAIL_WORKER, tmp_path)
+    assert seen == {
+        "init": [],
+        "healthz": 200,
+        "after_healthz": [],
+        "sent": True,
+        "after_send": ["flask_mailman", "flaskstack._mail_backend"],
+    }
+
+
 DOCS_UI = ("flask_swagger_ui", "flaskstack.rest._docs_ui")
 
 DOCS_WORKER = textwrap.dedent(
@@ -287,6 +323,6 @@ def test_the_api_docs_ui_is_imported_only_when_on(
 ) -> None:
     env = dict(os.environ, DATABASE_URL=postgres_url, SECRET_KEY=STRONG_SECRET)
     if profile == "production":
-        env["REDIS_URL"] = SHARED_REDIS_URL
+        env.update(REDIS_URL=SHARED_REDIS_URL, **PRODUCTION_MAIL)
     seen = _seen_by_worker(DOCS_WORKER, tmp_path, json.dumps(config), profile, env=env)
     assert seen == {"docs": docs, "openapi": 200, "loaded": loaded}

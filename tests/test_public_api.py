@@ -51,6 +51,7 @@ PUBLIC_MODULES = [
     "flaskstack.health",
     "flaskstack.limits",
     "flaskstack.logs",
+    "flaskstack.mail",
     "flaskstack.migrations",
     "flaskstack.problems",
     "flaskstack.redis",

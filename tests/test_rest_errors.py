@@ -187,11 +187,13 @@ def test_the_apps_generic_handler_sees_http_errors_inside_and_outside_the_prefix
     assert client.get("/api/boom").get_data(as_text=True) == "generic RuntimeError"
 
 
-# -- outside the prefix, Flask's own pages ------------------------------------------------
+# -- outside the prefix, Flask's own pages (flaskstack's HTML pages off) --------------------
 
 
 def test_errors_outside_the_prefix_are_flasks_own_pages(build: t.Callable[..., Flask]) -> None:
-    client = build().test_client()
+    # flaskstack's HTML error pages (tests/test_error_pages.py) are off: what
+    # is left outside the prefix is exactly Flask's answer.
+    client = build(FLASKSTACK_ERROR_PAGES=False).test_client()
     bare = Flask("bare")
     add_failing_routes(bare)
     bare.config["PROPAGATE_EXCEPTIONS"] = False

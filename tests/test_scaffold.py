@@ -32,6 +32,7 @@ from deploy_support.deployment import ALL_CHECKS, Deployment
 from deploy_support.files import check_compose_file
 from deploy_support.server import Server, free_port, local_command, run, with_bind
 from scaffolding import clean_environment, generate_project
+from smtp_server import SMTPServer
 
 from flaskstack.scaffold import cli
 from flaskstack.scaffold._project import readme_commands
@@ -289,10 +290,25 @@ def test_the_tests_pass_on_postgres_and_redis(
     assert left == []
 
 
+@pytest.fixture
+def smtp_server() -> t.Iterator[SMTPServer]:
+    with SMTPServer() as server:
+        yield server
+
+
 def test_the_compose_services_run_here(
-    project: Project, postgres: PostgresDatabases, namespace: t.Callable[[], str], tmp_path: Path
+    project: Project,
+    postgres: PostgresDatabases,
+    namespace: t.Callable[[], str],
+    smtp_server: SMTPServer,
+    tmp_path: Path,
 ) -> None:
-    """The migrate service's command, then the image's CMD, in the production profile."""
+    """The migrate service's command, then the image's CMD, in the production profile.
+
+    .env is .env.example with its secrets filled in; the db, redis and mail
+    services are this machine's PostgreSQL and Redis and an SMTP server on
+    loopback, which ``flask stack check --deploy`` connects to.
+    """
     _installed(project)
     deployment = Deployment.read(project.root)
     variables = deployment.variables(SECRET_KEY="s" * 48, POSTGRES_PASSWORD="unused")
@@ -300,6 +316,7 @@ def test_the_compose_services_run_here(
         "DATABASE_URL": postgres.create("scaffold_deploy"),
         "REDIS_URL": SHARED_REDIS_URL,
         "FLASKSTACK_NAMESPACE": namespace(),
+        "MAIL_URL": smtp_server.url(),
     }
     migrate_env = {**deployment.environment("migrate", variables), **local}
     migrated = project.run(deployment.migrate_command(), **migrate_env)

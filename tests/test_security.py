@@ -10,6 +10,7 @@ import textwrap
 import typing as t
 
 import pytest
+from conftest import PRODUCTION_MAIL
 
 import flaskstack
 
@@ -20,6 +21,7 @@ if t.TYPE_CHECKING:
 
 STRONG_SECRET = "8H1bq0oWcT7c8f6mQhZ2pXv4rS9yL3dK5nJ0aE2gU7w"
 GOOD_PRODUCTION = {
+    **PRODUCTION_MAIL,
     "SECRET_KEY": STRONG_SECRET,
     "FLASKSTACK_REDIS_URL": "redis://127.0.0.1:6379/0",
     "SQLALCHEMY_DATABASE_URI": "postgresql://postgres@127.0.0.1:5432/postgres",
@@ -30,7 +32,7 @@ def problem_ids(error: flaskstack.ConfigError) -> dict[str, str]:
     return {p.key: p.id for p in error.problems}
 
 
-def test_production_without_secret_and_redis_names_both(
+def test_production_without_secret_redis_and_mail_names_each(
     make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLASKSTACK_PROFILE", "production")
@@ -40,10 +42,12 @@ def test_production_without_secret_and_redis_names_both(
     assert problem_ids(caught.value) == {
         "SECRET_KEY": "config.E002",
         "FLASKSTACK_REDIS_URL": "config.E006",
+        "MAIL_URL": "mail.E001",  # the password reset and confirmation links need mail
     }
     message = str(caught.value)
     assert "SECRET_KEY" in message
     assert "REDIS_URL" in message
+    assert "MAIL_URL" in message
     assert "secrets.token_urlsafe" in message  # says how to fix it
 
 

@@ -156,6 +156,11 @@ def create_app(rate_limits: bool = False) -> Flask:
         "FLASKSTACK_API_MAX_PER_PAGE": benchdata.MAX_PER_PAGE,
         # No API default: only the rate-limited read has a limit.
         "FLASKSTACK_RATE_LIMITS": rate_limits,
+        # An app that sends no mail, as the others: production refuses the account
+        # flows that mail links (password reset, address confirmation) without
+        # MAIL_URL, and no endpoint measured here uses them.
+        "FLASKSTACK_PASSWORD_RESET": False,
+        "FLASKSTACK_EMAIL_CONFIRMATION": "off",
         # For experiments only (what would a setting change?); unset in recorded runs.
         **json.loads(os.environ.get("STACKBENCH_FLASKSTACK_CONFIG", "{}")),
     }

@@ -144,17 +144,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+# Settings of the apps, which only the harness sets. Bytecode is written and
+# reused, as for an installed package (pip compiles it at install time): with
+# PYTHONDONTWRITEBYTECODE set, a package installed in editable mode (flaskstack
+# here, the apps) would be compiled again by every process the harness starts.
+_NOT_INHERITED = ("DATABASE_URL", "REDIS_URL", "MAIL_URL", "SECRET_KEY", "PYTHONDONTWRITEBYTECODE")
+
+
 def app_environment(database_url: str, redis_url: str, secret_key: str) -> dict[str, str]:
     """The environment every app process runs in: only what the harness sets."""
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("FLASK_", "FLASKSTACK_", "DJANGO_"))
-        # Bytecode is written and reused, as for an installed package (pip
-        # compiles it at install time): with PYTHONDONTWRITEBYTECODE set, a
-        # package installed in editable mode (flaskstack here, the apps)
-        # would be compiled again by every process the harness starts.
-        and name not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PYTHONDONTWRITEBYTECODE")
+        if not name.startswith(("FLASK_", "FLASKSTACK_", "DJANGO_")) and name not in _NOT_INHERITED
     }
     path = [str(APPS_DIR)]
     if env.get("PYTHONPATH"):

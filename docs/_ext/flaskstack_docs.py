@@ -50,6 +50,8 @@ _CONCERN_TITLES = {
     "core": "Core",
     "cors": "CORS",
     "limits": "Rate limits",
+    "mail": "Mail",
+    "pages": "Error pages",
 }
 
 

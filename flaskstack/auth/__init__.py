@@ -19,11 +19,11 @@ Which ``LoginManager`` and which user model, decided at :func:`flaskstack.init_a
 A user model needs only what Flask-Login needs; each further feature states
 the protocol it needs (:class:`PasswordChecker` or :class:`PasswordHashHolder`
 for password checks and rehashing; :class:`EmailUser` as well for the auth
-pages; a single-column primary key for API tokens) and is off, with a line in
-``flask stack check``, for a model without it. Login throttling keys on the
-identifier the user signs in with (stripped and lower-cased) and the client
-address: the pages pass the email; an app's own view passes what it uses
-(:func:`flaskstack.throttle.login_throttles`).
+pages; a single-column primary key for API tokens and signed-in devices) and
+is off, with a line in ``flask stack check``, for a model without it. Login
+throttling keys on the identifier the user signs in with (stripped and
+lower-cased) and the client address: the pages pass the email; an app's own
+view passes what it uses (:func:`flaskstack.throttle.login_throttles`).
 
 A second Flask-Login manager registered on the app after ``init_app``
 (``LoginManager(app)``, ``flaskstack.login_manager.init_app(app)``) would
@@ -31,6 +31,17 @@ replace the one in effect: it is refused with
 :class:`~flaskstack.errors.AlreadyInitialisedError` naming the line to remove,
 at once where flaskstack can see it, else at the app's first request and by
 ``flask stack check`` (``auth.E001``).
+
+Signed-in devices (flaskstack's manager and a single-column primary key):
+each sign-in is a login of its device, which the session needs to stay
+signed in; remember-me cookies are per device, stored hashed and replaced
+at each use, so signing out makes a copied cookie worthless.
+:func:`logins_of` lists a user's devices, :func:`revoke_login` signs one
+out and :func:`revoke_logins` signs out everywhere (optionally keeping the
+current device, optionally revoking API tokens too); the pages
+``<FLASKSTACK_AUTH_URL_PREFIX>/sessions`` and the JSON endpoints
+``<FLASKSTACK_API_PREFIX><FLASKSTACK_AUTH_API_PATH>/sessions`` do the same
+for the signed-in user.
 """
 
 from __future__ import annotations
@@ -48,8 +59,10 @@ from flaskstack._state import EXTENSION_KEY, get_state
 from flaskstack.errors import AlreadyInitialisedError, ConfigError
 from flaskstack.rest._meta import describe
 
-from . import _views
+from . import _account_views, _models, _sessions_views, _views
+from ._account_tokens import AccountModels, account_models
 from ._login import login_user, logout_user
+from ._logins import login_model, logins_of, revoke_login, revoke_logins
 from ._manager import login_manager
 from ._models import (
     UserMixin,
@@ -91,9 +104,12 @@ __all__ = [
     "current_user",
     "login_manager",
     "login_user",
+    "logins_of",
     "logout_user",
     "normalise_email",
     "request_token",
+    "revoke_login",
+    "revoke_logins",
     "revoke_token",
     "verify_password",
 ]
@@ -112,6 +128,11 @@ class AuthState:
     :ivar own_manager: Whether that manager is the app's own.
     :ivar pages: Whether flaskstack's auth pages are registered.
     :ivar features: What the user model supports (``None`` without a model).
+    :ivar account_models: The models of the account flows (password reset,
+        email confirmation and change), or ``None`` when the auth pages are off.
+    :ivar login_model: The model of signed-in devices (logins), or ``None``
+        when they are not tracked (the app's own manager, or a user model
+        without a single-column primary key).
     """
 
     user_model: type[t.Any] | None
@@ -120,6 +141,16 @@ class AuthState:
     own_manager: bool = False
     pages: bool = False
     features: Features | None = None
+    account_models: AccountModels | None = None
+    login_model: type[t.Any] | None = None
+
+    @property
+    def models(self) -> list[type[t.Any]]:
+        """Every model auth uses for the app, the user model first (to create their tables)."""
+        models = [self.user_model, self.api_token_model, self.login_model]
+        if self.account_models is not None:
+            models.extend(self.account_models)
+        return [model for model in models if model is not None]
 
     @property
     def token_model(self) -> type[t.Any]:
@@ -230,10 +261,57 @@ def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     if not _pages_on(manager, model, prefix):
         return []
     problems = []
-    for path, methods in _views.RULES:
+    logins = features_of(t.cast("type[t.Any]", model)).tokens
+    session_rules = _sessions_views.RULES if logins else ()
+    for path, methods in (*_views.RULES, *_account_views.RULES, *session_rules):
         full = "/".join((prefix.rstrip("/"), path.lstrip("/")))
         problems.extend(clashes_with_existing(app, "FLASKSTACK_AUTH_URL_PREFIX", full, methods))
+    api_path = _account_api_prefix(resolution)
+    if api_path is not None and features_of(t.cast("type[t.Any]", model)).tokens:
+        from . import _account_api
+
+        for _resource, path, _endpoint in _account_api.PATHS:
+            problems.extend(clashes_with_existing(app, "FLASKSTACK_AUTH_API_PATH", api_path + path))
+    if api_path is not None and logins:
+        from . import _sessions_api
+
+        for _resource, path, _endpoint in _sessions_api.PATHS:
+            problems.extend(clashes_with_existing(app, "FLASKSTACK_AUTH_API_PATH", api_path + path))
+    problems.extend(_mail_problems(app, resolution, model))
     return problems
+
+
+def _mail_problems(app: Flask, resolution: Resolution, model: t.Any) -> list[Problem]:
+    """Production refuses account flows that mail links without a way to send mail."""
+    if resolution.profile != "production" or not features_of(model).tokens:
+        return []
+    if resolution["MAIL_URL"] is not None or "mailman" in app.extensions:
+        return []
+    from flaskstack.mail import missing_mail_problem
+
+    needs, off = [], []
+    if resolution["FLASKSTACK_PASSWORD_RESET"]:
+        needs.append("password reset")
+        off.append("FLASKSTACK_PASSWORD_RESET = False")
+    if resolution["FLASKSTACK_EMAIL_CONFIRMATION"] != "off":
+        needs.append("email confirmation")
+        off.append("FLASKSTACK_EMAIL_CONFIRMATION = 'off'")
+    if not needs:
+        return []
+    problem = missing_mail_problem(" and ".join(needs))
+    fix = problem.fix.rsplit("; or turn", 1)[0] + f"; or turn off what needs mail: {', '.join(off)}"
+    return [dataclasses.replace(problem, fix=fix)]
+
+
+def _account_api_prefix(config: t.Any) -> str | None:
+    """Where the account endpoints go (API prefix and auth path), or ``None`` for nowhere."""
+    from flaskstack.rest import api
+
+    path = config["FLASKSTACK_AUTH_API_PATH"]
+    if not path:
+        return None
+    prefix = api.prefix if api.prefix is not None else config["FLASKSTACK_API_PREFIX"]
+    return str(prefix).rstrip("/") + str(path).rstrip("/")
 
 
 def _init_app(app: Flask) -> AuthState:
@@ -251,7 +329,31 @@ def _init_app(app: Flask) -> AuthState:
     if pages:
         _views.init_app(app)
     tokens = token_model(model) if features.tokens else None
-    return AuthState(model, tokens, login_manager, pages=pages, features=features)
+    accounts = None
+    if pages and features.tokens:
+        accounts = account_models(model, default=model is _models._default_user)
+        api_path = _account_api_prefix(app.config)
+        if api_path is not None:
+            from . import _account_api
+
+            _account_api.register(app, api_path)
+    logins = login_model(model) if features.tokens else None
+    if pages and logins is not None:
+        _sessions_views.init_app(app)
+        api_path = _account_api_prefix(app.config)
+        if api_path is not None:
+            from . import _sessions_api
+
+            _sessions_api.register(app, api_path)
+    return AuthState(
+        model,
+        tokens,
+        login_manager,
+        pages=pages,
+        features=features,
+        account_models=accounts,
+        login_model=logins,
+    )
 
 
 def _later_manager_message(app: Flask) -> str | None:
@@ -306,6 +408,15 @@ def _check_findings(app: Flask) -> list[tuple[str, str]]:
     if "tokens" in missing and not auth.own_manager:
         findings.append(
             ("auth.I002", f"API tokens are off: the user model {name} lacks {missing['tokens']}.")
+        )
+    if "tokens" in missing and not auth.own_manager:
+        findings.append(
+            (
+                "auth.I005",
+                f"Signed-in devices are not tracked: the user model {name} lacks "
+                f"{missing['tokens']}. Remember-me cookies hold the user's id, and signing out "
+                "does not revoke a copied one.",
+            )
         )
     if "passwords" in missing:
         findings.append(

@@ -32,6 +32,7 @@ import typing as t
 import flask_login
 from flask import current_app
 
+from flaskstack._state import current_state
 from flaskstack.sessions import _is_untouched, _request_session
 
 if t.TYPE_CHECKING:
@@ -62,7 +63,11 @@ class LoginManagerBase(flask_login.LoginManager):  # type: ignore[misc]
         refresh = current_app.config.get("REMEMBER_COOKIE_REFRESH_EACH_REQUEST", False)
         # With refresh on, Flask-Login would also write its note into the
         # session of an anonymous visitor (and so store that session): only
-        # signed-in sessions get their cookie refreshed.
+        # signed-in sessions get their cookie refreshed. Where logins are
+        # tracked, it would write the user's id into the cookie in place of
+        # the login's: the login's cookie is replaced at each use instead.
+        if refresh and current_state().auth.login_model is not None:
+            refresh = False
         if "_remember" in session or (refresh and "_user_id" in session):
             return t.cast("Response", super()._update_remember_cookie(response))
         return response

@@ -1,9 +1,13 @@
 """Signing in and out on top of Flask-Login: the session id changes at both ends.
 
 :func:`login_user` gives the session a new id before Flask-Login writes the
-user into it (session fixation); :func:`logout_user` deletes the server-side
-session, so a copied cookie is dead afterwards. Exported by
-:mod:`flaskstack.auth`; the sign-in pages use them too.
+user into it (session fixation) and, where logins are tracked
+(:mod:`flaskstack.auth._logins`), records the device's login (committing
+the database session) and sends the device's own remember-me cookie;
+:func:`logout_user` revokes that login and deletes the server-side session,
+so neither a copied session cookie nor a copied remember-me cookie works
+afterwards. Exported by :mod:`flaskstack.auth`; the sign-in pages use them
+too.
 """
 
 from __future__ import annotations
@@ -12,24 +16,39 @@ import typing as t
 
 import flask_login
 
+from flaskstack._state import current_state
 from flaskstack.sessions import destroy, rotate
+
+from . import _logins
 
 __all__ = ["login_user", "logout_user"]
 
 
 def login_user(user: t.Any, remember: bool = False) -> bool:
-    """Log ``user`` in under a new session id; ``False`` if the user is inactive."""
+    """Log ``user`` in under a new session id; ``False`` if the user is inactive.
+
+    Where the app tracks signed-in devices (flaskstack's login manager and a
+    user model with a single-column primary key), the sign-in is recorded
+    as a login of this device and the database session is **committed**;
+    with ``remember``, the device gets a remember-me cookie of its own.
+    """
     if not user.is_active:
         return False
     rotate()
-    return bool(flask_login.login_user(user, remember=remember))
+    if current_state().auth.login_model is None:
+        return bool(flask_login.login_user(user, remember=remember))
+    signed_in = bool(flask_login.login_user(user, remember=False))
+    _logins.start(user, remember)
+    return signed_in
 
 
 def logout_user() -> None:
-    """Log out: delete the session and its cookie, and the remember-me cookie."""
+    """Log out: revoke this device's login; delete the session and both cookies."""
     # Settle who is signing out before the session is emptied: finding out may
     # read the session or the remember-me cookie.
-    flask_login.current_user._get_current_object()
+    user = flask_login.current_user._get_current_object()
+    if current_state().auth.login_model is not None:
+        _logins.end_current(user)
     destroy()
     # Flask-Login now leaves in the empty session only its note to clear the
     # remember-me cookie; its response hook takes the note out, after which

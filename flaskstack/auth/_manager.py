@@ -14,6 +14,11 @@ four ways, each keeping a promise the rest of flaskstack makes:
   when the session was loaded anyway.
 - Signing in by remember-me cookie is a login: the session gets a new id
   (on Flask-Login's ``user_loaded_from_cookie`` signal).
+- Where logins are tracked (:mod:`flaskstack.auth._logins`), a session is
+  the user's only while its login exists, checked in the same single SQL
+  statement that loads the user; a remember-me cookie names a login and is
+  checked and replaced by :func:`~flaskstack.auth._logins.sign_in_by_cookie`;
+  a Flask-Login cookie from before gets a login of its own at its sign-in.
 - An unauthenticated request gets 401 ``application/problem+json`` with
   ``WWW-Authenticate`` when it wants JSON (for a token that was sent but is
   wrong, expired or revoked, with ``"error": "invalid_token"`` in both, as
@@ -42,7 +47,7 @@ import weakref
 import flask_login
 import flask_login.config
 import sqlalchemy as sa
-from flask import Flask, current_app, flash, redirect, request, url_for
+from flask import Flask, current_app, flash, redirect, request, session, url_for
 from werkzeug.exceptions import Unauthorized
 
 from flaskstack._credentials import request_api_token
@@ -52,6 +57,7 @@ from flaskstack.errors import AlreadyInitialisedError
 from flaskstack.problems import _prefers_json, problem
 from flaskstack.sessions import rotate
 
+from . import _logins
 from ._flask_login_adapter import LoginManagerBase, set_request_user
 from ._tokens import authenticate
 
@@ -100,7 +106,15 @@ login_manager = LoginManager()
 def _load_user(user_id: str) -> t.Any | None:
     auth = current_state().auth
     model = t.cast("type[t.Any]", auth.user_model)  # always set with flaskstack's manager
-    if auth.features is not None and auth.features.session_token:
+    if user_id.startswith(_logins.COOKIE_PREFIX):
+        # Flask-Login found a remember-me cookie of a login and asks for its "user id".
+        return _logins.sign_in_by_cookie(user_id[len(_logins.COOKIE_PREFIX) :])
+    by_token = auth.features is not None and auth.features.session_token
+    logins = auth.login_model
+    key = session.get(_logins.SESSION_KEY) if logins is not None else None
+    if logins is not None and isinstance(key, str):
+        user = _user_with_login(model, logins, by_token, user_id, key)
+    elif by_token:
         user = db.session.execute(
             _user_by_session_token(model), {"session_token": user_id}
         ).scalar_one_or_none()
@@ -111,16 +125,63 @@ def _load_user(user_id: str) -> t.Any | None:
     return user
 
 
-def _user_by_primary_key(model: type[t.Any], user_id: str) -> t.Any | None:
-    # What Flask-Login's UserMixin.get_id() gives: str(primary key).
+def _user_with_login(
+    model: type[t.Any], logins: type[t.Any], by_token: bool, user_id: str, key: str
+) -> t.Any | None:
+    """The user of a session whose login ``key`` still exists, in one statement."""
+    value: t.Any = user_id
+    if not by_token:
+        value = _primary_key_value(model, user_id)
+        if value is None:
+            return None
+    # Only a request that has not begun a transaction of its own may commit here.
+    idle = not db.session().in_transaction()
+    row = db.session.execute(
+        _user_and_login(model, logins, by_token), {"user_id": value, "key": key}
+    ).one_or_none()
+    if row is None:
+        return None
+    user, login_id, last_used_at = row
+    now = _logins._now()
+    if idle and now - _logins._aware(last_used_at) > _logins._LAST_USED_RESOLUTION:
+        db.session.execute(sa.update(logins).where(logins.id == login_id).values(last_used_at=now))
+        db.session.commit()
+    return user
+
+
+_login_lookups: weakref.WeakKeyDictionary[type[t.Any], sa.Select[t.Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _user_and_login(model: type[t.Any], logins: type[t.Any], by_token: bool) -> sa.Select[t.Any]:
+    # Built once per login model, so SQLAlchemy computes its cache key once.
+    statement = _login_lookups.get(logins)
+    if statement is None:
+        user_column = model.session_token if by_token else sa.inspect(model).primary_key[0]
+        statement = _login_lookups[logins] = t.cast(
+            "sa.Select[t.Any]",
+            sa.select(model, logins.id, logins.last_used_at)
+            .join_from(logins, model, logins.user)
+            .where(user_column == sa.bindparam("user_id"), logins.key == sa.bindparam("key")),
+        )
+    return statement
+
+
+def _primary_key_value(model: type[t.Any], user_id: str) -> t.Any | None:
     primary_key = sa.inspect(model).primary_key
     if len(primary_key) != 1:
         return None
     try:
-        key = primary_key[0].type.python_type(user_id)
+        return primary_key[0].type.python_type(user_id)
     except (TypeError, ValueError, NotImplementedError):
         return None  # a session id of another kind: nobody
-    return db.session.get(model, key)
+
+
+def _user_by_primary_key(model: type[t.Any], user_id: str) -> t.Any | None:
+    # What Flask-Login's UserMixin.get_id() gives: str(primary key).
+    key = _primary_key_value(model, user_id)
+    return None if key is None else db.session.get(model, key)
 
 
 def _authenticate_api_token() -> None:
@@ -137,6 +198,9 @@ def _rotate_after_remember_me(app: Flask, user: t.Any = None, **extra: t.Any) ->
     # Flask-Login has just written the user into the session: move it to a
     # new id, so an id planted in the browser before does not become theirs.
     rotate()
+    if user is not None:
+        # A Flask-Login cookie from before logins: replaced by a login's own.
+        _logins.adopt_cookie_sign_in(user)
 
 
 _user_lookups: weakref.WeakKeyDictionary[type[t.Any], sa.Select[t.Any]] = (

@@ -51,8 +51,8 @@ __all__ = [
 DEFAULT_CLASS = "User"
 """The class name of flaskstack's default user model."""
 
-DEFAULT_TABLES = ("users", "api_tokens")
-"""The tables of flaskstack's default user model and of its API tokens."""
+DEFAULT_TABLES = ("users", "api_tokens", "user_logins")
+"""The tables of flaskstack's default user model, of its API tokens and of its logins."""
 
 
 def _new_session_token() -> str:
@@ -254,6 +254,43 @@ class _ApiTokenColumns:
         return f"<ApiToken {self.id} {self.prefix}… of user {self.user_id}>"  # type: ignore[attr-defined]
 
 
+def user_rows_model(
+    user_model: type[t.Any],
+    name: str,
+    table: str,
+    columns: type,
+    **attributes: t.Any,
+) -> type[t.Any]:
+    """Declare ``name``, a model of rows that belong to users of ``user_model``.
+
+    Its columns come from ``columns``, plus ``user_id`` (a foreign key to the
+    user model's single-column primary key, indexed, rows deleted with their
+    user), a ``user`` relationship and ``attributes``. The class lives in
+    the user model's module: the declarative registry keys classes by module
+    and name, and two apps' models may share a name; it is named before it is
+    declared, since renaming afterwards would make a second model clash.
+    """
+    (primary_key,) = sa.inspect(user_model).local_table.primary_key.columns
+    namespace = {
+        "__module__": user_model.__module__,
+        "__qualname__": name,
+        "__doc__": columns.__doc__,
+        "__tablename__": table,
+        "user_id": mapped_column(
+            sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True, nullable=False
+        ),
+        "user": relationship(user_model),
+        **attributes,
+    }
+    return types.new_class(name, (columns, db.Model), exec_body=lambda ns: ns.update(namespace))
+
+
+def user_key(user: t.Any) -> t.Any:
+    """The value of ``user``'s single-column primary key (what ``user_id`` columns hold)."""
+    (column,) = sa.inspect(type(user)).primary_key
+    return getattr(user, column.key)
+
+
 _TOKEN_MODELS: dict[type[t.Any], type[t.Any]] = {}
 
 
@@ -266,26 +303,9 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
     if user_model in _TOKEN_MODELS:
         return _TOKEN_MODELS[user_model]
     user_table = sa.inspect(user_model).local_table
-    (primary_key,) = user_table.primary_key.columns
     table_name = "api_tokens" if user_model is _default_user else f"{user_table.name}_api_tokens"
-
-    name = f"{user_model.__name__}ApiToken"
-    attributes = {
-        # In the user model's module: the registry keys classes by module and
-        # name, and two apps' models may share a name.
-        "__module__": user_model.__module__,
-        "__qualname__": name,
-        "__doc__": _ApiTokenColumns.__doc__,
-        "__tablename__": table_name,
-        "user_id": mapped_column(
-            sa.ForeignKey(primary_key, ondelete="CASCADE"), index=True, nullable=False
-        ),
-        "user": relationship(user_model),
-    }
-    # Named before the class is declared: the declarative registry keys classes
-    # by module and name, so renaming afterwards makes a second model clash.
-    ApiToken = types.new_class(
-        name, (_ApiTokenColumns, db.Model), exec_body=lambda ns: ns.update(attributes)
+    ApiToken = user_rows_model(
+        user_model, f"{user_model.__name__}ApiToken", table_name, _ApiTokenColumns
     )
     _TOKEN_MODELS[user_model] = ApiToken
     return ApiToken

@@ -13,7 +13,16 @@ from __future__ import annotations
 import re
 import typing as t
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
@@ -43,6 +52,10 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 _SETTING = "FLASKSTACK_AUTH_URL_PREFIX"
 
 GENERIC_FAILURE = "Invalid email or password."
+UNCONFIRMED = (
+    "Confirm your email address before signing in: follow the link we sent to it, or ask "
+    "for a new one."
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -85,29 +98,23 @@ def login() -> str | Response:
     """Show the sign-in form; on a valid POST, sign in and go to ``next``."""
     form = LoginForm()
     if form.validate_on_submit():
-        email = normalise_email(form.email.data)
-        address = request.remote_addr or "unknown"
-        # Deferred for start-up cost (~8 ms): a worker that never serves a
-        # sign-in never imports the throttles.
-        from flaskstack.throttle import login_throttles
-
-        throttles = login_throttles(current_app._get_current_object())  # type: ignore[attr-defined]
-        throttles.guard(email, address)  # 429 before any password work
-        user = user_by_email(email)
+        user = check_credentials(form.email.data, form.password.data)
         if user is None:
-            verify_password(None, form.password.data)  # the same work as a real check
-            signed_in = False
-        else:
-            signed_in = check_user_password(user, form.password.data) and user.is_active
-        if not signed_in:
-            throttles.failed(email, address)
             form.form_errors.append(GENERIC_FAILURE)
             return render_template(
                 "flaskstack/auth/login.html", form=form, registration=_registration()
             )
-        throttles.succeeded(email)
-        db.session.commit()  # keeps a rehashed password
+        if confirmation_missing(user):
+            # Said only to whoever knows the password: it tells nothing to others.
+            form.form_errors.append(UNCONFIRMED)
+            return render_template(
+                "flaskstack/auth/login.html",
+                form=form,
+                registration=_registration(),
+                unconfirmed=True,
+            )
         login_user(user, remember=bool(form.remember.data))
+        flash("You are signed in.", "success")
         return redirect(safe_next(default=url_for("flaskstack_auth.login_done")))
     return render_template("flaskstack/auth/login.html", form=form, registration=_registration())
 
@@ -126,21 +133,111 @@ def register() -> str | Response:
         abort(404)
     form = RegisterForm()
     if form.validate_on_submit():
-        email = normalise_email(form.email.data)
-        if user_by_email(email) is not None:
-            form.email.errors.append("An account with this email already exists.")
+        try:
+            user = create_account(form.email.data, form.password.data)
+        except _AccountError as exc:
+            form.email.errors.append(str(exc))
+        except PasswordPolicyError as exc:
+            form.password.errors.append(str(exc))
         else:
-            user = user_model()(email=email)
-            try:
-                set_user_password(user, form.password.data)
-            except PasswordPolicyError as exc:
-                form.password.errors.append(str(exc))
-            else:
-                db.session.add(user)
-                db.session.commit()
-                login_user(user)
-                return redirect(safe_next(default=url_for("flaskstack_auth.login_done")))
+            return _registered(user)
     return render_template("flaskstack/auth/register.html", form=form)
+
+
+class _AccountError(ValueError):
+    """Registration refused the address."""
+
+
+def create_account(email: str, password: str) -> t.Any:
+    """Create and commit the user with ``email`` and ``password``.
+
+    :raises ValueError: for an address another account has.
+    :raises PasswordPolicyError: for a password the policy refuses.
+    """
+    email = normalise_email(email)
+    if user_by_email(email) is not None:
+        raise _AccountError("An account with this email already exists.")
+    user = user_model()(email=email)
+    set_user_password(user, password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def welcome(user: t.Any) -> bool:
+    """After registration: send the confirmation link; sign in unless confirming comes first.
+
+    :returns: Whether the user is now signed in.
+    """
+    from . import _accounts
+
+    mode = _accounts.confirmation_mode()
+    if mode != "off":
+        _accounts.send_confirmation(user)
+    if mode == "required":
+        return False
+    login_user(user)
+    return True
+
+
+def check_credentials(email: str, password: str) -> t.Any | None:
+    """The active user with ``email`` and ``password``, or ``None``; throttled.
+
+    Checks the throttles before any password work (429), answers an unknown
+    email with the same work as a wrong password, counts failures, and
+    commits a rehashed password. The sign-in page and the JSON sign-in share it.
+
+    :raises flaskstack.throttle.LoginThrottled: over a throttle's limit.
+    """
+    email = normalise_email(email)
+    address = request.remote_addr or "unknown"
+    # Deferred for start-up cost (~8 ms): a worker that never serves a
+    # sign-in never imports the throttles.
+    from flaskstack.throttle import login_throttles
+
+    throttles = login_throttles(current_app._get_current_object())  # type: ignore[attr-defined]
+    throttles.guard(email, address)  # 429 before any password work
+    user = user_by_email(email)
+    if user is None:
+        verify_password(None, password)  # the same work as a real check
+        signed_in = False
+    else:
+        signed_in = check_user_password(user, password) and user.is_active
+    if not signed_in:
+        throttles.failed(email, address)
+        return None
+    throttles.succeeded(email)
+    db.session.commit()  # keeps a rehashed password
+    return user
+
+
+def confirmation_missing(user: t.Any) -> bool:
+    """Whether ``user`` may not sign in yet: confirmation is required and still missing."""
+    from . import _accounts
+
+    return _accounts.confirmation_mode() == "required" and not _accounts.is_confirmed(user)
+
+
+def _registered(user: t.Any) -> Response:
+    """The page after registration: signed in (or told to confirm first), and told so."""
+    from . import _accounts
+
+    mode = _accounts.confirmation_mode()
+    if not welcome(user):
+        flash(
+            f"Your account is created. We sent a link to {user.email}: follow it to confirm "
+            "your address, then sign in.",
+            "info",
+        )
+        return redirect(url_for("flaskstack_auth.login"))
+    if mode == "optional":
+        flash(
+            f"Welcome! We sent a link to {user.email} to confirm your address.",
+            "success",
+        )
+    else:
+        flash("Welcome! Your account is created.", "success")
+    return redirect(safe_next(default=url_for("flaskstack_auth.login_done")))
 
 
 @blueprint.route("/done")

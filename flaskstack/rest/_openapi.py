@@ -307,7 +307,9 @@ class _Builder:
         of an unsafe method), 401 and 403 with authentication, 404 with path
         parameters (the app's ``get_or_404``; a path id no column can hold),
         413 and 415 with a body, 422 with a body, a query or pagination; 429
-        (with ``Retry-After``) when rate limits are on; 500 and 503 (with
+        (with ``Retry-After``) when rate limits are on or the operation is
+        throttled (``describe(view, throttled=True)``); the statuses a view
+        declares it answers (``describe(view, statuses=("401",))``); 500 and 503 (with
         ``Retry-After``) everywhere.
         ``default`` stands for the statuses the app's own code chooses
         (``rest.abort(409)``).
@@ -353,8 +355,10 @@ class _Builder:
                 responses[error] = _problem(error)
         if body or "query" in notes or notes.get("paginated"):
             responses["422"] = _problem("422")
-        if self.app.config.get("FLASKSTACK_RATE_LIMITS"):
+        if self.app.config.get("FLASKSTACK_RATE_LIMITS") or notes.get("throttled"):
             responses["429"] = _problem("429")  # a declared limit or the API's default
+        for code in notes.get("statuses", ()):  # what the view itself answers
+            responses.setdefault(code, _problem(code))
         responses["500"] = _problem("500")
         responses["503"] = _problem("503")
         responses["default"] = _problem(

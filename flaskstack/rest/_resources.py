@@ -202,6 +202,17 @@ class Api(flask_restful.Api):  # type: ignore[misc]
             prefix = self.prefix if self.prefix is not None else app.config["FLASKSTACK_API_PREFIX"]
             self._register(app, prefix, resource, urls, options)
 
+    def add_app_resource(
+        self, app: Flask, prefix: str, resource: type[t.Any], *urls: str, **options: t.Any
+    ) -> None:
+        """Serve ``resource`` on ``app`` alone, at ``urls`` under ``prefix``.
+
+        For resources that belong to one app's set-up (flaskstack's account
+        endpoints): they are not kept for the other apps this API serves.
+        ``prefix`` is the whole prefix, the API's included.
+        """
+        self._register(app, prefix, resource, urls, options)
+
     def _register(
         self,
         target: Flask | Blueprint,

@@ -135,7 +135,9 @@ def login(client: FlaskClient, user: t.Any) -> FlaskClient:
     matches the client's later requests), then saves the session with the
     app's session interface and hands the client the resulting cookie. With
     Redis, the session lives in Redis under a new id; a session the client
-    had is rotated.
+    had is rotated. Where the app tracks signed-in devices, the sign-in is
+    recorded (and committed, in the test's transaction) as a device of the
+    user, exactly as the sign-in page records it.
 
     :returns: ``client``.
     :raises SetupError: if the user is inactive (``login_user`` refuses).

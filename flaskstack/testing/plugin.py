@@ -17,7 +17,7 @@ Options (ini file, or the command line, which wins):
     Alembic repository upgraded to ``head``), once per run and database.
 
 Fixtures: ``app``, ``client``, ``runner``, ``db_session``, ``redis``,
-``make_user``, ``login``, ``api_client``, ``csrf_token``, and the building
+``make_user``, ``login``, ``api_client``, ``csrf_token``, ``mail_outbox``, and the building
 blocks ``flaskstack_config``, ``flaskstack_database_url``,
 ``flaskstack_namespace``, ``flaskstack_isolation``, ``flaskstack_databases``,
 ``flaskstack_app_factory``. A fixture of the same name in a conftest or
@@ -428,3 +428,29 @@ def csrf_token(flaskstack_isolation: Isolation) -> CsrfToken:
         return _run(fetch, client)
 
     return helper
+
+
+@pytest.fixture
+def mail_outbox(app: Flask) -> list[t.Any]:
+    """The messages ``app`` sent during this test, oldest first (empty at its start).
+
+    Flask-Mailman's in-memory outbox, which ``MAIL_URL = "memory://"`` (the
+    testing profile's default) fills instead of sending. Each item is a
+    ``flask_mailman.EmailMessage``: ``.subject``, ``.body`` (the text),
+    ``.to``, ``.from_email``, ``.reply_to`` and ``.alternatives`` (the HTML
+    part as ``(html, "text/html")``). The list belongs to this process and
+    this app, so parallel (xdist) workers never see each other's mail.
+    """
+    from flaskstack._mail_backend import mailman_state, outbox
+
+    backend = mailman_state(app).backend
+    if backend != "locmem":
+        pytest.fail(
+            f"mail_outbox needs the in-memory mail backend, and app {app.name!r} uses "
+            f"{backend!r}: set MAIL_URL to 'memory://' in flaskstack_config (the testing "
+            "profile's default) and leave MAIL_BACKEND unset",
+            pytrace=False,
+        )
+    messages = outbox(app)
+    messages.clear()  # an app fixture of wider scope keeps its outbox between tests
+    return messages

@@ -11,6 +11,7 @@ have; each fails with a message naming the file and what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import typing as t
 from pathlib import Path
@@ -27,13 +28,22 @@ from .files import (
     referenced_variables,
 )
 
-__all__ = ["APP_SERVICES", "SECRETS", "Deployment"]
+__all__ = ["APP_SERVICES", "FROM_ENV", "SECRETS", "Deployment"]
 
 APP_SERVICES = ("migrate", "web")
 """The services that run the app's image."""
 
 SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD")
 """Variables that must come from .env and never have a value in a committed file."""
+
+FROM_ENV = ("MAIL_URL",)
+"""Settings compose requires from .env and never writes down (a mail URL may hold a
+password), which .env.example gives a value for trying the stack: the mail service's."""
+
+MAIL_SERVICE = "mail"
+"""The service that catches the app's mail when the stack is tried out."""
+MAIL_PROFILE = "mail"
+"""The compose profile that starts it (``COMPOSE_PROFILES=mail`` in .env.example)."""
 
 # Image variables that describe the image's own file system, not the app.
 _IMAGE_ONLY = frozenset({"PATH"})
@@ -98,17 +108,28 @@ class Deployment:
         return {**self.env_example, **values}
 
     def environment(self, service: str, variables: t.Mapping[str, str]) -> dict[str, str]:
-        """The app's environment in ``service``: the image's ENV, then the service's.
+        """The app's environment in ``service``: the image's ENV, .env, then the service's.
 
-        ``variables`` fills in the compose file's ``${...}`` references, as .env does.
+        ``variables`` is .env: it fills in the compose file's ``${...}``
+        references and, when the service reads .env (``env_file``), every
+        variable in it reaches the app, under the service's ``environment``.
         """
         values = {k: v for k, v in self.final_stage.env().items() if k not in _IMAGE_ONLY}
+        if ".env" in self.env_files(service):
+            values.update(variables)
         declared = self.service(service).get("environment", {})
         if isinstance(declared, list):
             declared = dict(item.split("=", 1) for item in declared)
         for key, value in declared.items():
             values[key] = interpolate(str(value), variables)
         return values
+
+    def env_files(self, service: str) -> list[str]:
+        """The paths of the ``env_file`` entries of ``service``."""
+        entries = self.service(service).get("env_file") or []
+        if isinstance(entries, (str, dict)):
+            entries = [entries]
+        return [e["path"] if isinstance(e, dict) else e for e in entries]
 
     def bind_port(self) -> int:
         """The port the web command listens on."""
@@ -181,9 +202,8 @@ def check_configuration(deployment: Deployment) -> None:
     variables = deployment.variables(SECRET_KEY="k" * 48, POSTGRES_PASSWORD="pw")
     for service in APP_SERVICES:
         spec = deployment.service(service)
-        env_files = spec.get("env_file")
-        paths = [e["path"] if isinstance(e, dict) else e for e in (env_files or [])]
-        assert paths == [".env"], f"{service}: env_file is {env_files!r}, expected .env"
+        env_files = deployment.env_files(service)
+        assert env_files == [".env"], f"{service}: env_file is {env_files!r}, expected .env"
         environment = deployment.environment(service, variables)
         assert environment["FLASKSTACK_PROFILE"] == "production"
         for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
@@ -194,6 +214,18 @@ def check_configuration(deployment: Deployment) -> None:
         assert references.get(name) == ":?", f"{name} must be required (${{{name}:?...}})"
         without = {k: v for k, v in variables.items() if k != name}
         for service in APP_SERVICES:
+            with pytest.raises(UnsetVariable, match=name):
+                deployment.environment(service, without)
+    for name in FROM_ENV:
+        assert references.get(name) == ":?", f"{name} must be required (${{{name}:?...}})"
+        without = {k: v for k, v in variables.items() if k != name}
+        for service in APP_SERVICES:
+            declared = deployment.service(service).get("environment") or {}
+            value = str(declared.get(name, "")) if isinstance(declared, dict) else ""
+            # Nothing around the reference either: no host or user written down.
+            assert re.fullmatch(rf"\$\{{{name}:\?[^}}]*\}}", value), (
+                f"{service}: {name} must come from .env alone (${{{name}:?...}}), not {value!r}"
+            )
             with pytest.raises(UnsetVariable, match=name):
                 deployment.environment(service, without)
     text = (deployment.root / "docker-compose.yml").read_text(encoding="utf-8")
@@ -210,12 +242,45 @@ def check_env_example(deployment: Deployment) -> None:
         assert re.search(rf"^#? ?{name}=", text, re.MULTILINE), f".env.example lacks {name}"
     for name in SECRETS:
         assert deployment.env_example.get(name) == "", f".env.example must leave {name} empty"
+    for name in FROM_ENV:
+        assert deployment.env_example.get(name), f".env.example gives {name} no value to try"
     for service in APP_SERVICES:
         try:
             deployment.environment(service, deployment.env_example)
         except UnsetVariable:
             continue
         raise AssertionError(f"{service} starts with .env.example's empty secrets")
+
+
+def check_mail_service(deployment: Deployment) -> None:
+    """Mailpit catches the mail of a tried-out stack; production needs none of it.
+
+    .env.example sends the app's mail to the mail service, which compose starts
+    only under its profile (``COMPOSE_PROFILES`` in .env.example) and no app
+    service waits for: sending is optional at run time (a message that cannot
+    be sent is logged), and a production .env names the provider instead. Its
+    web UI is published on 127.0.0.1 only; its SMTP port on no host port.
+    .env.example also names the hosts the site answers to (``auth.W010``).
+    """
+    mail = deployment.service(MAIL_SERVICE)
+    repository, _, tag = str(mail["image"]).partition(":")
+    assert repository == "axllent/mailpit", f"{MAIL_SERVICE}: {mail['image']!r} is not Mailpit"
+    assert tag not in ("", "latest"), f"{MAIL_SERVICE}: pin a Mailpit version, not {tag!r}"
+    assert mail.get("profiles") == [MAIL_PROFILE], f"{MAIL_SERVICE} must run only when asked"
+    ports = [str(port) for port in mail.get("ports", [])]
+    assert ports == ["127.0.0.1:8025:8025"], f"{MAIL_SERVICE} publishes {ports}"
+    for service in APP_SERVICES:
+        waits_for = deployment.service(service).get("depends_on") or {}
+        assert MAIL_SERVICE not in waits_for, f"{service} must not wait for {MAIL_SERVICE}"
+    example = deployment.env_example
+    assert example.get("MAIL_URL") == f"smtp://{MAIL_SERVICE}:1025", example.get("MAIL_URL")
+    assert example.get("FLASKSTACK_MAIL_FROM"), ".env.example gives the mail no sender"
+    assert MAIL_PROFILE in example.get("COMPOSE_PROFILES", "").split(","), (
+        f".env.example must start the {MAIL_SERVICE} service (COMPOSE_PROFILES={MAIL_PROFILE})"
+    )
+    hosts = json.loads(example.get("FLASK_TRUSTED_HOSTS", "null"))
+    assert isinstance(hosts, list), "FLASK_TRUSTED_HOSTS in .env.example is not a JSON list"
+    assert {"localhost", "127.0.0.1"} <= set(hosts), f"FLASK_TRUSTED_HOSTS is {hosts}"
 
 
 def check_dockerfile(deployment: Deployment) -> None:
@@ -256,6 +321,7 @@ ALL_CHECKS = (
     check_web_service,
     check_configuration,
     check_env_example,
+    check_mail_service,
     check_dockerfile,
     check_dockerignore,
 )

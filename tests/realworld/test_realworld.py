@@ -85,6 +85,10 @@ def _environment(database_url: str, namespace: str) -> dict[str, str]:
         FLASKSTACK_NAMESPACE=namespace,
         SECRET_KEY=uuid.uuid4().hex + uuid.uuid4().hex,
         PYTHONWARNINGS="error",
+        # The collection reads no mail: without the account flows that mail links,
+        # production needs no mail server.
+        FLASKSTACK_PASSWORD_RESET="false",
+        FLASKSTACK_EMAIL_CONFIRMATION="off",
     )
     return env
 

@@ -359,7 +359,18 @@ class PostgresCluster:
 
 #: Variables the app processes never inherit: flaskstack's settings (each test sets
 #: its own) and coverage's subprocess hooks (the servers run unmeasured, at full speed).
-_NOT_INHERITED = ("FLASK", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "COV_CORE_", "COVERAGE_")
+_NOT_INHERITED = (
+    "FLASK",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MAIL_URL",
+    "COV_CORE_",
+    "COVERAGE_",
+)
+
+#: The account flows that mail links; production refuses them without ``MAIL_URL``.
+_MAIL_FLOWS_OFF = {"FLASKSTACK_PASSWORD_RESET": "false", "FLASKSTACK_EMAIL_CONFIRMATION": "off"}
 
 
 def production_environment(
@@ -368,6 +379,7 @@ def production_environment(
     redis_url: str,
     namespace: str,
     secret_key: str | None = None,
+    mail_url: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of an app process in the ``production`` profile.
@@ -375,8 +387,22 @@ def production_environment(
     Production refuses plain-HTTP cookies, so the app is told it sits behind
     one trusted TLS-terminating proxy (``FLASKSTACK_PROXY_FIX=1``): clients
     send ``X-Forwarded-Proto: https``, as that proxy would, and cookies keep
-    their ``Secure`` flag. Nothing of the caller's ``FLASK*`` environment
-    leaks in.
+    their ``Secure`` flag. Nothing of the caller's ``FLASK*`` or ``MAIL_URL``
+    environment leaks in.
+
+    Mail: without ``mail_url`` the account flows that mail links (password
+    reset, address confirmation) are off, as in an app that sends no mail;
+    their endpoints answer 404. Production refuses them without a mail
+    server, and the suites that use this environment (reliability, security,
+    browser, benchmarks) load, break or attack the stack and read no
+    message: with the flows on, every sign-up would also send a confirmation
+    message after its response, an SMTP exchange per user in the workers
+    that a load run or a crash test would time and log, through a server
+    kept up for nothing. A test of those flows, or one that needs their
+    endpoints live, passes ``mail_url`` (``SMTPServer().url()`` of
+    ``tests/smtp_server.py``): the flows then keep their defaults and mail
+    comes from ``stack@example.com``. ``extra`` is applied last and
+    overrides any of this (``FLASKSTACK_MAIL_FROM``, one flow on).
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith(_NOT_INHERITED)}
     env.update(
@@ -390,6 +416,10 @@ def production_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if mail_url is None:
+        env.update(_MAIL_FLOWS_OFF)
+    else:
+        env.update({"MAIL_URL": mail_url, "FLASKSTACK_MAIL_FROM": "stack@example.com"})
     env.update(extra or {})
     return env
 
