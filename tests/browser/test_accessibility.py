@@ -19,32 +19,20 @@ by a status message. To cover another page, add a function to :data:`FLOWS`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import typing as t
-import urllib.request
-import uuid
-from pathlib import Path
 
-import pytest
 from chromium import chromium
-from conftest import SHARED_REDIS_URL
 from playwright.sync_api import expect
-from reliability.stackrun import (
-    REFERENCE_ROOT,
-    AppServer,
-    flask_command,
-    production_environment,
-)
-from smtp_server import SMTPServer
+
+from browser.conduit import PASSWORD, sign_up
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from playwright.sync_api import BrowserContext, ConsoleMessage, Page
+    from smtp_server import SMTPServer
 
-TESTS = Path(__file__).resolve().parent.parent
-PASSWORD = "correct horse battery"
 #: Generous: a bound for a slow, busy machine, not a speed requirement.
 WAIT_MS = 30_000
 
@@ -341,50 +329,6 @@ FLOWS: dict[str, Callable[[Visitor], None]] = {
 
 
 # -- the app ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPServer]:
-    with SMTPServer() as server:
-        yield server
-
-
-@pytest.fixture
-def conduit(
-    smtp: SMTPServer, postgres_url: str, namespace: Callable[[], str], tmp_path: Path
-) -> Iterator[str]:
-    """Conduit under gunicorn in production, with its API docs page on, mailing to ``smtp``."""
-    env = production_environment(
-        database_url=postgres_url,
-        redis_url=SHARED_REDIS_URL,
-        namespace=namespace(),
-        mail_url=smtp.url(),
-        extra={
-            "PYTHONPATH": f"{TESTS}:{REFERENCE_ROOT}",
-            "FLASKSTACK_PASSWORD_METHOD": "pbkdf2:sha256:1000",
-            "FLASKSTACK_API_DOCS_PATH": "/docs",
-        },
-    )
-    flask_command("example:create_app", env, "db", "upgrade")
-    with AppServer(tmp_path, "example:create_app()", env, workers=1, name="conduit") as server:
-        host, port = server.address
-        yield f"http://{host}:{port}"
-
-
-def sign_up(base: str) -> tuple[str, str]:
-    """A new user, made through the API; their email and username."""
-    username = f"reader{uuid.uuid4().hex[:8]}"
-    email = f"{username}@example.com"
-    body = {"user": {"username": username, "email": email, "password": PASSWORD}}
-    request = urllib.request.Request(
-        base + "/api/users",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 201
-    return email, username
 
 
 def new_visitor(context: BrowserContext, base: str, smtp: SMTPServer) -> Visitor:
