@@ -38,7 +38,13 @@ from flask import current_app, render_template
 from werkzeug.wrappers import Response
 
 from .logs import request_id
-from .problems import _app_handler, _next_handler, _own_handler, _prefers_json
+from .problems import (
+    _app_handler,
+    _next_handler,
+    _own_handler,
+    _prefers_json,
+    _ServiceUnavailableProblem,
+)
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -80,9 +86,16 @@ def render_error_page(error: HTTPException, **context: t.Any) -> Response:
             retry_after=source.headers.get("Retry-After"),
             **context,
         )
+    except _ServiceUnavailableProblem as exc:
+        # The app's layout reads the session (who is signed in) and its store
+        # is down: an outage already logged where it happened, not a bug here.
+        _logger.warning(
+            "The %s error page was sent as Werkzeug's plain page: %s", code, exc.description
+        )
+        return source
     except Exception:
-        # Whatever broke (the app's override, its layout, the session store
-        # the layout reads), answering must not fail a second time.
+        # Whatever else broke (the app's override, its layout), answering must
+        # not fail a second time.
         _logger.exception(
             "The %s error page could not be rendered; Werkzeug's page was sent instead.", code
         )

@@ -13,7 +13,8 @@ import typing as t
 
 import pytest
 from conftest import SHARED_REDIS_URL
-from flask import Blueprint, Flask, abort, render_template_string
+from flask import Blueprint, Flask, abort, render_template_string, session
+from loopback import free_port
 from markupsafe import escape
 from werkzeug.exceptions import (
     HTTPException,
@@ -366,6 +367,42 @@ def test_the_pages_take_the_apps_layout(build: t.Callable[..., Flask], tmp_path:
     assert "<title>Forbidden · Shop</title>" in response.text
     assert '<nav aria-label="Site">Shop</nav>' in response.text
     assert f"<code>{response.headers['X-Request-ID']}</code>" in response.text
+
+
+def test_a_layout_that_needs_the_session_during_an_outage_gets_the_plain_503(
+    build: t.Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's layout asks who is signed in while the session store is down: the 503
+    still answers, with ``Retry-After``, and the log says why without a traceback."""
+    app = build(
+        before=with_templates(
+            tmp_path / "templates",
+            {
+                "flaskstack/base.html": (
+                    "<!doctype html><title>{% block title %}{% endblock %}</title>"
+                    "{% if current_user.is_authenticated %}Hello{% endif %}"
+                    "{% block content %}{% endblock %}"
+                )
+            },
+        ),
+        FLASKSTACK_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    )
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        return str(session.get("who"))
+
+    client = app.test_client()
+    sid = app.session_interface._signer(app).sign("s" * 43).decode()  # type: ignore[attr-defined]
+    client.set_cookie("session", sid)
+    with caplog.at_level("WARNING", logger="flaskstack.errors"):
+        response = client.get("/whoami", headers=BROWSER)
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    records = [r for r in caplog.records if r.name == "flaskstack.errors"]
+    assert [r.levelname for r in records] == ["WARNING"], records
+    assert records[0].exc_info is None
+    assert "plain page" in records[0].getMessage()
 
 
 @pytest.mark.parametrize(
