@@ -65,6 +65,15 @@ def parse_str_list(value: object) -> list[str]:
     raise ValueError
 
 
+def parse_session_cookie_keys(value: object) -> list[str]:
+    """A list of session keys that may stay in a signed cookie; never ``_user_id``."""
+    keys = parse_str_list(value)
+    if "_user_id" in keys:
+        # Flask-Login's signed-in user: a cookie session cannot be revoked.
+        raise ValueError("'_user_id' (the signed-in user) is always stored in Redis; remove it")
+    return keys
+
+
 def parse_mapping(value: object) -> dict[str, t.Any]:
     if isinstance(value, t.Mapping):
         return dict(value)

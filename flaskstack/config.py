@@ -167,14 +167,6 @@ def _app_short_name(app: Flask) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:64] or "app"
 
 
-def _parse_session_cookie_keys(value: object) -> list[str]:
-    keys = p.parse_str_list(value)
-    if "_user_id" in keys:
-        # Flask-Login's signed-in user: a cookie session cannot be revoked.
-        raise ValueError("'_user_id' (the signed-in user) is always stored in Redis; remove it")
-    return keys
-
-
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "FLASKSTACK_PROFILE",
@@ -346,7 +338,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "FLASKSTACK_SESSION_COOKIE_KEYS",
         ["csrf_token", "_flashes", "_fresh", "_id", "_permanent", "_remember"],
-        _parse_session_cookie_keys,
+        p.parse_session_cookie_keys,
         type="list[str]",
         expected="a list of session keys (never '_user_id'), or a comma-separated string",
         doc=(

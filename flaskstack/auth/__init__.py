@@ -61,7 +61,7 @@ from flaskstack.rest._meta import describe
 
 from . import _account_views, _models, _sessions_views, _views
 from ._account_tokens import AccountModels, account_models
-from ._login import login_user, logout_user
+from ._login import login_user, logout_user, sign_in_first
 from ._logins import login_model, logins_of, revoke_login, revoke_logins
 from ._manager import login_manager
 from ._models import (
@@ -194,8 +194,9 @@ def auth_required(
     def decorate(function: _F) -> _F:
         @functools.wraps(function)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            if not current_user.is_authenticated:
-                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            refused = sign_in_first()
+            if refused is not None:
+                return refused
             user = current_user._get_current_object()
             if check is not None and not check(user):
                 abort(403)

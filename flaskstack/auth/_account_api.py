@@ -33,6 +33,14 @@ from flaskstack.rest._meta import describe
 from . import _accounts as accounts
 from ._login import login_user, logout_user
 from ._passwords import PasswordPolicyError
+from ._views import (
+    GENERIC_FAILURE,
+    UNCONFIRMED,
+    check_credentials,
+    confirmation_missing,
+    create_account,
+    welcome,
+)
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -122,16 +130,6 @@ def _notice(detail: str) -> dict[str, str]:
     return {"detail": detail}
 
 
-def _reset_on() -> None:
-    if not current_app.config["FLASKSTACK_PASSWORD_RESET"]:
-        rest.abort(404, "Password reset is off for this site (FLASKSTACK_PASSWORD_RESET).")
-
-
-def _confirmation_on() -> None:
-    if accounts.confirmation_mode() == "off":
-        rest.abort(404, "Email confirmation is off for this site (FLASKSTACK_EMAIL_CONFIRMATION).")
-
-
 @csrf.exempt
 class PasswordReset(rest.Resource):
     """Password reset: ask for a link by email."""
@@ -145,7 +143,6 @@ class PasswordReset(rest.Resource):
         The answer is the same whether it does or not. Throttled per address
         and per client (429 with ``Retry-After``).
         """
-        _reset_on()
         accounts.request_password_reset(body["email"])
         return _notice(accounts.SENT_IF_EXISTS)
 
@@ -162,7 +159,6 @@ class PasswordResetConfirm(rest.Resource):
         422 names ``token`` for a link that is used, expired or replaced by a
         newer one, and ``password`` for one the policy refuses.
         """
-        _reset_on()
         try:
             accounts.reset_password(body["token"], body["password"])
         except accounts.AccountError as exc:
@@ -184,7 +180,6 @@ class EmailConfirmation(rest.Resource):
 
         The answer is the same either way; throttled like reset links.
         """
-        _confirmation_on()
         accounts.request_confirmation(body["email"])
         return _notice(accounts.SENT_IF_EXISTS)
 
@@ -197,7 +192,6 @@ class EmailConfirmationConfirm(rest.Resource):
     @rest.marshal_with(Notice)
     def post(self, body: dict[str, t.Any]) -> dict[str, str]:
         """Confirm the address a confirmation link was sent to."""
-        _confirmation_on()
         try:
             accounts.confirm_email(body["token"])
         except accounts.AccountError as exc:
@@ -262,7 +256,6 @@ class AccountEmail(rest.Resource):
         The old address is told. 422 names ``current_password`` when it is
         wrong and ``email`` for an address already in use.
         """
-        _confirmation_on()
         try:
             accounts.request_email_change(
                 current_user._get_current_object(), body["current_password"], body["email"]
@@ -281,7 +274,6 @@ class AccountEmailConfirm(rest.Resource):
     @rest.marshal_with(Notice)
     def post(self, body: dict[str, t.Any]) -> dict[str, str]:
         """Move the account to the address the link was sent to; the old address is told."""
-        _confirmation_on()
         try:
             accounts.confirm_email_change(body["token"])
         except accounts.AccountError as exc:
@@ -305,8 +297,6 @@ class Login(rest.Resource):
         (429). With confirmation required, an unconfirmed address is 403.
         Clients that are not browsers use API tokens instead.
         """
-        from ._views import GENERIC_FAILURE, UNCONFIRMED, check_credentials, confirmation_missing
-
         user = check_credentials(body["email"], body["password"])
         if user is None:
             schemes = current_app.config["FLASKSTACK_API_TOKEN_SCHEMES"]
@@ -341,10 +331,6 @@ class Registration(rest.Resource):
         ``password`` for one the policy refuses. With confirmation on, a link
         is mailed to the address.
         """
-        from ._views import create_account, welcome
-
-        if not current_app.config["FLASKSTACK_REGISTRATION"]:
-            rest.abort(404, "Registration is off for this site (FLASKSTACK_REGISTRATION).")
         try:
             user = create_account(body["email"], body["password"])
         except PasswordPolicyError as exc:

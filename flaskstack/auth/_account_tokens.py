@@ -37,7 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flaskstack.database import db
 
-from ._models import user_key, user_rows_model
+from ._models import aware, now, user_key, user_rows_model
 
 __all__ = [
     "CHANGE_EMAIL",
@@ -62,10 +62,6 @@ CHANGE_EMAIL = "change-email"
 _TOKEN_BYTES = 32
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -78,7 +74,7 @@ class _AccountTokenColumns:
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     email: Mapped[str] = mapped_column(sa.String(320))
     created_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=now, server_default=sa.func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
@@ -94,7 +90,7 @@ class _ConfirmedEmailColumns:
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(320))
     confirmed_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=now, server_default=sa.func.now()
     )
 
     def __repr__(self) -> str:
@@ -173,7 +169,7 @@ def issue(
             purpose=purpose,
             token_hash=_digest(token),
             email=email,
-            expires_at=_now() + dt.timedelta(seconds=max_age),
+            expires_at=now() + dt.timedelta(seconds=max_age),
             fingerprint=fingerprint(user) if purpose == RESET else None,
         )
     )
@@ -190,10 +186,7 @@ def peek(models: AccountModels, token: str, purpose: str) -> t.Any | None:
     ).scalar_one_or_none()
     if row is None:
         return None
-    expires_at = row.expires_at
-    if expires_at.tzinfo is None:  # SQLite gives naive datetimes back
-        expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
-    return row if expires_at > _now() else None
+    return row if aware(row.expires_at) > now() else None
 
 
 def redeem(models: AccountModels, token: str, purpose: str) -> t.Any | None:

@@ -24,7 +24,7 @@ from flaskstack._routes import own
 from flaskstack.forms import Form
 
 from . import _accounts as accounts
-from ._login import login_user
+from ._login import login_user, sign_in_first
 from ._passwords import PasswordPolicyError
 from ._views import _EMAIL, _SETTING, _strip, blueprint
 
@@ -147,12 +147,6 @@ def _confirmation_on() -> None:
         abort(404)
 
 
-def _signed_in() -> t.Any:
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-    return None
-
-
 def _field_error(form: Form, error: accounts.AccountError) -> None:
     field = getattr(form, error.field or "", None)
     if field is None:
@@ -242,7 +236,7 @@ def confirm_email(token: str) -> Response:
 @blueprint.route("/account")
 def account() -> t.Any:
     """The signed-in user's account: address, confirmation, links to change them."""
-    refused = _signed_in()
+    refused = sign_in_first()
     if refused is not None:
         return refused
     confirmed = (
@@ -262,7 +256,7 @@ def account() -> t.Any:
 @blueprint.route("/account/password", methods=["GET", "POST"])
 def change_password() -> t.Any:
     """Change the password (the current one is asked for); other sessions end."""
-    refused = _signed_in()
+    refused = sign_in_first()
     if refused is not None:
         return refused
     form = ChangePasswordForm()
@@ -285,7 +279,7 @@ def change_password() -> t.Any:
 def change_email() -> t.Any:
     """Ask to move to a new address; it changes once the link sent there is followed."""
     _confirmation_on()  # a new address is confirmed like any other
-    refused = _signed_in()
+    refused = sign_in_first()
     if refused is not None:
         return refused
     form = ChangeEmailForm()

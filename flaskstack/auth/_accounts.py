@@ -35,7 +35,7 @@ from flaskstack.database import db
 
 from . import _account_tokens as tokens
 from ._models import normalise_email, user_by_email, user_key
-from ._passwords import PasswordPolicyError, check_policy, verify_password
+from ._passwords import check_policy
 from ._protocols import check_user_password, set_user_password
 
 if t.TYPE_CHECKING:
@@ -232,25 +232,49 @@ def request_password_reset(email: str) -> None:
     user = user_by_email(email)
     if user is None or not user.is_active:
         return
-    # The link is made now (it needs the request's URL); storing it and sending
-    # it come after the response, so an address with an account is answered
-    # as fast as one without.
+    max_age = current_app.config["FLASKSTACK_PASSWORD_RESET_MAX_AGE"]
+    _mail_link(
+        user,
+        tokens.RESET,
+        email,
+        "flaskstack_auth.reset_password",
+        "password_reset",
+        max_age,
+        expires_minutes=max(1, max_age // 60),
+    )
+
+
+def _mail_link(
+    user: t.Any,
+    purpose: str,
+    email: str,
+    endpoint: str,
+    template: str,
+    max_age: float,
+    *,
+    unless_confirmed: bool = False,
+    **context: t.Any,
+) -> None:
+    """Store a new ``purpose`` link for ``user`` and mail it to ``email`` (:func:`_later`).
+
+    The link is made now (it needs the request's URL); storing it and
+    sending it come after the response over SMTP, so an address with an
+    account is answered as fast as one without. With ``unless_confirmed``,
+    nothing is stored or sent if the user has confirmed their address by then.
+    """
     user_id = user_key(user)
     token = tokens.new_token()
-    url = _link("flaskstack_auth.reset_password", token)
-    max_age = current_app.config["FLASKSTACK_PASSWORD_RESET_MAX_AGE"]
+    url = _link(endpoint, token)
 
     def issue_and_send() -> None:
-        from flaskstack.mail import send_mail
+        from flaskstack.mail import send_mail  # imported by requests that send mail only
 
         user = _active_user(user_id)
-        if user is None:
+        if user is None or (unless_confirmed and is_confirmed(user)):
             return
-        tokens.issue(models(), user, tokens.RESET, email, max_age, token=token)
+        tokens.issue(models(), user, purpose, email, max_age, token=token)
         db.session.commit()
-        send_mail(
-            email, "password_reset", user=user, url=url, expires_minutes=max(1, max_age // 60)
-        )
+        send_mail(email, template, user=user, url=url, **context)
 
     _later(issue_and_send)
 
@@ -332,27 +356,19 @@ def change_password(user: t.Any, current: str, new: str) -> None:
 
 def send_confirmation(user: t.Any) -> None:
     """Send ``user`` a link confirming the address they have now; earlier links stop working."""
-    token = tokens.new_token()
-    url = _link("flaskstack_auth.confirm_email", token)
-    _issue_confirmation(user, token, url, now=True)
+    _send_confirmation(user)
 
 
-def _issue_confirmation(user: t.Any, token: str, url: str, *, now: bool = False) -> None:
-    tokens.issue(
-        models(),
+def _send_confirmation(user: t.Any, *, unless_confirmed: bool = False) -> None:
+    _mail_link(
         user,
         tokens.CONFIRM,
         user.email,
+        "flaskstack_auth.confirm_email",
+        "confirm_email",
         current_app.config["FLASKSTACK_EMAIL_CONFIRMATION_MAX_AGE"],
-        token=token,
+        unless_confirmed=unless_confirmed,
     )
-    db.session.commit()
-    if now:
-        _send(user.email, "confirm_email", user=user, url=url)
-    else:
-        from flaskstack.mail import send_mail
-
-        send_mail(user.email, "confirm_email", user=user, url=url)
 
 
 def request_confirmation(email: str) -> None:
@@ -365,16 +381,9 @@ def request_confirmation(email: str) -> None:
     user = user_by_email(email)
     if user is None or not user.is_active:
         return
-    user_id = user_key(user)
-    token = tokens.new_token()
-    url = _link("flaskstack_auth.confirm_email", token)
-
-    def issue_and_send() -> None:
-        user = _active_user(user_id)
-        if user is not None and not is_confirmed(user):
-            _issue_confirmation(user, token, url)
-
-    _later(issue_and_send)
+    # Whether it is confirmed is asked after the response too: the answer's
+    # timing tells nothing.
+    _send_confirmation(user, unless_confirmed=True)
 
 
 def confirmation_target(token: str) -> t.Any | None:
@@ -409,7 +418,6 @@ def request_email_change(user: t.Any, current_password: str, new_email: str) -> 
     """Send a link to ``new_email`` that moves ``user`` to it.
 
     Nothing changes until the link is followed; then the old address is told.
-    Commits.
 
     :raises AccountError: for a wrong password (``field="current_password"``) or an
         address that is the user's already or another account's (``field="email"``).
@@ -421,19 +429,13 @@ def request_email_change(user: t.Any, current_password: str, new_email: str) -> 
         raise AccountError("This is already your email address.", "email")
     if user_by_email(new_email) is not None:
         raise AccountError(EMAIL_TAKEN, "email")
-    token = tokens.issue(
-        models(),
+    _mail_link(
         user,
         tokens.CHANGE_EMAIL,
         new_email,
-        current_app.config["FLASKSTACK_EMAIL_CONFIRMATION_MAX_AGE"],
-    )
-    db.session.commit()
-    _send(
-        new_email,
+        "flaskstack_auth.confirm_email_change",
         "confirm_email",
-        user=user,
-        url=_link("flaskstack_auth.confirm_email_change", token),
+        current_app.config["FLASKSTACK_EMAIL_CONFIRMATION_MAX_AGE"],
         new_email=new_email,
     )
 
@@ -470,14 +472,3 @@ def confirm_email_change(token: str) -> t.Any:
     db.session.commit()
     _send(old, "email_changed", user=user, new_email=row.email)
     return user
-
-
-def check_password_for(user: t.Any, password: str) -> bool:
-    """Whether ``password`` is ``user``'s (the same work for an unknown user)."""
-    if user is None:
-        verify_password(None, password)
-        return False
-    return check_user_password(user, password)
-
-
-__all__ += ["PasswordPolicyError", "check_password_for"]

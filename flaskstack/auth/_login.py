@@ -15,13 +15,29 @@ from __future__ import annotations
 import typing as t
 
 import flask_login
+from flask import current_app
 
 from flaskstack._state import current_state
 from flaskstack.sessions import destroy, rotate
 
 from . import _logins
 
-__all__ = ["login_user", "logout_user"]
+if t.TYPE_CHECKING:
+    from werkzeug.wrappers import Response
+
+__all__ = ["login_user", "logout_user", "sign_in_first"]
+
+
+def sign_in_first() -> Response | None:
+    """``None`` when the request is signed in; else the app's answer to an anonymous one.
+
+    That is the Flask-Login manager's ``unauthorized()``: with flaskstack's,
+    a redirect to the sign-in page for browsers and 401 for JSON clients.
+    :func:`~flaskstack.auth.auth_required` and the account pages answer so.
+    """
+    if flask_login.current_user.is_authenticated:
+        return None
+    return t.cast("Response", current_app.login_manager.unauthorized())  # type: ignore[attr-defined]
 
 
 def login_user(user: t.Any, remember: bool = False) -> bool:

@@ -56,6 +56,7 @@ from flaskstack._state import current_state
 from flaskstack.database import db
 
 from . import _models
+from ._models import aware
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -67,6 +68,7 @@ __all__ = [
     "end_current",
     "login_model",
     "logins_of",
+    "note_use",
     "revoke_login",
     "revoke_logins",
     "sign_in_by_cookie",
@@ -90,15 +92,6 @@ _USER_AGENT_LENGTH = 255
 _logger = logging.getLogger("flaskstack.auth")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
-
-
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -111,10 +104,10 @@ class _LoginColumns:
     remember_hash: Mapped[str | None] = mapped_column(sa.String(64))
     remember_expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=_models.now, server_default=sa.func.now()
     )
     last_used_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=_models.now, server_default=sa.func.now()
     )
     user_agent: Mapped[str | None] = mapped_column(sa.String(_USER_AGENT_LENGTH))
     address: Mapped[str | None] = mapped_column(sa.String(64))
@@ -125,7 +118,11 @@ class _LoginColumns:
     def remembered(self) -> bool:
         """Whether the device holds a remember-me cookie that has not expired."""
         expires = self.remember_expires_at
-        return self.remember_hash is not None and expires is not None and _aware(expires) > _now()
+        return (
+            self.remember_hash is not None
+            and expires is not None
+            and aware(expires) > _models.now()
+        )
 
     def __repr__(self) -> str:
         return f"<Login {self.key} of user {self.user_id}>"  # type: ignore[attr-defined]
@@ -232,7 +229,7 @@ def start(user: t.Any, remember: bool) -> None:
     replaced; the user's logins that ended long ago are deleted.
     """
     model = t.cast("type[t.Any]", _model())
-    now = _now()
+    now = _models.now()
     user_id = _models.user_key(user)
     replaced = {key for key in (session.get(SESSION_KEY), _cookie_login_key()) if key}
     stale = sa.not_(_active(model, now))
@@ -283,7 +280,7 @@ def sign_in_by_cookie(value: str) -> t.Any | None:
         _refuse()
         return None
     user, record = row
-    now = _now()
+    now = _models.now()
     if not _same_token(record, user):
         # The password (and so the session_token) changed since: the login ended.
         db.session.delete(record)
@@ -291,7 +288,7 @@ def sign_in_by_cookie(value: str) -> t.Any | None:
         _refuse()
         return None
     if record.remember_hash is None or not hmac.compare_digest(_hash(secret), record.remember_hash):
-        if record.remember_hash is not None and now - _aware(record.last_used_at) > _REPLAY_GRACE:
+        if record.remember_hash is not None and now - aware(record.last_used_at) > _REPLAY_GRACE:
             _logger.warning(
                 "A remember-me cookie of login %s was used again after it was replaced: it was "
                 "copied. The login is revoked; its user signs in again on that device.",
@@ -302,7 +299,7 @@ def sign_in_by_cookie(value: str) -> t.Any | None:
         _refuse()
         return None
     expires = record.remember_expires_at
-    if expires is None or _aware(expires) <= now or not user.is_active:
+    if expires is None or aware(expires) <= now or not user.is_active:
         _refuse()
         return None
     secret = secrets.token_urlsafe(32)
@@ -312,7 +309,7 @@ def sign_in_by_cookie(value: str) -> t.Any | None:
     db.session.commit()
     session["_user_id"] = user.get_id()
     session[SESSION_KEY] = record.key
-    _set_cookie(f"{record.key}.{secret}", _aware(expires))
+    _set_cookie(f"{record.key}.{secret}", aware(expires))
     return user
 
 
@@ -332,6 +329,22 @@ def _refuse() -> None:
     for name in ("_user_id", "_fresh", SESSION_KEY):
         session.pop(name, None)
     _clear_cookie()
+
+
+def note_use(login_id: int, last_used_at: dt.datetime) -> None:
+    """Record that login ``login_id`` was just used, at most once per hour; commits.
+
+    Called by the ``user_loader`` with what its one statement read, so a
+    signed-in request costs a write only when the hour has passed; only for
+    a request that had not begun a transaction of its own before that
+    statement (the write is committed at once).
+    """
+    now = _models.now()
+    if now - aware(last_used_at) <= _LAST_USED_RESOLUTION:
+        return
+    model = t.cast("type[t.Any]", _model())
+    db.session.execute(sa.update(model).where(model.id == login_id).values(last_used_at=now))
+    db.session.commit()
 
 
 def adopt_cookie_sign_in(user: t.Any) -> None:
@@ -401,7 +414,7 @@ def logins_of(user: t.Any) -> list[t.Any]:
     model = _required()
     statement = (
         sa.select(model)
-        .where(model.user_id == _models.user_key(user), _active(model, _now()))
+        .where(model.user_id == _models.user_key(user), _active(model, _models.now()))
         .order_by(model.last_used_at.desc(), model.id.desc())
     )
     logins = db.session.execute(statement).scalars()
@@ -451,7 +464,7 @@ def revoke_logins(user: t.Any, *, keep_current: bool = False, api_tokens: bool =
             db.session.execute(
                 sa.update(tokens)
                 .where(tokens.user_id == user_id, tokens.revoked_at.is_(None))
-                .values(revoked_at=_now()),
+                .values(revoked_at=_models.now()),
                 execution_options={"synchronize_session": False},
             )
     if _has_session_token():

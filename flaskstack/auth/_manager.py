@@ -142,10 +142,8 @@ def _user_with_login(
     if row is None:
         return None
     user, login_id, last_used_at = row
-    now = _logins._now()
-    if idle and now - _logins._aware(last_used_at) > _logins._LAST_USED_RESOLUTION:
-        db.session.execute(sa.update(logins).where(logins.id == login_id).values(last_used_at=now))
-        db.session.commit()
+    if idle:
+        _logins.note_use(login_id, last_used_at)
     return user
 
 

@@ -59,8 +59,14 @@ def _new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The current time in UTC, as the auth tables store it."""
     return dt.datetime.now(dt.timezone.utc)
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """``moment`` as stored, in UTC: SQLite hands back naive datetimes."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
 class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
@@ -81,10 +87,10 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
         sa.String(64), unique=True, default=_new_session_token
     )
     created_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=now, server_default=sa.func.now()
     )
     updated_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, onupdate=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=now, onupdate=now, server_default=sa.func.now()
     )
 
     def get_id(self) -> str:
@@ -244,7 +250,7 @@ class _ApiTokenColumns:
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     prefix: Mapped[str] = mapped_column(sa.String(16))
     created_at: Mapped[dt.datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=_now, server_default=sa.func.now()
+        sa.DateTime(timezone=True), default=now, server_default=sa.func.now()
     )
     last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -16,7 +16,6 @@ import typing as t
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -29,7 +28,7 @@ from flaskstack._routes import own
 from flaskstack.database import db
 
 from . import _logins
-from ._login import logout_user
+from ._login import logout_user, sign_in_first
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -49,17 +48,10 @@ _SETTING = "FLASKSTACK_AUTH_URL_PREFIX"
 blueprint = Blueprint("flaskstack_sessions", __name__, template_folder="../templates")
 
 
-def _sign_in_first() -> Response | None:
-    # As auth_required answers: a redirect to the sign-in page, 401 for JSON clients.
-    if current_user.is_authenticated:
-        return None
-    return t.cast("Response", current_app.login_manager.unauthorized())  # type: ignore[attr-defined]
-
-
 @blueprint.get("/sessions")
 def sessions() -> str | Response:
     """List the signed-in user's devices, this one marked."""
-    refused = _sign_in_first()
+    refused = sign_in_first()
     if refused is not None:
         return refused
     user = current_user._get_current_object()
@@ -73,7 +65,7 @@ def sessions() -> str | Response:
 @blueprint.post("/sessions/<key>/revoke")
 def revoke(key: str) -> Response:
     """Sign one device out; signing this one out is signing out."""
-    refused = _sign_in_first()
+    refused = sign_in_first()
     if refused is not None:
         return refused
     user = current_user._get_current_object()
@@ -91,7 +83,7 @@ def revoke(key: str) -> Response:
 @blueprint.post("/sessions/revoke-all")
 def revoke_all() -> Response:
     """Sign out everywhere, this device included; API tokens too when the box is ticked."""
-    refused = _sign_in_first()
+    refused = sign_in_first()
     if refused is not None:
         return refused
     user = current_user._get_current_object()

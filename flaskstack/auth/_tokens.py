@@ -24,7 +24,7 @@ from flaskstack._credentials import request_api_token
 from flaskstack._state import current_state
 from flaskstack.database import db
 
-from ._models import user_model
+from ._models import aware, user_model
 
 __all__ = ["TOKEN_PREFIX", "authenticate", "create_token", "request_token", "revoke_token"]
 
@@ -76,11 +76,11 @@ def authenticate(token: str) -> t.Any | None:
     now = dt.datetime.now(dt.timezone.utc)
     if revoked_at is not None:
         return None
-    if expires_at is not None and _aware(expires_at) <= now:
+    if expires_at is not None and aware(expires_at) <= now:
         return None
     if not user.is_active:
         return None
-    if last_used_at is None or now - _aware(last_used_at) > _LAST_USED_RESOLUTION:
+    if last_used_at is None or now - aware(last_used_at) > _LAST_USED_RESOLUTION:
         db.session.execute(sa.update(tokens).where(tokens.id == token_id).values(last_used_at=now))
         db.session.commit()
     return user
@@ -109,11 +109,6 @@ def _lookup_statement(users: type[t.Any], tokens: type[t.Any]) -> sa.Select[t.An
             .where(tokens.token_hash == sa.bindparam("digest")),
         )
     return statement
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def revoke_token(record: t.Any) -> None:

@@ -31,6 +31,7 @@ from flaskstack.database import db
 from flaskstack.forms import Form
 from flaskstack.urls import safe_next
 
+from . import _accounts
 from ._login import login_user, logout_user
 from ._models import normalise_email, user_by_email, user_model
 from ._passwords import PasswordPolicyError, verify_password
@@ -169,8 +170,6 @@ def welcome(user: t.Any) -> bool:
 
     :returns: Whether the user is now signed in.
     """
-    from . import _accounts
-
     mode = _accounts.confirmation_mode()
     if mode != "off":
         _accounts.send_confirmation(user)
@@ -213,15 +212,11 @@ def check_credentials(email: str, password: str) -> t.Any | None:
 
 def confirmation_missing(user: t.Any) -> bool:
     """Whether ``user`` may not sign in yet: confirmation is required and still missing."""
-    from . import _accounts
-
     return _accounts.confirmation_mode() == "required" and not _accounts.is_confirmed(user)
 
 
 def _registered(user: t.Any) -> Response:
     """The page after registration: signed in (or told to confirm first), and told so."""
-    from . import _accounts
-
     mode = _accounts.confirmation_mode()
     if not welcome(user):
         flash(
