@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # The example app's image: flaskstack and the app in a virtual environment,
-# served by gunicorn as an unprivileged user. docker-compose.yml runs it twice:
-# once as `flask db upgrade` (the migrate service), then with this CMD (web).
-# Every setting comes from the environment; see .env.example.
+# served by gunicorn as an unprivileged user. docker-compose.yml runs it three
+# ways: once as `flask db upgrade` (the migrate service), then with this CMD
+# (web) and as `flask stack worker` (worker, the background jobs). Every
+# setting comes from the environment; see .env.example.
 
 ARG PYTHON_VERSION=3.13
 

@@ -30,7 +30,8 @@ MINIMUMS := requirements/minimums.txt
 # The core tests: everything but the process-level suites (gunicorn under load, the
 # RealWorld collection, security scans, the browser tests), the benchmarks and the documentation build.
 CORE_TESTS := -n 2 --ignore=tests/reliability --ignore=tests/security --ignore=tests/realworld \
-	--ignore=tests/browser --ignore=tests/test_benchmarks.py --ignore=tests/test_docs.py --ignore=tests/test_quickstart.py
+	--ignore=tests/browser --ignore=tests/test_benchmarks.py --ignore=tests/test_benchmark_jobs.py \
+	--ignore=tests/test_docs.py --ignore=tests/test_quickstart.py
 
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
@@ -39,7 +40,7 @@ PYTEST := $(BIN)/python -m pytest --cov=flaskstack --cov-report=term --durations
 # `make test` runs the suite on two xdist workers, except the suites that put
 # gunicorn under load and time its recovery: they run alone afterwards, so the
 # rest of the suite does not take their CPU. Coverage adds up over both runs.
-SOLO_TESTS := tests/reliability tests/test_benchmarks.py
+SOLO_TESTS := tests/reliability tests/test_benchmarks.py tests/test_benchmark_jobs.py
 PYTEST_PARALLEL := $(BIN)/python -m pytest -n 2 --cov=flaskstack --cov-report= --durations=15 \
 	$(addprefix --ignore=,$(SOLO_TESTS)) $(PYTEST_ARGS)
 PYTEST_SOLO := $(BIN)/python -m pytest --cov=flaskstack --cov-append --cov-report=term \

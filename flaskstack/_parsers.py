@@ -65,6 +65,17 @@ def parse_str_list(value: object) -> list[str]:
     raise ValueError
 
 
+def parse_job_queues(value: object) -> list[str]:
+    names = parse_str_list(value)
+    if (
+        names
+        and all(NAMESPACE_RE.fullmatch(name) for name in names)
+        and len(set(names)) == len(names)
+    ):
+        return names
+    raise ValueError
+
+
 def parse_session_cookie_keys(value: object) -> list[str]:
     """A list of session keys that may stay in a signed cookie; never ``_user_id``."""
     keys = parse_str_list(value)

@@ -20,6 +20,7 @@ if t.TYPE_CHECKING:
     from .auth import AuthState
     from .config import Resolution
     from .health import _Probe
+    from .jobs import JobsState
     from .redis import RedisConnection
 
 __all__ = ["EXTENSION_KEY", "StackState", "current_state", "get_state"]
@@ -36,6 +37,7 @@ class StackState:
     :ivar resolution: Every setting's effective value and where it came from.
     :ivar redis: The app's Redis connection, or ``None`` without a Redis URL.
     :ivar auth: The user and API token models in use.
+    :ivar jobs: The background jobs settings, or ``None`` with jobs off.
     :ivar readiness_probes: What ``/readyz`` checks, by name.
     :ivar api_prefixes: URL prefixes under which every error is
         ``application/problem+json``: ``FLASKSTACK_API_PREFIX`` and those of
@@ -46,6 +48,7 @@ class StackState:
     resolution: Resolution
     redis: RedisConnection | None = None
     auth: AuthState = dataclasses.field(default=None)  # type: ignore[assignment]  # set by init_app
+    jobs: JobsState | None = None
     readiness_probes: dict[str, _Probe] = dataclasses.field(default_factory=dict)
     api_prefixes: list[str] = dataclasses.field(default_factory=list)
 

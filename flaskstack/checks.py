@@ -297,6 +297,38 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "MAIL_URL is not set (--deploy): the app sends no mail.",
         "Nothing to do if the app needs no mail; otherwise set MAIL_URL and FLASKSTACK_MAIL_FROM.",
     ),
+    "jobs.E001": (
+        "FLASKSTACK_JOBS is on and no Redis URL is set: the job queues live in Redis.",
+        "Set REDIS_URL (FLASKSTACK_REDIS_URL), or turn FLASKSTACK_JOBS off.",
+    ),
+    "jobs.E002": (
+        "FLASKSTACK_JOBS is on and the Redis URL names a Redis Cluster, which RQ does not "
+        "support (a job's keys and its queue would be spread over slots).",
+        "Point REDIS_URL at a standalone or Sentinel Redis, or turn FLASKSTACK_JOBS off.",
+    ),
+    "jobs.E003": (
+        "FLASKSTACK_JOBS_DASHBOARD_PATH is set and FLASKSTACK_JOBS is off: the dashboard "
+        "shows the job queues.",
+        "Set FLASKSTACK_JOBS=true (with REDIS_URL), or unset FLASKSTACK_JOBS_DASHBOARD_PATH.",
+    ),
+    "jobs.E004": (
+        "FLASKSTACK_JOBS_DASHBOARD_PATH is set and the user model has no has_role(name) method "
+        "(or the app's own LoginManager names no user model): the dashboard lets in only users "
+        "with FLASKSTACK_JOBS_DASHBOARD_ROLE.",
+        "Add has_role(name) -> bool to the user model (FLASKSTACK_USER_MODEL), or unset "
+        "FLASKSTACK_JOBS_DASHBOARD_PATH.",
+    ),
+    "jobs.E005": (
+        "FLASKSTACK_JOBS_DASHBOARD_PATH is the site's root ('/').",
+        "Give the dashboard a path of its own, such as '/admin/jobs'.",
+    ),
+    "jobs.W001": (
+        "No worker has served the app's job queues within FLASKSTACK_JOBS_WORKER_MAX_SILENCE "
+        "(--deploy): jobs are enqueued and nothing runs them.",
+        "Start `flask stack worker` (the compose file's worker service, a worker Deployment) "
+        "with the same settings as the web processes; `flask stack jobs` lists the workers "
+        "and their heartbeats.",
+    ),
     "logging.I001": (
         "flaskstack left the app's logging as the app configured it (the root logger or "
         "app.logger already had handlers or a level of the app's).",
@@ -455,6 +487,47 @@ def _check_mail(app: Flask, deploy: bool) -> list[Finding]:
     from .mail import _check_findings
 
     return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
+
+
+@register("jobs", deploy=True)
+def _check_jobs(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy`` and jobs on: a worker has sent a heartbeat recently."""
+    import datetime as dt
+
+    from .redis import RedisUnavailable
+
+    state = get_state(app)
+    if state.jobs is None:
+        return []
+    from . import _jobs_ops
+
+    limit = app.config["FLASKSTACK_JOBS_WORKER_MAX_SILENCE"]
+    try:
+        with app.app_context():
+            view = _jobs_ops.overview(app, failed_limit=0)
+    except RedisUnavailable:
+        return []  # redis.E001 says so
+    served = {queue for worker in view.workers for queue in worker.queues}
+    unserved = [queue for queue in state.jobs.queues if queue not in served]
+    newest = view.newest_heartbeat()
+    now = dt.datetime.now(dt.timezone.utc)
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=dt.timezone.utc)
+    if newest is None or (now - newest).total_seconds() > limit or unserved:
+        seen = (
+            "no worker is registered"
+            if newest is None
+            else f"the newest heartbeat is {int((now - newest).total_seconds())} s old"
+        )
+        missing = f"; no worker serves {', '.join(unserved)}" if unserved else ""
+        return [
+            _finding(
+                "jobs.W001",
+                f"The job queues of namespace {state.jobs.namespace!r}: {seen}{missing} "
+                f"(limit {limit:g} s).",
+            )
+        ]
+    return []
 
 
 @register("logging")

@@ -13,23 +13,21 @@ imports it when a ``stack`` command is invoked.
 from __future__ import annotations
 
 import sys
-import traceback
 import typing as t
 
 import click
-from flask.cli import ScriptInfo
 
 from . import checks
+from ._cli_app import _app_or_exit, _load_app
 from ._commands import STACK_COMMANDS_HELP
-from ._state import EXTENSION_KEY, get_state
+from ._jobs_cli import jobs_group, worker_command
+from ._state import get_state
 from .auth._models import user_by_email
-from .errors import ConfigError
 from .logs import _LEFT_TO_THE_APP_KEY
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .config import Resolution
 
 __all__ = ["stack"]
 
@@ -40,48 +38,6 @@ _LEVEL_TITLES = {
     checks.Level.INFO: "INFOS",
     checks.Level.DEBUG: "DEBUGS",
 }
-
-
-class _Loaded(t.NamedTuple):
-    app: Flask | None
-    resolution: Resolution | None
-    findings: list[checks.Finding]
-
-
-def _load_app() -> _Loaded:
-    info = click.get_current_context().ensure_object(ScriptInfo)
-    try:
-        app = info.load_app()
-    except ConfigError as exc:
-        findings = [checks._from_problem(p) for p in exc.problems]
-        if exc.resolution is not None:
-            findings += [
-                checks._from_problem(p, checks.Level.WARNING) for p in exc.resolution.warnings
-            ]
-        return _Loaded(None, exc.resolution, findings)
-    except Exception as exc:
-        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
-        if not isinstance(exc, click.ClickException):
-            click.echo(traceback.format_exc(), err=True)
-        return _Loaded(
-            None,
-            None,
-            [
-                checks._finding(
-                    "stack.E001",
-                    f"The app could not be loaded: {type(exc).__name__}: {message}",
-                    checks.Level.CRITICAL,
-                )
-            ],
-        )
-    state = app.extensions.get(EXTENSION_KEY)
-    if state is None:
-        return _Loaded(
-            app,
-            None,
-            [checks._finding("stack.E002", f"App {app.name!r} does not use flaskstack.")],
-        )
-    return _Loaded(app, state.resolution, [])
 
 
 @click.group("stack", help=STACK_COMMANDS_HELP)
@@ -170,16 +126,6 @@ def _config_command() -> None:
         for finding in loaded.findings:
             click.echo(f"{finding.id}: {finding.msg} HINT: {finding.hint}", err=True)
         raise SystemExit(1)
-
-
-def _app_or_exit() -> Flask:
-    """The loaded app for commands that need one; a clear error if it cannot load."""
-    loaded = _load_app()
-    if loaded.app is None or loaded.resolution is None:
-        for finding in loaded.findings:
-            click.echo(f"{finding.id}: {finding.msg}", err=True)
-        raise SystemExit(1)
-    return loaded.app
 
 
 def _auth_model(app: Flask, feature: str, action: str) -> t.Any:
@@ -322,3 +268,7 @@ def _token_revoke_command(token_id: int) -> None:
         revoke_token(record)
         db.session.commit()
         click.echo(f"Revoked token {token_id} ({record.prefix}…).")
+
+
+stack.add_command(worker_command)
+stack.add_command(jobs_group)

@@ -1057,6 +1057,107 @@ SETTINGS: tuple[Setting, ...] = (
         concern="mail",
     ),
     Setting(
+        "FLASKSTACK_JOBS",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Run background jobs (:mod:`flaskstack.jobs`, on RQ) on the app's Redis, under its "
+            "namespace. Needs REDIS_URL naming a standalone or Sentinel Redis (RQ does not run "
+            "on Redis Cluster). Off: enqueueing raises, and nothing of RQ is imported."
+        ),
+        env=("FLASKSTACK_JOBS",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_QUEUES",
+        ["default"],
+        p.parse_job_queues,
+        type="list[str]",
+        expected="queue names (letters, digits, '_', '.' or '-'), highest priority first",
+        doc=(
+            "The queues ``flask stack worker`` serves when none is named, highest priority "
+            "first; the first is where a job goes when it names no queue."
+        ),
+        env=("FLASKSTACK_JOBS_QUEUES",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_TIMEOUT",
+        180.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc="How long a job may run before the worker stops it (a job may set its own).",
+        env=("FLASKSTACK_JOBS_TIMEOUT",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_RESULT_TTL",
+        500,
+        p.parse_non_negative_int,
+        type="int",
+        expected="a whole number of seconds, 0 or more",
+        doc="How long a finished job and its result are kept (failed jobs are kept a year).",
+        env=("FLASKSTACK_JOBS_RESULT_TTL",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT",
+        20.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "On SIGTERM a worker finishes the job in flight for at most this long; then it "
+            "stops the job and puts it back at the front of its queue for another worker. "
+            "Keep it below the platform's grace period (Kubernetes: 30 s)."
+        ),
+        env=("FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_WORKER_MAX_SILENCE",
+        300.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "``flask stack check --deploy`` reports the job queues as unserved when no worker "
+            "has sent a heartbeat for this long."
+        ),
+        env=("FLASKSTACK_JOBS_WORKER_MAX_SILENCE",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_DASHBOARD_PATH",
+        None,
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/' such as '/admin/jobs', or None for no dashboard",
+        doc=(
+            "Where the jobs dashboard lives (queues, workers, periodic and failed jobs; requeue "
+            "and delete), for signed-in users with FLASKSTACK_JOBS_DASHBOARD_ROLE. Needs "
+            "FLASKSTACK_JOBS and a user model with a has_role(name) method. None: no dashboard."
+        ),
+        env=("FLASKSTACK_JOBS_DASHBOARD_PATH",),
+        concern="jobs",
+    ),
+    Setting(
+        "FLASKSTACK_JOBS_DASHBOARD_ROLE",
+        "admin",
+        p.parse_str,
+        type="str",
+        expected="a role name",
+        doc=(
+            "The role a signed-in user needs for the jobs dashboard: the user model's "
+            "has_role(name) must return True for it."
+        ),
+        env=("FLASKSTACK_JOBS_DASHBOARD_ROLE",),
+        concern="jobs",
+    ),
+    Setting(
         "FLASKSTACK_REQUEST_ID_HEADER",
         "X-Request-ID",
         p.parse_str,

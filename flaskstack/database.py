@@ -481,6 +481,13 @@ _SESSION_IN_TRANSACTION = "flaskstack.in_transaction"
 _SESSION_AUTOCOMMITTED = "flaskstack.autocommitted_connections"
 
 
+def _has_written(session: Session) -> bool:
+    """Whether ``session``'s transaction has written: flushed, or holds unflushed changes."""
+    return bool(
+        session.info.get(_SESSION_IN_TRANSACTION) or session.new or session.dirty or session.deleted
+    )
+
+
 def _allow_autocommit(engine: sa.Engine) -> None:
     engine.update_execution_options(**{_AUTOCOMMIT_OPTION: True})
     sa.event.listen(engine, "checkin", _leave_autocommit)

@@ -35,6 +35,8 @@ format::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -64,15 +66,22 @@ _WELL_FORMED = re.compile(r"[A-Za-z0-9._:;=+/@-]{1,200}", re.ASCII)
 _ENVIRON_KEY = "flaskstack.request_id"
 
 
+# Outside a request: the id of the request a running background job was enqueued by.
+_carried_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "flaskstack_carried_request_id", default="-"
+)
+
+
 def request_id() -> str:
     """The id of the current request; ``"-"`` outside a request.
 
     Computed once per request: taken from the request's
     ``FLASKSTACK_REQUEST_ID_HEADER`` when it is well formed, otherwise a
-    new random hexadecimal id.
+    new random hexadecimal id. In a background job it is the id of the
+    request that enqueued the job, so the job's log lines lead back to it.
     """
     if not has_request_context():
-        return "-"
+        return _carried_request_id.get()
     environ = request.environ
     value: str | None = environ.get(_ENVIRON_KEY)
     if value is None:
@@ -81,6 +90,16 @@ def request_id() -> str:
         value = given if _WELL_FORMED.fullmatch(given) else os.urandom(16).hex()
         environ[_ENVIRON_KEY] = value
     return value
+
+
+@contextlib.contextmanager
+def _carrying_request_id(value: str) -> t.Iterator[None]:
+    """Make ``value`` the request id outside a request, for the block (a job's run)."""
+    token = _carried_request_id.set(value)
+    try:
+        yield
+    finally:
+        _carried_request_id.reset(token)
 
 
 class _ReturnRequestId:
@@ -130,7 +149,7 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
-        for key in ("method", "path"):
+        for key in ("method", "path", "job"):
             value = getattr(record, key, None)
             if value is not None:
                 data[key] = value

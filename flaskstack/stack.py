@@ -23,6 +23,7 @@ from . import (
     database,
     forms,
     health,
+    jobs,
     logs,
     mail,
     migrations,
@@ -121,6 +122,11 @@ class Stack:
         resolution.problems.extend(limits_component._prepare(app, resolution))
         resolution.problems.extend(_cors._prepare(app, resolution))
         resolution.problems.extend(mail._prepare(app, resolution))
+        resolution.problems.extend(jobs._prepare(app, resolution))
+        if resolution["FLASKSTACK_JOBS_DASHBOARD_PATH"] is not None:
+            from . import _jobs_dashboard  # only when it is on: it costs nothing otherwise
+
+            resolution.problems.extend(_jobs_dashboard._prepare(app, resolution))
         _security.validate(app, resolution)
 
         resolution.apply(app)
@@ -138,6 +144,7 @@ class Stack:
             profile=resolution.profile,
             resolution=resolution,
             redis=redis_component._init_app(app),
+            jobs=jobs._init_app(app),
         )
         sessions._init_app(app, state.redis)
         forms._init_app(app)
@@ -147,6 +154,8 @@ class Stack:
         limits_component._init_app(app, state)
         _cors._init_app(app, state)
         mail._init_app(app)
+        if app.config["FLASKSTACK_JOBS_DASHBOARD_PATH"] is not None:
+            _jobs_dashboard.init_app(app)
         state.readiness_probes["database"] = health._probe_database
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component._probe

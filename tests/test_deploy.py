@@ -7,14 +7,16 @@ No Docker engine runs where the tests run, so:
   volumes, a migration the web service waits for, the production profile,
   settings only from the environment, no secret or mail URL in a committed
   file, a Mailpit service for trying the stack that nothing waits for, a
-  multi-stage image running as a user that is not root) are asserted on the
-  parsed files;
+  worker for the background jobs with web's settings and a grace period
+  longer than its shutdown timeout, a multi-stage image running as a user
+  that is not root) are asserted on the parsed files;
 - the commands the compose services run are read from those files (the
-  migrate service's ``flask db upgrade``, then the image's gunicorn ``CMD``
-  for the web service) and run here with the environment compose gives
-  them, against the local PostgreSQL and Redis and an SMTP server on
-  loopback instead of the ``db``, ``redis`` and ``mail`` services; the app
-  is then driven over HTTP as a browser would.
+  migrate service's ``flask db upgrade``, the worker's ``flask stack
+  worker``, then the image's gunicorn ``CMD`` for the web service) and run
+  here with the environment compose gives them, against the local
+  PostgreSQL and Redis and an SMTP server on loopback instead of the ``db``,
+  ``redis`` and ``mail`` services; the app is then driven over HTTP as a
+  browser would, and its mail goes out through a job the worker runs.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from deploy_support import deployment as checks
 from deploy_support.deployment import Deployment
 from deploy_support.files import check_compose_file
 from deploy_support.http import Browser, Response, form_fields
+from deploy_support.jobs import wait_for_a_worker, wait_for_job_log_line
 from deploy_support.server import Server, free_port, local_command, run, with_bind
 from smtp_server import SMTPServer
 
@@ -82,6 +85,80 @@ def test_the_web_service_waits_for_a_successful_migration(deployment: Deployment
 
 def test_the_web_service_is_healthy_on_readyz_and_can_be_scaled(deployment: Deployment) -> None:
     checks.check_web_service(deployment)
+
+
+def test_a_worker_runs_the_jobs_with_the_web_services_settings(deployment: Deployment) -> None:
+    checks.check_worker_service(deployment)
+    assert deployment.worker_command() == ["flask", "stack", "worker"]
+    variables = deployment.variables(SECRET_KEY="k" * 48, POSTGRES_PASSWORD="pw")
+    for service in ("web", "worker"):
+        assert deployment.environment(service, variables)["FLASKSTACK_JOBS"] == "true"
+    grace = checks.compose_duration(deployment.service("worker")["stop_grace_period"])
+    assert grace == 30
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("stop_grace_period: 30s", "stop_grace_period: 20s", "stop_grace_period"),
+        ("stop_grace_period: 30s", "stop_grace_period: 1s", "stop_grace_period"),
+        (
+            '    command: ["flask", "stack", "worker"]\n',
+            '    command: ["flask", "stack", "worker"]\n    environment:\n'
+            "      FLASKSTACK_PROFILE: production\n",
+            "the same environment",
+        ),
+        (
+            '["flask", "stack", "worker"]',
+            '["flask", "stack", "worker", "--burst"]',
+            "the worker service runs",
+        ),
+        (
+            "      migrate:\n        condition: service_completed_successfully\n"
+            "      db:\n        condition: service_healthy\n      redis:\n"
+            "        condition: service_healthy\n    # Longer",
+            "      redis:\n        condition: service_healthy\n    # Longer",
+            "wait for what web waits for",
+        ),
+    ],
+)
+def test_a_worker_that_would_lose_jobs_is_refused(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    deployment = _with_compose(tmp_path, old, new)
+    with pytest.raises(AssertionError, match=message):
+        checks.check_worker_service(deployment)
+
+
+def test_a_shutdown_timeout_longer_than_the_grace_period_is_refused(tmp_path: Path) -> None:
+    deployment = _with_compose(
+        tmp_path,
+        "WEB_CONCURRENCY: ${WEB_CONCURRENCY:-2}",
+        "WEB_CONCURRENCY: ${WEB_CONCURRENCY:-2}\n    FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT: 45",
+    )
+    with pytest.raises(AssertionError, match=r"FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT \(45 s\)"):
+        checks.check_worker_service(deployment)
+
+
+def test_a_suggested_shutdown_timeout_longer_than_the_grace_period_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Uncommenting what .env.example suggests must keep the worker safe.
+    _with_compose(tmp_path, "stop_grace_period: 30s", "stop_grace_period: 30s")
+    example = tmp_path / ".env.example"
+    text = example.read_text(encoding="utf-8")
+    assert "\n# FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT=20\n" in text
+    example.write_text(text.replace("SHUTDOWN_TIMEOUT=20", "SHUTDOWN_TIMEOUT=40"))
+    with pytest.raises(AssertionError, match=r"FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT \(40 s\)"):
+        checks.check_worker_service(Deployment.read(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("30s", 30), ("1m30s", 90), ("2m", 120), ("1h", 3600), ("500ms", 0.5), ("1m500ms", 60.5)],
+)
+def test_compose_durations_are_read_as_compose_reads_them(value: str, seconds: float) -> None:
+    assert checks.compose_duration(value) == seconds
 
 
 def test_settings_come_from_the_environment_and_no_secret_is_committed(
@@ -210,7 +287,7 @@ def test_the_compose_services_run_here(
         "MAIL_URL": smtp_server.url(),
     }
     environments = {}
-    for service in ("migrate", "web"):
+    for service in ("migrate", "web", "worker"):
         environment = deployment.environment(service, variables)
         assert environment["FLASKSTACK_PROFILE"] == "production"
         environments[service] = {**environment, **local}
@@ -223,49 +300,73 @@ def test_the_compose_services_run_here(
     assert migrated.returncode == 0, migrated.stdout
     assert "Running upgrade" in migrated.stdout
 
-    # The release check the docs ask for, with the same environment: it also
-    # connects to the SMTP server.
-    checked = run(
-        [sys.executable, "-m", "flask", "stack", "check", "--deploy"],
-        env={**base, **environments["migrate"]},
+    jobs_worker = Server(
+        local_command(deployment.worker_command(), sys.executable),
+        env={**base, **environments["worker"]},
         cwd=ROOT,
+        log=tmp_path / "worker.log",
     )
-    assert checked.returncode == 0, checked.stdout
-    assert "no issues" in checked.stdout
+    with jobs_worker:
+        wait_for_a_worker(jobs_worker, SHARED_REDIS_URL, redis_namespace)
+        # The release check the docs ask for, with the same environment: it also
+        # connects to the SMTP server, and sees the worker's heartbeat (jobs.W001).
+        checked = run(
+            [sys.executable, "-m", "flask", "stack", "check", "--deploy"],
+            env={**base, **environments["migrate"]},
+            cwd=ROOT,
+        )
+        assert checked.returncode == 0, checked.stdout
+        assert "no issues" in checked.stdout
 
-    port = free_port()
-    web = with_bind(local_command(deployment.web_command(), sys.executable), f"127.0.0.1:{port}")
-    server = Server(web, env={**base, **environments["web"]}, cwd=ROOT, log=tmp_path / "web.log")
-    with server:
-        server.wait_for_http(f"http://127.0.0.1:{port}/readyz")
-        probe = [
-            word.replace(f"127.0.0.1:{deployment.bind_port()}", f"127.0.0.1:{port}")
-            for word in deployment.web_healthcheck()
-        ]
-        healthy = run(local_command(probe, sys.executable), env=base, cwd=tmp_path, timeout=30)
-        assert healthy.returncode == 0, healthy.stdout
+        port = free_port()
+        web = with_bind(
+            local_command(deployment.web_command(), sys.executable), f"127.0.0.1:{port}"
+        )
+        server = Server(
+            web, env={**base, **environments["web"]}, cwd=ROOT, log=tmp_path / "web.log"
+        )
+        with server:
+            server.wait_for_http(f"http://127.0.0.1:{port}/readyz")
+            probe = [
+                word.replace(f"127.0.0.1:{deployment.bind_port()}", f"127.0.0.1:{port}")
+                for word in deployment.web_healthcheck()
+            ]
+            healthy = run(local_command(probe, sys.executable), env=base, cwd=tmp_path, timeout=30)
+            assert healthy.returncode == 0, healthy.stdout
 
-        _drive_the_app(server, Browser("127.0.0.1", port), redis_namespace, workers)
-        # Registering mailed a confirmation link, from .env.example's sender.
-        (mail,) = smtp_server.wait_for(1)
-        assert mail.message["From"] == variables["FLASKSTACK_MAIL_FROM"]
-        assert mail.rcpt_tos[0].startswith("deploy-")
-        status = server.stop()
-    assert status == 0, server.output()
-    assert "Shutting down: Master" in server.output()
+            registered = _drive_the_app(
+                server, Browser("127.0.0.1", port), redis_namespace, workers
+            )
+            # Registering mailed a confirmation link, from .env.example's sender,
+            # through a job the worker ran.
+            (mail,) = smtp_server.wait_for(1)
+            assert mail.message["From"] == variables["FLASKSTACK_MAIL_FROM"]
+            assert mail.rcpt_tos[0].startswith("deploy-")
+            ran = wait_for_job_log_line(jobs_worker, registered.request_id)
+            assert ran["job"]["status"] == "finished", ran
+            status = server.stop()
+        assert status == 0, server.output()
+        assert "Shutting down: Master" in server.output()
+        stopped = jobs_worker.stop()
+    # SIGTERM with no job in flight: the worker stops at once, cleanly.
+    assert stopped == 0, jobs_worker.output()
 
 
-def _drive_the_app(server: Server, browser: Browser, redis_namespace: str, workers: int) -> None:
+def _drive_the_app(
+    server: Server, browser: Browser, redis_namespace: str, workers: int
+) -> Response:
+    """Register, sign in, use the session on every worker, sign out; return the registration."""
     store = redis.Redis.from_url(SHARED_REDIS_URL)
     try:
-        _register_and_sign_in(browser, store, redis_namespace)
+        registered = _register_and_sign_in(browser, store, redis_namespace)
         _use_the_session_on_every_worker(server, browser, store, redis_namespace, workers)
         _sign_out(browser, store, redis_namespace)
     finally:
         store.close()
+    return registered
 
 
-def _register_and_sign_in(browser: Browser, store: redis.Redis, redis_namespace: str) -> None:
+def _register_and_sign_in(browser: Browser, store: redis.Redis, redis_namespace: str) -> Response:
     email = f"deploy-{uuid.uuid4().hex[:8]}@example.com"
     page = browser.get("/auth/register")
     assert page.status == 200
@@ -308,6 +409,7 @@ def _register_and_sign_in(browser: Browser, store: redis.Redis, redis_namespace:
     sessions = _session_keys(store, redis_namespace)
     assert len(sessions) == 1
     assert "_user_id" in next(iter(sessions.values()))
+    return registered
 
 
 def _follow(browser: Browser, response: Response, hops: int = 5) -> Response:

@@ -301,3 +301,12 @@ def test_flask_mailman_is_imported_by_the_mail_adapter_only() -> None:
     for name, edges in import_graph().items():
         for edge in edges:
             assert edge.target != adapter or edge.in_function, f"{name}, line {edge.line}"
+
+
+def test_the_jobs_dashboard_is_imported_only_inside_functions() -> None:
+    """``flaskstack._jobs_dashboard`` is imported only inside functions (by ``stack.py`` when
+    ``FLASKSTACK_JOBS_DASHBOARD_PATH`` is set): an app without the dashboard never loads it."""
+    dashboard = "flaskstack._jobs_dashboard"
+    for name, edges in import_graph().items():
+        for edge in edges:
+            assert edge.target != dashboard or edge.in_function, f"{name}, line {edge.line}"

@@ -49,6 +49,7 @@ PUBLIC_MODULES = [
     "flaskstack.errors",
     "flaskstack.forms",
     "flaskstack.health",
+    "flaskstack.jobs",
     "flaskstack.limits",
     "flaskstack.logs",
     "flaskstack.mail",

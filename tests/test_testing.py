@@ -111,8 +111,10 @@ def postgres_databases() -> set[str]:
 
 
 def keys_left(namespaces: t.Iterable[str]) -> list[bytes]:
+    """The namespaces' keys, and the keys of RQ's queues and registries named after them."""
+    patterns = [pattern for ns in namespaces for pattern in (f"{ns}:*", f"rq:*:{ns}:*")]
     with redis.Redis.from_url(REDIS_URL) as client:
-        return [key for ns in namespaces for key in client.scan_iter(match=f"{ns}:*")]
+        return [key for pattern in patterns for key in client.scan_iter(match=pattern)]
 
 
 def use_backend(project: Project, backend: str) -> str | None:
@@ -150,7 +152,7 @@ def test_the_sample_project_passes_with_only_the_ini_option(project: Project, ba
     project.copy_sample()
     base = use_backend(project, backend)
     result = project.run("-v")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=13)
     result.stdout.fnmatch_lines(["flaskstack: app notes_app:create_app, schema from models"])
     check_cleaned_up(project, backend, base, {"main"})
 
@@ -163,7 +165,7 @@ def test_each_xdist_worker_gets_its_own_database_and_namespaces(
     base = use_backend(project, backend)
     # Whole files per worker: the isolation checks run in order, on one worker.
     result = project.run("-n", "2", "--dist", "loadfile")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=13)
     check_cleaned_up(project, backend, base, {"gw0", "gw1"})
 
 
@@ -194,7 +196,7 @@ def test_the_schema_can_come_from_the_migrations(
     )
     base = use_backend(project, backend)
     result = project.run("--flaskstack-schema", "migrations")
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=14)
     result.stdout.fnmatch_lines(["flaskstack: app notes_app:create_app, schema from migrations"])
     check_cleaned_up(project, backend, base, {"main"})
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from flask import Flask, after_this_request, current_app, has_request_context, request
 from werkzeug.exceptions import TooManyRequests
 
+from flaskstack import jobs
 from flaskstack._state import current_state
 from flaskstack.database import db
 
@@ -40,6 +41,8 @@ from ._protocols import check_user_password, set_user_password
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
+
+    from flaskstack.jobs import Task
 
     from ._account_tokens import AccountModels
 
@@ -118,7 +121,11 @@ def _sends_over_network(app: Flask) -> bool:
     return str(url).lower().startswith("smtp")
 
 
-def _later(work: t.Callable[[], object], *instances: t.Any) -> None:
+def _later(
+    work: t.Callable[[], object],
+    *instances: t.Any,
+    job: tuple[Task[..., None], tuple[t.Any, ...]] | None = None,
+) -> None:
     """Run ``work`` once the response has gone out, when mail goes over the network.
 
     Then how long the answer takes says nothing about what ``work`` does
@@ -127,14 +134,27 @@ def _later(work: t.Callable[[], object], *instances: t.Any) -> None:
     backends (development, tests) it runs at once. ``work`` runs in an app
     context of its own; the model ``instances`` it uses are loaded before
     the request's database session ends. A failure is logged and ends there.
+
+    With background jobs on (:setting:`FLASKSTACK_JOBS`), ``job`` (one of
+    the jobs below and its arguments) is enqueued instead, at the same
+    moment: a worker sends the message, and retries it when the mail server
+    fails.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if job is not None and current_state().jobs is not None:
+        task, arguments = job
+        work = functools.partial(task.enqueue, *arguments)
+        instances = ()
     if not (has_request_context() and _sends_over_network(app)):
         work()
         return
 
+    from flaskstack.logs import _carrying_request_id, request_id
+
+    carried = request_id()
+
     def run() -> None:
-        with app.app_context():
+        with app.app_context(), _carrying_request_id(carried):
             try:
                 work()
             except Exception:  # the answer is gone: nobody else would see it
@@ -149,12 +169,32 @@ def _later(work: t.Callable[[], object], *instances: t.Any) -> None:
         return response
 
 
-def _send(to: str, template: str, **context: t.Any) -> None:
-    """Send ``template`` to ``to`` (:func:`_later`: over SMTP, after the response)."""
+def _send(to: str, template: str, user: t.Any, **context: t.Any) -> None:
+    """Send ``template`` about ``user`` to ``to`` (:func:`_later`: over SMTP, after the response).
+
+    ``context`` holds plain values only (it may go through a job).
+    """
     from flaskstack.mail import send_mail  # imported by requests that send mail only
 
     # A failure is logged by send_mail, with what to check.
-    _later(functools.partial(send_mail, to, template, **context), *context.values())
+    _later(
+        functools.partial(send_mail, to, template, user=user, **context),
+        user,
+        job=(send_notice, (to, template, user_key(user), context)),
+    )
+
+
+def deliver_notice(to: str, template: str, user_id: t.Any, context: dict[str, t.Any]) -> bool:
+    """Send ``template`` about the user ``user_id`` to ``to``; whether the message went.
+
+    Nothing is sent, and ``True`` returned, when the user no longer exists.
+    """
+    from flaskstack.mail import send_mail
+
+    user = db.session.get(current_state().auth.user_model, user_id)  # type: ignore[arg-type]
+    if user is None:
+        return True
+    return send_mail(to, template, user=user, **context)
 
 
 def _load(value: t.Any) -> None:
@@ -262,21 +302,97 @@ def _mail_link(
     account is answered as fast as one without. With ``unless_confirmed``,
     nothing is stored or sent if the user has confirmed their address by then.
     """
-    user_id = user_key(user)
-    token = tokens.new_token()
-    url = _link(endpoint, token)
+    link = _Link(
+        user_key(user), purpose, email, tokens.new_token(), template, max_age, unless_confirmed
+    )
+    url = _link(endpoint, link.token)
+    _later(
+        functools.partial(deliver_link, link, url, context),
+        job=(send_link, (link._asdict(), url, context)),
+    )
 
-    def issue_and_send() -> None:
-        from flaskstack.mail import send_mail  # imported by requests that send mail only
 
-        user = _active_user(user_id)
-        if user is None or (unless_confirmed and is_confirmed(user)):
-            return
-        tokens.issue(models(), user, purpose, email, max_age, token=token)
+class _Link(t.NamedTuple):
+    """A link to store and mail: who for, what for, where to, and its token."""
+
+    user_id: t.Any
+    purpose: str
+    email: str
+    token: str
+    template: str
+    max_age: float
+    unless_confirmed: bool
+
+
+def deliver_link(
+    link: _Link,
+    url: str,
+    context: dict[str, t.Any],
+    *,
+    issued: bool = False,
+    on_issued: t.Callable[[], object] | None = None,
+) -> bool | None:
+    """Store ``link``'s token (unless ``issued``) and mail ``url``; whether the message went.
+
+    ``on_issued`` is called once the token is committed, before the message is sent.
+
+    ``None``: nothing to send (the user is gone or disabled, the address was
+    confirmed meanwhile, or, once ``issued``, the token was used, replaced
+    by a newer one or expired).
+    """
+    from flaskstack.mail import send_mail  # imported by requests that send mail only
+
+    user = _active_user(link.user_id)
+    if user is None or (link.unless_confirmed and is_confirmed(user)):
+        return None
+    if issued:
+        if tokens.peek(models(), link.token, link.purpose) is None:
+            return None
+    else:
+        tokens.issue(models(), user, link.purpose, link.email, link.max_age, token=link.token)
         db.session.commit()
-        send_mail(email, template, user=user, url=url, **context)
+        if on_issued is not None:
+            on_issued()
+    return send_mail(link.email, link.template, user=user, url=url, **context)
 
-    _later(issue_and_send)
+
+# -- the same, as background jobs ------------------------------------------------
+# With FLASKSTACK_JOBS on, a worker sends the account mail. A finished job is
+# deleted at once (its arguments hold the link). A message the mail server
+# refuses raises MailNotSent, so the job is retried (after 10 s, 1 min and
+# 5 min); a link job stores its token once, on its first run, and a retry
+# sends it only while the token is still the live one.
+
+
+class MailNotSent(Exception):
+    """The mail server did not take the message (the reason is logged); the job is retried."""
+
+
+@jobs.job(retries=3, backoff=(10, 60, 300), result_ttl=0)
+def send_link(link: dict[str, t.Any], url: str, context: dict[str, t.Any]) -> None:
+    """Store and mail an account link (reset, confirmation, change of address)."""
+    from rq import get_current_job
+
+    current = get_current_job()
+    issued = bool(current is not None and current.meta.get("flaskstack_issued"))
+    details = _Link(**link)
+
+    def remember_issued() -> None:
+        # Stored from here on: a retry must not replace a newer link of the user's.
+        if current is not None:
+            current.meta["flaskstack_issued"] = True
+            current.save_meta()  # type: ignore[no-untyped-call]
+
+    sent = deliver_link(details, url, context, issued=issued, on_issued=remember_issued)
+    if sent is False:
+        raise MailNotSent(f"the {details.template} message to {details.email} was not sent")
+
+
+@jobs.job(retries=3, backoff=(10, 60, 300), result_ttl=0)
+def send_notice(to: str, template: str, user_id: t.Any, context: dict[str, t.Any]) -> None:
+    """Mail a notice about an account (password changed, address changed)."""
+    if not deliver_notice(to, template, user_id, context):
+        raise MailNotSent(f"the {template} message to {to} was not sent")
 
 
 def reset_target(token: str) -> t.Any | None:
@@ -310,7 +426,7 @@ def reset_password(token: str, password: str) -> t.Any:
     tokens.confirm_address(models(), user, row.email)
     _revoke_logins(user, keep_current=False)
     db.session.commit()
-    _send(user.email, "password_changed", user=user)
+    _send(user.email, "password_changed", user)
     return user
 
 
@@ -348,7 +464,7 @@ def change_password(user: t.Any, current: str, new: str) -> None:
     _set_password(user, new)
     _revoke_logins(user, keep_current=True)
     db.session.commit()
-    _send(user.email, "password_changed", user=user)
+    _send(user.email, "password_changed", user)
 
 
 # -- email confirmation ---------------------------------------------------------
@@ -470,5 +586,5 @@ def confirm_email_change(token: str) -> t.Any:
     tokens.void(models(), user)  # links sent to the old address
     tokens.confirm_address(models(), user, row.email)
     db.session.commit()
-    _send(old, "email_changed", user=user, new_email=row.email)
+    _send(old, "email_changed", user, new_email=row.email)
     return user

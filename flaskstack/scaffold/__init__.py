@@ -2,12 +2,15 @@
 
 A new project is a Python package with an app factory calling
 :func:`flaskstack.init_app`, its own user model, a page, an example REST
-resource (``--no-api`` leaves it out), its migration repository with the
-first migration already written, tests that use flaskstack's pytest plugin,
+resource (``--no-api`` leaves it out), a background job the page enqueues
+(``flaskstack.jobs``; run inline while ``FLASKSTACK_JOBS`` is off), its
+migration repository with the first migration already written, tests that
+use flaskstack's pytest plugin,
 a README whose commands work as written, a ``.gitignore``, and a
-``Dockerfile``, ``docker-compose.yml``, ``.env.example`` and
-``.dockerignore`` to deploy it (``--no-docker`` leaves them out). Its tests
-pass straight away.
+``Dockerfile``, ``docker-compose.yml`` (with a worker for the jobs),
+``.env.example`` and ``.dockerignore`` to deploy it (``--no-docker`` leaves
+them out). Its tests pass straight away; those of the background job run
+when ``REDIS_URL`` names a Redis.
 
 In the project, ``python -m pip install -e '.[test]'``, then
 ``flask --app NAME db upgrade`` creates the tables; there is no
@@ -82,7 +85,10 @@ def _new(name: str, directory: Path | None, api: bool, docker: bool) -> None:
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from exc
     parts = [
-        (f"{name}/", "the app: factory, models, a page" + (", the API" if api else "")),
+        (
+            f"{name}/",
+            "the app: factory, models, a page" + (", the API" if api else "") + ", a job",
+        ),
         ("migrations/", f"the first migration ({FIRST_MIGRATION_MESSAGE})"),
         ("tests/", "pytest, with flaskstack's fixtures"),
     ]

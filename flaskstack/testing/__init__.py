@@ -42,6 +42,7 @@ if t.TYPE_CHECKING:
         Login,
         MakeUser,
     )
+    from ._jobs import EnqueuedJob, EnqueuedJobs, JobsWorker, RanJob
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -49,8 +50,12 @@ __all__ = [
     "ApiClientFactory",
     "AppFactory",
     "CsrfToken",
+    "EnqueuedJob",
+    "EnqueuedJobs",
+    "JobsWorker",
     "Login",
     "MakeUser",
+    "RanJob",
     "dispose_app",
 ]
 
@@ -65,6 +70,7 @@ _HOMES = {
         "Login",
         "MakeUser",
     ),
+    "_jobs": ("EnqueuedJob", "EnqueuedJobs", "JobsWorker", "RanJob"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -17,7 +17,8 @@ Options (ini file, or the command line, which wins):
     Alembic repository upgraded to ``head``), once per run and database.
 
 Fixtures: ``app``, ``client``, ``runner``, ``db_session``, ``redis``,
-``make_user``, ``login``, ``api_client``, ``csrf_token``, ``mail_outbox``, and the building
+``make_user``, ``login``, ``api_client``, ``csrf_token``, ``mail_outbox``, ``enqueued_jobs``,
+``jobs_worker``, and the building
 blocks ``flaskstack_config``, ``flaskstack_database_url``,
 ``flaskstack_namespace``, ``flaskstack_isolation``, ``flaskstack_databases``,
 ``flaskstack_app_factory``. A fixture of the same name in a conftest or
@@ -48,6 +49,7 @@ if t.TYPE_CHECKING:
     from ._apps import AppFactory
     from ._clients import ApiClientFactory, CsrfToken, Login, MakeUser
     from ._database import Isolation, TestDatabases
+    from ._jobs import EnqueuedJobs, JobsWorker
     from ._namespaces import Namespaces
 
 # pytest finds the fixtures and hooks below by name; nothing here is for import.
@@ -294,6 +296,10 @@ def _hold(app: Flask, databases: TestDatabases, namespaces: Namespaces) -> Itera
         connection = state.redis if state is not None else None
         if connection is not None and namespaces.issued(connection.namespace):
             try:
+                if state is not None and state.jobs is not None:
+                    from ._jobs import delete_job_keys
+
+                    delete_job_keys(connection)
                 delete_namespace(connection)
             finally:
                 connection.close()
@@ -378,6 +384,41 @@ def redis(app: Flask, flaskstack_isolation: Isolation) -> _Client:
             pytrace=False,
         )
     return connection.client
+
+
+@pytest.fixture
+def enqueued_jobs(app: Flask, flaskstack_isolation: Isolation) -> EnqueuedJobs:
+    """The jobs ``app`` has queued or scheduled now: ``enqueued_jobs.of(send_welcome)``.
+
+    Needs ``FLASKSTACK_JOBS`` on. Each read asks Redis (the test's namespace).
+    """
+    from ._jobs import EnqueuedJobs
+
+    _require_jobs(app, "enqueued_jobs")
+    return EnqueuedJobs(app)
+
+
+@pytest.fixture
+def jobs_worker(app: Flask, flaskstack_isolation: Isolation) -> JobsWorker:
+    """``jobs_worker.run()``: run the jobs queued now in a real RQ worker, in this process.
+
+    The worker runs in burst mode on the test's app: the jobs see the test's
+    database transaction and Redis namespace. A failed job raises
+    :exc:`AssertionError` with its traceback unless ``run(raise_errors=False)``.
+    """
+    from ._jobs import JobsWorker
+
+    _require_jobs(app, "jobs_worker")
+    return JobsWorker(app)
+
+
+def _require_jobs(app: Flask, fixture: str) -> None:
+    if get_state(app).jobs is None:
+        pytest.fail(
+            f"the {fixture} fixture needs jobs on, and app {app.name!r} has them off: set "
+            "FLASKSTACK_JOBS=true (and REDIS_URL) in the environment, or in flaskstack_config",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

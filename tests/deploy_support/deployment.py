@@ -28,10 +28,20 @@ from .files import (
     referenced_variables,
 )
 
-__all__ = ["APP_SERVICES", "FROM_ENV", "SECRETS", "Deployment"]
+__all__ = [
+    "APP_SERVICES",
+    "FROM_ENV",
+    "SECRETS",
+    "WORKER_SERVICE",
+    "Deployment",
+    "compose_duration",
+]
 
-APP_SERVICES = ("migrate", "web")
+APP_SERVICES = ("migrate", "web", "worker")
 """The services that run the app's image."""
+
+WORKER_SERVICE = "worker"
+"""The service that runs the app's background jobs (``flask stack worker``)."""
 
 SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD")
 """Variables that must come from .env and never have a value in a committed file."""
@@ -95,6 +105,12 @@ class Deployment:
         cmd = self.final_stage.last("CMD")
         assert cmd is not None, "the Dockerfile's last stage has no CMD"
         return cmd.exec_form()
+
+    def worker_command(self) -> list[str]:
+        """What the worker service runs."""
+        command = self.service(WORKER_SERVICE)["command"]
+        assert isinstance(command, list), "give the worker service's command in exec form"
+        return t.cast("list[str]", command)
 
     def web_healthcheck(self) -> list[str]:
         """The web service's health check, as the command the container runs."""
@@ -195,6 +211,60 @@ def check_web_service(deployment: Deployment) -> None:
         host_port = published.rsplit(":", 1)[-1]
         assert "-" in host_port, f"{port!r}: one fixed host port prevents --scale web=N"
         assert published.startswith("127.0.0.1:"), f"{port!r} publishes on every interface"
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?(?:(\d+)us)?")
+
+
+def compose_duration(value: str) -> float:
+    """Seconds in a Compose duration (``30s``, ``1m30s``, ``1h``, ``500ms``)."""
+    match = _DURATION.fullmatch(value.strip())
+    assert match is not None, f"{value!r} is not a Compose duration"
+    assert any(match.groups()), f"{value!r} is not a Compose duration"
+    hours, minutes, seconds, millis, micros = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + millis / 1e3 + micros / 1e6
+
+
+def check_worker_service(deployment: Deployment) -> None:
+    """A worker that runs the jobs web enqueues, with web's settings, and a long enough grace.
+
+    Jobs are on (``FLASKSTACK_JOBS``) in both services with the same
+    environment; the worker waits for what web waits for; and Docker's
+    ``stop_grace_period`` outlasts ``FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT``
+    (also the value .env.example suggests), so a stopping worker requeues
+    the job in flight before Docker kills it.
+    """
+    from flaskstack import config
+    from flaskstack._parsers import parse_bool, parse_positive_float
+
+    worker = deployment.service(WORKER_SERVICE)
+    command = deployment.worker_command()
+    assert command == ["flask", "stack", "worker"], f"the worker service runs {command}"
+    variables = deployment.variables(SECRET_KEY="k" * 48, POSTGRES_PASSWORD="pw")
+    environment = deployment.environment(WORKER_SERVICE, variables)
+    web_environment = deployment.environment("web", variables)
+    assert environment == web_environment, "web and worker must get the same environment"
+    assert deployment.env_files(WORKER_SERVICE) == deployment.env_files("web")
+    assert parse_bool(environment.get("FLASKSTACK_JOBS", "false")), "jobs are off in worker"
+    assert worker.get("depends_on") == deployment.service("web").get("depends_on"), (
+        "the worker must wait for what web waits for (a successful migration, db, redis)"
+    )
+    for key in ("ports", "container_name"):
+        assert key not in worker, f"{WORKER_SERVICE} has {key}: it serves no port and scales"
+    assert worker.get("restart") == "unless-stopped", worker.get("restart")
+    default = next(s.default for s in config.SETTINGS if s.key == _SHUTDOWN_TIMEOUT)
+    timeout = parse_positive_float(environment.get(_SHUTDOWN_TIMEOUT, default))
+    text = (deployment.root / ".env.example").read_text(encoding="utf-8")
+    suggested = re.findall(rf"^#? ?{_SHUTDOWN_TIMEOUT}=(\S+)$", text, re.MULTILINE)
+    grace = compose_duration(str(worker.get("stop_grace_period", "10s")))
+    for value in (timeout, *(parse_positive_float(v) for v in suggested)):
+        assert grace > value, (
+            f"{WORKER_SERVICE}: stop_grace_period ({grace:g} s) must be longer than "
+            f"{_SHUTDOWN_TIMEOUT} ({value:g} s), or Docker kills a job before it is requeued"
+        )
+
+
+_SHUTDOWN_TIMEOUT = "FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT"
 
 
 def check_configuration(deployment: Deployment) -> None:
@@ -319,6 +389,7 @@ ALL_CHECKS = (
     check_data_services,
     check_migration_gate,
     check_web_service,
+    check_worker_service,
     check_configuration,
     check_env_example,
     check_mail_service,

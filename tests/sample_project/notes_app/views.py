@@ -60,6 +60,20 @@ def add_note_with_the_engine() -> ResponseReturnValue:
     return jsonify(count=count)
 
 
+@bp.post("/notes/<int:note_id>/archive")
+def archive(note_id: int) -> ResponseReturnValue:
+    """Archive the note later, in a worker; ``?fail=1`` fails after enqueueing (rolled back)."""
+    from .jobs import archive_note
+
+    note = db.get_or_404(Note, note_id)
+    note.title = note.title.strip()
+    archive_note.enqueue(note.id)
+    if request.args.get("fail"):
+        raise RuntimeError("the request fails after enqueueing")
+    db.session.commit()
+    return jsonify(queued=True), 202
+
+
 @bp.post("/visits")
 def visit() -> ResponseReturnValue:
     connection = get_redis()
