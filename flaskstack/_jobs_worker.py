@@ -10,8 +10,9 @@ never imports RQ's worker.
 - SIGTERM (or SIGINT) lets the job in flight finish for at most
   :setting:`FLASKSTACK_JOBS_SHUTDOWN_TIMEOUT`; then the job is stopped and
   put back at the front of its queue, where another worker takes it. The
-  work horse ignores SIGTERM, so a signal sent to the whole process group
-  (a container runtime, Ctrl-C in a terminal) is handled the same way.
+  work horse (in a process group of its own) ignores SIGTERM, so a SIGTERM
+  sent to every process of the worker (systemd's ``KillMode=control-group``)
+  is handled the same way.
 - A thread keeps the periodic jobs' schedule (:class:`_PeriodicScheduler`).
 """
 
@@ -27,6 +28,7 @@ import time
 import traceback
 import typing as t
 
+from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -125,15 +127,17 @@ class _Worker(_NoCommandChannel, Worker):
         super().__init__(*args, **kwargs)
         self.flaskstack_interrupted: str | None = None
         self.flaskstack_timer: threading.Timer | None = None
+        self.flaskstack_stopping = False
 
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()  # type: ignore[no-untyped-call]
-        # The worker decides when the job stops; a SIGTERM sent to the whole
-        # process group must not end the job before the deadline.
+        # The worker decides when the job stops; a SIGTERM sent to every
+        # process (systemd) must not end the job before the deadline.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
+        self.flaskstack_stopping = True
         job_id = self.get_current_job_id()
         if job_id is None or self.flaskstack_timer is not None:
             return
@@ -164,7 +168,11 @@ class _Worker(_NoCommandChannel, Worker):
     def teardown(self) -> None:
         if self.flaskstack_timer is not None:
             self.flaskstack_timer.cancel()
-        super().teardown()  # type: ignore[no-untyped-call]
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError) as exc:
+            # Ending on a Redis outage: its registration expires by itself.
+            _logger.warning("worker %s could not unregister: %s", self.name, exc)
 
 
 def _requeue_interrupted(worker: _Worker) -> None:
@@ -177,7 +185,7 @@ def _requeue_interrupted(worker: _Worker) -> None:
         if job.get_status() != JobStatus.FAILED:
             return  # retried by its own retry policy: queued or scheduled again
         job.requeue(at_front=True)
-    except (NoSuchJobError, InvalidJobOperation) as exc:
+    except (NoSuchJobError, InvalidJobOperation, RedisError) as exc:
         _logger.error("job %s stopped by the shutdown could not be requeued: %s", job_id, exc)
         return
     _logger.warning("job %s stopped by the shutdown is back at the front of its queue", job_id)
@@ -249,6 +257,9 @@ class _PeriodicScheduler(threading.Thread):
 
 _LAST_RUN_TTL = 30 * 24 * 3600
 
+MAINTENANCE_INTERVAL = 30
+"""Seconds between a worker's maintenance runs (registry clean-up, scheduler restart)."""
+
 
 def _route_logs(app: Flask) -> None:
     """Send RQ's and flaskstack's log lines through the app's handler (JSON in production).
@@ -290,6 +301,12 @@ def build_worker(
         connection=client,
         job_class=job_class,
         default_result_ttl=jobs.result_ttl,
+        # RQ starts its scheduler process again (it ends on a Redis error) only
+        # in maintenance, which an idle worker reaches when its wait for jobs
+        # times out (its TTL less 15 s): every 30 s rather than RQ's 10 min, so
+        # delayed jobs and retries wait at most that long after a failover.
+        maintenance_interval=MAINTENANCE_INTERVAL,
+        worker_ttl=MAINTENANCE_INTERVAL + 15,
     )
     if isinstance(worker, _Worker):
         worker.flaskstack_shutdown_timeout = jobs.shutdown_timeout
@@ -307,43 +324,77 @@ def run_worker(
 ) -> bool:
     """Serve ``app``'s job queues until stopped (or, with ``burst``, until they are empty).
 
+    RQ's worker stops when Redis fails outside its wait for jobs (a
+    heartbeat during a Sentinel failover, a restarted server): unless a stop
+    was asked for, a new worker takes over after :data:`RESTART_DELAY`
+    seconds, so one ``flask stack worker`` keeps serving through outages.
+
     :returns: Whether any job ran.
     """
     jobs: JobsState
     jobs, _connection = _jobs_of(app)
     _route_logs(app)
-    worker = build_worker(app, queues, name=name)
-    assert isinstance(worker, _Worker)
     periodic = periodic_jobs() if scheduler and not burst else []
-    keeper = _PeriodicScheduler(app, periodic, worker.name) if periodic else None
-    if keeper is not None:
-        keeper.start()
-    app.logger.info(
-        "worker %s started (pid %d): queues %s%s",
-        worker.name,
-        os.getpid(),
-        ", ".join(jobs.short_name(name) for name in worker.queue_names()),
-        f"; periodic jobs {', '.join(item.name for item in periodic)}" if periodic else "",
-    )
+    keeper: _PeriodicScheduler | None = None
+    stop = threading.Event()
+    worked = False
+    run = 0
     try:
-        return bool(
-            worker.work(
-                burst=burst,
-                with_scheduler=scheduler,
-                # One line per job comes from the job itself; RQ's own per-job lines
-                # are left to debugging.
-                logging_level="DEBUG"
-                if app.logger.getEffectiveLevel() <= logging.DEBUG
-                else "WARNING",
-                max_jobs=max_jobs,
+        while True:
+            worker = build_worker(
+                app, queues, name=name if name is None or run == 0 else f"{name}.{run}"
             )
-        )
+            assert isinstance(worker, _Worker)
+            if periodic and keeper is None:
+                keeper = _PeriodicScheduler(app, periodic, worker.name)
+                keeper.start()
+            app.logger.info(
+                "worker %s started (pid %d): queues %s%s",
+                worker.name,
+                os.getpid(),
+                ", ".join(jobs.short_name(queue) for queue in worker.queue_names()),
+                f"; periodic jobs {', '.join(item.name for item in periodic)}" if periodic else "",
+            )
+            try:
+                worked = (
+                    bool(
+                        worker.work(
+                            burst=burst,
+                            with_scheduler=scheduler,
+                            # One line per job comes from the job itself; RQ's own
+                            # per-job lines are left to debugging.
+                            logging_level="DEBUG"
+                            if app.logger.getEffectiveLevel() <= logging.DEBUG
+                            else "WARNING",
+                            max_jobs=max_jobs,
+                        )
+                    )
+                    or worked
+                )
+            finally:
+                _requeue_interrupted(worker)
+                worker.connection.close()
+                app.logger.info("worker %s (pid %d) stopped", worker.name, os.getpid())
+            if burst or max_jobs is not None or worker.flaskstack_stopping:
+                return worked
+            app.logger.warning(
+                "worker %s ended on an error (logged above); a new worker starts in %g s",
+                worker.name,
+                RESTART_DELAY,
+            )
+            # Between two workers a signal is this loop's: RQ's handlers belong to the last one.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            if stop.wait(RESTART_DELAY):
+                return worked
+            run += 1
     finally:
         if keeper is not None:
             keeper.stop()
-        _requeue_interrupted(worker)
-        worker.connection.close()
-        app.logger.info("worker %s (pid %d) stopped", worker.name, os.getpid())
+
+
+RESTART_DELAY = 5.0
+"""Seconds before a worker that ended on a Redis error is replaced."""
 
 
 def run_workers(
