@@ -238,7 +238,7 @@ class Periodic:
 
     :ivar name: Its name, unique in the process (the function's dotted path by default).
     :ivar task: The job.
-    :ivar cron: A cron expression (five fields, or six with seconds first... as croniter reads it).
+    :ivar cron: A cron expression, as croniter reads it (``minute hour day month weekday``).
     :ivar every: Or a fixed period, counted from the Unix epoch.
     """
 

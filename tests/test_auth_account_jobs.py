@@ -16,8 +16,8 @@ import typing as t
 import pytest
 import redis
 from smtp_server import SMTPServer
-from test_auth import BROWSER, PASSWORD, SHARED_REDIS_URL, Site, forget, log_in, new_site
-from test_auth_accounts import NEW_PASSWORD, csrf_from, submit
+from test_auth import BROWSER, PASSWORD, SHARED_REDIS_URL, Site, log_in, new_site
+from test_auth_accounts import NEW_PASSWORD, csrf_from, namespaces, submit
 
 from flaskstack.testing._jobs import delete_job_keys
 
@@ -30,12 +30,7 @@ if t.TYPE_CHECKING:
 LINK = re.compile(r"http://localhost(/auth/[a-z/-]+/[A-Za-z0-9_-]{20,})")
 SENDER = "no-reply@example.com"
 
-
-@pytest.fixture
-def namespaces() -> Iterator[list[tuple[str, str]]]:
-    used: list[tuple[str, str]] = []
-    yield used
-    forget(used)
+__all__ = ["namespaces"]  # the fixture, shared with the account flows' tests
 
 
 @pytest.fixture
