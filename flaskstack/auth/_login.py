@@ -25,7 +25,7 @@ from . import _logins
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
 
-__all__ = ["login_user", "logout_user", "sign_in_first"]
+__all__ = ["complete_sign_in", "login_user", "logout_user", "sign_in_first"]
 
 
 def sign_in_first() -> Response | None:
@@ -56,6 +56,18 @@ def login_user(user: t.Any, remember: bool = False) -> bool:
     signed_in = bool(flask_login.login_user(user, remember=False))
     _logins.start(user, remember)
     return signed_in
+
+
+def complete_sign_in(user: t.Any, remember: bool = False, *, method: str = "password") -> Response | None:
+    """Finish a sign-in whose first factor ``method`` has been checked.
+
+    ``None`` when ``user`` is now fully signed in (:func:`login_user`);
+    else the response that carries the sign-in on (a second factor to
+    give, or to enrol), which the caller returns as it is. Every sign-in
+    page and endpoint (password, passkey, identity provider) ends here.
+    """
+    login_user(user, remember=remember)
+    return None
 
 
 def logout_user() -> None:
