@@ -58,7 +58,9 @@ def login_user(user: t.Any, remember: bool = False) -> bool:
     return signed_in
 
 
-def complete_sign_in(user: t.Any, remember: bool = False, *, method: str = "password") -> Response | None:
+def complete_sign_in(
+    user: t.Any, remember: bool = False, *, method: str = "password"
+) -> Response | None:
     """Finish a sign-in whose first factor ``method`` has been checked.
 
     ``None`` when ``user`` is now fully signed in (:func:`login_user`);
