@@ -20,7 +20,7 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY flaskstack/ flaskstack/
-RUN /opt/venv/bin/pip install ".[postgres]" "gunicorn>=22"
+RUN /opt/venv/bin/pip install ".[postgres,two-factor]" "gunicorn>=22"
 
 # -- runtime: the interpreter, the environment and the app; no build tools --
 FROM python:${PYTHON_VERSION}-slim AS runtime
@@ -29,8 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     FLASK_APP=example:create_app \
-    FLASKSTACK_PROFILE=production \
-    WEB_CONCURRENCY=2
+    FLASKSTACK_PROFILE=production
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /app app
@@ -43,6 +42,8 @@ COPY migrations/ migrations/
 USER app
 EXPOSE 8000
 
-# gunicorn starts WEB_CONCURRENCY sync workers; each access log line names the
-# worker's pid and the request id the app returns in X-Request-ID.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %(M)sms pid=%(p)s request_id=%({x-request-id}o)s", "example:create_app()"]
+# gunicorn with flaskstack's configuration (flaskstack/gunicorn.py): one sync
+# worker per CPU (or WEB_CONCURRENCY), recycled every ~1000 requests, 25 s to
+# finish requests on stop, and every log line, access lines included, one JSON
+# object carrying the request id the app returns in X-Request-ID.
+CMD ["gunicorn", "-c", "python:flaskstack.gunicorn", "--bind", "0.0.0.0:8000", "example:create_app()"]

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, t.Any] = {
     # Conduit's clients and test suite use 8-character passwords.
     "FLASKSTACK_PASSWORD_MIN_LENGTH": 8,
     "FLASKSTACK_API_TITLE": "Conduit",
+    # Roles with permissions (flask stack role ...) and two-factor sign-in for who wants it.
+    "FLASKSTACK_ROLES": True,
+    "FLASKSTACK_TWO_FACTOR": True,
 }
 """The app's own settings: they beat the instance folder and the environment; ``config``
 overrides them."""

@@ -43,7 +43,9 @@ from flaskstack.auth import (
     current_user,
     normalise_email,
     request_token,
+    second_factor_needed,
     verify_password,
+    verify_second_factor,
 )
 from flaskstack.throttle import login_throttles
 
@@ -220,6 +222,14 @@ class LoginUser(rest.Schema):
     email = rest.String(required=True, strip=True, min_length=1, max_length=320)
     # Any length: a password set under an older policy still signs in.
     password = rest.String(required=True, min_length=1, load_only=True)
+    code = rest.String(
+        strip=True,
+        min_length=1,
+        max_length=64,
+        load_only=True,
+        description="With two-factor sign-in on for the user: a code from their app, or a "
+        "recovery code.",
+    )
 
 
 class UpdateUser(rest.Schema):
@@ -382,7 +392,9 @@ class Login(rest.Resource):
         """Exchange an email and password for a new token.
 
         Failed attempts are throttled per account and per client address,
-        as on the sign-in page (429 with ``Retry-After``).
+        as on the sign-in page (429 with ``Retry-After``). With two-factor
+        sign-in on for the user (``FLASKSTACK_TWO_FACTOR``), ``code`` is
+        needed too: 401 naming ``code`` without it or when it is wrong.
         """
         email = normalise_email(body["email"])
         address = request.remote_addr or "unknown"
@@ -403,9 +415,25 @@ class Login(rest.Resource):
             error.data = {"errors": {"email or password": ["is invalid"]}}  # type: ignore[attr-defined]
             raise error
         throttles.succeeded(email)
+        _second_factor(user, body.get("code"))
         token = _issue_token(user)
         db.session.commit()  # the token, and a password hash redone with current settings
         return _user_data(user, token)
+
+
+def _second_factor(user: User, code: str | None) -> None:
+    """401 unless ``user`` needs no second factor or ``code`` is right (FLASKSTACK_TWO_FACTOR)."""
+    if not second_factor_needed(user):
+        return
+    if code is None or not verify_second_factor(user, code):
+        error = Unauthorized(
+            "Send the code from your authenticator app (or a recovery code) as user.code."
+            if code is None
+            else "The code is not right, or it was used already.",
+            www_authenticate=WWWAuthenticate("Token", {"realm": current_app.name}),
+        )
+        error.data = {"errors": {"code": ["is required" if code is None else "is invalid"]}}  # type: ignore[attr-defined]
+        raise error
 
 
 @api.resource("/user")

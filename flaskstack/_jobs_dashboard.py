@@ -7,14 +7,13 @@ the path unset nothing is registered and this module is never imported
 
 The rules it keeps:
 
-- **For one role.** Every page and action needs a signed-in user whose
-  ``has_role(name)`` returns ``True`` for
-  :setting:`FLASKSTACK_JOBS_DASHBOARD_ROLE` (``"admin"``). That method is
-  the whole protocol: ``init_app`` refuses the dashboard (``jobs.E004``)
-  when the app's user model (``FLASKSTACK_USER_MODEL``) has none, and with
-  jobs off (``jobs.E003``). An anonymous visitor is answered as the account
-  pages answer one (the sign-in page for browsers, 401 for JSON clients); a
-  signed-in user without the role gets 403.
+- **For one role.** Every page and action needs a signed-in user who holds
+  :setting:`FLASKSTACK_JOBS_DASHBOARD_ROLE` (``"admin"``): in flaskstack's
+  roles (``FLASKSTACK_ROLES``), or by the user model's own
+  ``has_role(name)``. ``init_app`` refuses the dashboard (``jobs.E004``)
+  when neither can say, and with jobs off (``jobs.E003``). An anonymous
+  visitor is answered as the account pages answer one (the sign-in page for
+  browsers, 401 for JSON clients); a signed-in user without the role gets 403.
 - **The app's jobs only.** Everything goes through :mod:`flaskstack._jobs_ops`,
   which reads the queues of the app's namespace; the id of another app's job
   is 404, exactly as an unknown id.
@@ -44,6 +43,8 @@ from ._routes import clashes_with_existing, own
 from ._state import get_state
 from .auth import _apps_own_manager, _model_for
 from .auth._login import sign_in_first
+from .auth._models import answers_roles
+from .auth._roles import has_role
 from .errors import ConfigError, Problem
 from .jobs import JobsUnavailable
 from .redis import RedisUnavailable
@@ -80,7 +81,7 @@ def _only_for_the_role() -> Response | None:
     if refused is not None:
         return refused
     role = current_app.config[ROLE_SETTING]
-    if not current_user.has_role(role):
+    if not has_role(current_user, role):
         abort(
             403,
             description=(
@@ -238,27 +239,28 @@ def _role_problems(app: Flask, resolution: Resolution, shown: str) -> list[Probl
         model = _model_for(_apps_own_manager(app), resolution["FLASKSTACK_USER_MODEL"])
     except ConfigError:
         return []  # the user model's own problem is reported by auth
-    if model is not None and callable(getattr(model, "has_role", None)):
+    if answers_roles(model, bool(resolution["FLASKSTACK_ROLES"])):
         return []
     if model is None:
         value = f"{shown}, and the app's own LoginManager names no user model"
         fix = (
-            "set FLASKSTACK_USER_MODEL to the app's user model and give it a has_role(name) "
-            f"method, or unset {SETTING}"
+            "set FLASKSTACK_USER_MODEL to the app's user model and set FLASKSTACK_ROLES = True "
+            f"(or give the model a has_role(name) method), or unset {SETTING}"
         )
     else:
         name = f"{model.__module__}.{model.__qualname__}"
-        value = f"{shown}, and the user model {name} has no has_role(name) method"
+        value = f"{shown}, and the user model {name} cannot say which roles a user holds"
         fix = (
-            f"add a has_role(name) method to {name} (True when the user has that role), "
-            f"use a user model (FLASKSTACK_USER_MODEL) that has one, or unset {SETTING}"
+            "set FLASKSTACK_ROLES = True to use flaskstack's roles, or give "
+            f"{name} a has_role(name) method, or unset {SETTING}"
         )
     return [
         Problem(
             "jobs.E004",
             SETTING,
             value,
-            f"a user model with has_role(name) -> bool, to let only users with the role "
+            f"roles (FLASKSTACK_ROLES, or a user model with has_role(name)), to let only users "
+            "with the role "
             f"{resolution[ROLE_SETTING]!r} (FLASKSTACK_JOBS_DASHBOARD_ROLE) in",
             fix,
         )

@@ -34,7 +34,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from .jobs import Periodic, _jobs_of, _last_run_key, periodic_jobs
-from .logs import _carrying_request_id, _StackHandler
+from .logs import _carrying_request_id
 from .redis import RedisConnection, RedisUnavailable, _make_client
 
 if t.TYPE_CHECKING:
@@ -261,23 +261,6 @@ MAINTENANCE_INTERVAL = 30
 """Seconds between a worker's maintenance runs (registry clean-up, scheduler restart)."""
 
 
-def _route_logs(app: Flask) -> None:
-    """Send RQ's and flaskstack's log lines through the app's handler (JSON in production).
-
-    Only when flaskstack set up the app's logger; an app that configured
-    logging itself keeps its set-up, and RQ adds its handler only when no
-    handler of the app's would see its lines.
-    """
-    handler = next((h for h in app.logger.handlers if isinstance(h, _StackHandler)), None)
-    if handler is None:
-        return
-    for name in ("rq", "flaskstack"):
-        logger = logging.getLogger(name)
-        if handler not in logger.handlers:
-            logger.addHandler(handler)
-        logger.propagate = False
-
-
 def build_worker(
     app: Flask,
     queues: t.Sequence[str] = (),
@@ -333,7 +316,9 @@ def run_worker(
     """
     jobs: JobsState
     jobs, _connection = _jobs_of(app)
-    _route_logs(app)
+    # RQ's and flaskstack's lines reach the handler flaskstack.logs put on the
+    # root logger (JSON in production); RQ adds a handler of its own only when
+    # none would see them (an app that left its logging unconfigured).
     periodic = periodic_jobs() if scheduler and not burst else []
     keeper: _PeriodicScheduler | None = None
     stop = threading.Event()

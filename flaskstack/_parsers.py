@@ -29,6 +29,12 @@ def parse_bool(value: object) -> bool:
     raise ValueError
 
 
+def parse_optional_bool(value: object) -> bool | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    return parse_bool(value)
+
+
 def parse_positive_float(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError
@@ -86,6 +92,22 @@ def parse_session_cookie_keys(value: object) -> list[str]:
 
 
 def parse_mapping(value: object) -> dict[str, t.Any]:
+    if isinstance(value, t.Mapping):
+        return dict(value)
+    raise ValueError
+
+
+def parse_json_mapping(value: object) -> dict[str, t.Any]:
+    """A mapping, or a JSON object in a string (from the environment); ``None``/``""``: empty."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not JSON: {exc}") from exc
     if isinstance(value, t.Mapping):
         return dict(value)
     raise ValueError
@@ -308,6 +330,31 @@ def parse_cors_origins(value: object) -> list[str]:
         if problem is not None:
             raise ValueError(problem)
     return list(dict.fromkeys(origins))
+
+
+def parse_origins(value: object) -> list[str]:
+    """Exact origins (``scheme://host[:port]``), no ``'*'``; empty for none."""
+    origins = parse_str_list(value)
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("'*' is not an origin here: list each origin")
+        problem = _origin_problem(origin)
+        if problem is not None:
+            raise ValueError(problem)
+    return list(dict.fromkeys(origins))
+
+
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?"
+_HOST_NAME_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+
+
+def parse_optional_host_name(value: object) -> str | None:
+    """A lower-case host name (no scheme, port or path), or ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _HOST_NAME_RE.fullmatch(value) and len(value) <= 253:
+        return value
+    raise ValueError
 
 
 _HEADER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")

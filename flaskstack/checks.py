@@ -228,6 +228,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Give the user model a single-column primary key to get per-device sign-in, revocable "
         "remember-me cookies and sign out everywhere.",
     ),
+    "auth.E011": (
+        "A view asks for roles or permissions (auth_required(roles=, permissions=)) and the "
+        "app cannot say which a user holds: such requests would fail.",
+        "Set FLASKSTACK_ROLES=true to use flaskstack's roles, or give the user model "
+        "has_role(name) and has_permission(name) methods.",
+    ),
     "auth.W010": (
         "The account flows mail links built from the request's Host header, and neither "
         "TRUSTED_HOSTS nor SERVER_NAME is set (--deploy): a request with a forged Host header "
@@ -235,11 +241,101 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Set TRUSTED_HOSTS to the host names the site answers to (or SERVER_NAME), so Flask "
         "refuses any other Host.",
     ),
+    "auth.E020": (
+        "FLASKSTACK_TWO_FACTOR is on and pyotp or segno is not installed.",
+        "pip install 'flaskstack[two-factor]', or set FLASKSTACK_TWO_FACTOR = False.",
+    ),
+    "auth.E021": (
+        "FLASKSTACK_TWO_FACTOR is on without flaskstack's auth pages or with a user model that "
+        "has no single-column primary key.",
+        "Use flaskstack's sign-in pages and a user model with what they need, or set "
+        "FLASKSTACK_TWO_FACTOR = False.",
+    ),
+    "auth.E022": (
+        "FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES is set and users' roles are unknown.",
+        "Set FLASKSTACK_ROLES = True, or give the user model has_role(name) and "
+        "has_permission(name), or empty FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES.",
+    ),
+    "auth.W020": (
+        "FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES names roles that do not exist, so nobody is "
+        "required to use two-factor by them.",
+        "Fix the role names in FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES, or create the roles "
+        "(flask stack role create).",
+    ),
     "auth.I004": (
         "The app uses its own Flask-Login LoginManager: flaskstack adds no user model, auth "
         "pages or API tokens.",
         "Nothing to do if the app has its own sign-in; to use flaskstack's, drop the app's "
         "LoginManager and set FLASKSTACK_USER_MODEL.",
+    ),
+    "oidc.E001": (
+        "An entry of FLASKSTACK_OIDC_PROVIDERS is malformed (name, preset or discovery_url, "
+        "client_id, scopes).",
+        "Correct the entry as the message says; each provider needs 'preset' or "
+        "'discovery_url', a 'client_id', and scopes that include 'openid'.",
+    ),
+    "oidc.E002": (
+        "FLASKSTACK_OIDC_PROVIDERS names providers, and Authlib or requests is not installed.",
+        "pip install 'flaskstack[oidc]'.",
+    ),
+    "oidc.E003": (
+        "A provider's discovery URL is plain HTTP in production.",
+        "Use the provider's https discovery URL.",
+    ),
+    "oidc.E004": (
+        "FLASKSTACK_OIDC_PROVIDERS names providers, and flaskstack's auth pages are off.",
+        "Turn the auth pages on (flaskstack's LoginManager, FLASKSTACK_AUTH_URL_PREFIX, a user "
+        "model with an email, a password and a single-column primary key), or empty "
+        "FLASKSTACK_OIDC_PROVIDERS.",
+    ),
+    "oidc.E005": (
+        "An identity provider has no client secret (--deploy).",
+        "Set its 'client_secret', or the environment variable "
+        "FLASKSTACK_OIDC_<NAME>_CLIENT_SECRET, to the secret the provider issued.",
+    ),
+    "oidc.E006": (
+        "The redirect URI given to identity providers is not https (--deploy): SERVER_NAME is "
+        "set and PREFERRED_URL_SCHEME is not 'https'.",
+        "Serve the site over https and set PREFERRED_URL_SCHEME = 'https' (behind a TLS proxy, "
+        "FLASKSTACK_PROXY_FIX too), and register the https redirect URI with the provider.",
+    ),
+    "oidc.E007": (
+        "FLASKSTACK_OIDC is False and FLASKSTACK_OIDC_PROVIDERS names providers.",
+        "Unset FLASKSTACK_OIDC_PROVIDERS to keep sign-in with providers off, or set "
+        "FLASKSTACK_OIDC to True (or unset it).",
+    ),
+    "oidc.W001": (
+        "SESSION_COOKIE_SAMESITE is 'Strict' (--deploy): browsers coming back from an identity "
+        "provider arrive without the session, so every sign-in with a provider is refused.",
+        "Set SESSION_COOKIE_SAMESITE to 'Lax' (flaskstack's default).",
+    ),
+    "passkeys.E001": (
+        "FLASKSTACK_PASSKEYS is on and py_webauthn is not installed.",
+        "pip install 'flaskstack[passkeys]', or turn FLASKSTACK_PASSKEYS off.",
+    ),
+    "passkeys.E002": (
+        "FLASKSTACK_PASSKEYS is on and the app cannot have passkeys: they need flaskstack's "
+        "auth pages, FLASKSTACK_AUTH_API_PATH and a user model with a single-column primary "
+        "key.",
+        "Give the app what the message says it lacks, or turn FLASKSTACK_PASSKEYS off.",
+    ),
+    "passkeys.E003": (
+        "FLASKSTACK_PASSKEYS is on and FLASKSTACK_PASSKEYS_RP_ID or FLASKSTACK_PASSKEYS_ORIGINS "
+        "is not set (production, and --deploy): the request's host would decide which site "
+        "passkeys are bound to.",
+        "Set FLASKSTACK_PASSKEYS_RP_ID to the site's host name (e.g. 'example.com') and "
+        "FLASKSTACK_PASSKEYS_ORIGINS to the origins its pages are served from "
+        "(e.g. 'https://example.com').",
+    ),
+    "passkeys.E004": (
+        "An origin in FLASKSTACK_PASSKEYS_ORIGINS has a host that is neither "
+        "FLASKSTACK_PASSKEYS_RP_ID nor under it: browsers refuse every passkey ceremony there.",
+        "Fix the origin, or set FLASKSTACK_PASSKEYS_RP_ID to a domain every origin shares.",
+    ),
+    "passkeys.E005": (
+        "An origin in FLASKSTACK_PASSKEYS_ORIGINS is not https (--deploy): browsers allow "
+        "passkeys on plain http only for localhost.",
+        "Serve the site over https and list its https origins in FLASKSTACK_PASSKEYS_ORIGINS.",
     ),
     "urls.E001": (
         "One of flaskstack's endpoints has the URL of a rule of the app's: Werkzeug would send "
@@ -312,11 +408,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Set FLASKSTACK_JOBS=true (with REDIS_URL), or unset FLASKSTACK_JOBS_DASHBOARD_PATH.",
     ),
     "jobs.E004": (
-        "FLASKSTACK_JOBS_DASHBOARD_PATH is set and the user model has no has_role(name) method "
-        "(or the app's own LoginManager names no user model): the dashboard lets in only users "
-        "with FLASKSTACK_JOBS_DASHBOARD_ROLE.",
-        "Add has_role(name) -> bool to the user model (FLASKSTACK_USER_MODEL), or unset "
-        "FLASKSTACK_JOBS_DASHBOARD_PATH.",
+        "FLASKSTACK_JOBS_DASHBOARD_PATH is set and users' roles are unknown: FLASKSTACK_ROLES "
+        "is off and the user model has no has_role(name) method of its own (or the app's own "
+        "LoginManager names no user model); the dashboard lets in only users with "
+        "FLASKSTACK_JOBS_DASHBOARD_ROLE.",
+        "Set FLASKSTACK_ROLES=true, or give the user model (FLASKSTACK_USER_MODEL) a "
+        "has_role(name) method, or unset FLASKSTACK_JOBS_DASHBOARD_PATH.",
     ),
     "jobs.E005": (
         "FLASKSTACK_JOBS_DASHBOARD_PATH is the site's root ('/').",
@@ -675,6 +772,18 @@ def _check_auth(app: Flask, deploy: bool) -> list[Finding]:
     return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
 
 
+@register("auth", "oidc", deploy=True)
+def _check_identity_providers(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy`` and providers: client secrets, https redirect URIs, the session cookie."""
+    from ._state import get_state
+
+    if get_state(app).auth.oidc is None:
+        return []
+    from .auth._oidc import check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in check_findings(app)]
+
+
 @register("auth", deploy=True)
 def _check_account_links(app: Flask, deploy: bool) -> list[Finding]:
     """With ``--deploy``: links in account mail cannot be pointed elsewhere by a forged Host."""
@@ -685,6 +794,16 @@ def _check_account_links(app: Flask, deploy: bool) -> list[Finding]:
     if app.config.get("TRUSTED_HOSTS") or app.config.get("SERVER_NAME"):
         return []
     return [_finding("auth.W010", CATALOGUE["auth.W010"][0])]
+
+
+@register("auth", deploy=True)
+def _check_passkeys(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy`` and passkeys on: the relying party is set, its origins are https."""
+    if not app.config.get("FLASKSTACK_PASSKEYS"):
+        return []
+    from .auth._passkeys import deploy_findings
+
+    return [_finding(check_id, msg) for check_id, msg in deploy_findings(app.config)]
 
 
 def _revision_missing(script: t.Any, revision: str) -> bool:

@@ -13,21 +13,17 @@ imports it when a ``stack`` command is invoked.
 from __future__ import annotations
 
 import sys
-import typing as t
 
 import click
 
 from . import checks
+from ._auth_cli import auth_model, role_group, user_by_email_or_exit, user_group
 from ._cli_app import _app_or_exit, _load_app
 from ._commands import STACK_COMMANDS_HELP
 from ._jobs_cli import jobs_group, worker_command
 from ._state import get_state
 from .auth._models import user_by_email
 from .logs import _LEFT_TO_THE_APP_KEY
-
-if t.TYPE_CHECKING:
-    from flask import Flask
-
 
 __all__ = ["stack"]
 
@@ -128,30 +124,6 @@ def _config_command() -> None:
         raise SystemExit(1)
 
 
-def _auth_model(app: Flask, feature: str, action: str) -> t.Any:
-    """The user model, when flaskstack's auth ``feature`` is on for ``app``; else a clear exit."""
-    auth = get_state(app).auth
-    features = auth.features
-    if auth.user_model is None or features is None:
-        raise click.ClickException(
-            f"flask stack cannot {action}: the app uses its own Flask-Login LoginManager and "
-            "FLASKSTACK_USER_MODEL is not set (flask stack check, auth.I004)"
-        )
-    if feature in features.missing:
-        raise click.ClickException(
-            f"flask stack cannot {action}: the user model {auth.user_model.__name__} needs "
-            f"{features.missing[feature]} (flask stack check says what is off)"
-        )
-    return auth.user_model
-
-
-def _user_by_email(email: str) -> t.Any:
-    user = user_by_email(email)
-    if user is None:
-        raise click.ClickException(f"there is no user with the email {email!r}")
-    return user
-
-
 @stack.command("create-user")
 @click.argument("email")
 @click.option(
@@ -174,7 +146,7 @@ def _create_user_command(email: str, password_stdin: bool, inactive: bool) -> No
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with app.app_context():
-        model = _auth_model(app, "pages", "create users")
+        model = auth_model(app, "pages", "create users")
         address = normalise_email(email)
         if user_by_email(address) is not None:
             raise click.ClickException(f"a user with the email {address!r} already exists")
@@ -213,8 +185,8 @@ def _token_create_command(email: str, name: str, expires_in_days: int | None) ->
 
     app = _app_or_exit()
     with app.app_context():
-        _auth_model(app, "tokens", "create API tokens")
-        user = _user_by_email(email)
+        auth_model(app, "tokens", "create API tokens")
+        user = user_by_email_or_exit(email)
         expires = None if expires_in_days is None else dt.timedelta(days=expires_in_days)
         token, record = create_token(user, name, expires)
         db.session.commit()
@@ -233,11 +205,11 @@ def _token_list_command(email: str | None) -> None:
 
     app = _app_or_exit()
     with app.app_context():
-        _auth_model(app, "tokens", "list API tokens")
+        auth_model(app, "tokens", "list API tokens")
         model = get_state(app).auth.token_model
         query = sa.select(model).order_by(model.id)
         if email is not None:
-            (user_id,) = sa.inspect(_user_by_email(email)).identity
+            (user_id,) = sa.inspect(user_by_email_or_exit(email)).identity
             query = query.where(model.user_id == user_id)
         records = db.session.execute(query).scalars().all()
         if not records:
@@ -261,7 +233,7 @@ def _token_revoke_command(token_id: int) -> None:
 
     app = _app_or_exit()
     with app.app_context():
-        _auth_model(app, "tokens", "revoke API tokens")
+        auth_model(app, "tokens", "revoke API tokens")
         record = db.session.get(get_state(app).auth.token_model, token_id)
         if record is None:
             raise click.ClickException(f"there is no token with id {token_id}")
@@ -270,5 +242,8 @@ def _token_revoke_command(token_id: int) -> None:
         click.echo(f"Revoked token {token_id} ({record.prefix}…).")
 
 
+user_group.add_command(_create_user_command, "create")
+stack.add_command(role_group)
+stack.add_command(user_group)
 stack.add_command(worker_command)
 stack.add_command(jobs_group)

@@ -658,6 +658,19 @@ SETTINGS: tuple[Setting, ...] = (
         concern="auth",
     ),
     Setting(
+        "FLASKSTACK_ROLES",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Roles with named permissions in flaskstack's tables beside the user model "
+        "(roles, role_permissions, user_roles), for auth_required(roles=, permissions=) and "
+        "flask stack role; off for an app whose user model answers has_role and "
+        "has_permission itself.",
+        env=("FLASKSTACK_ROLES",),
+        concern="auth",
+    ),
+    Setting(
         "FLASKSTACK_AUTH_API_PATH",
         "/auth",
         p.parse_path,
@@ -733,6 +746,107 @@ SETTINGS: tuple[Setting, ...] = (
         concern="auth",
     ),
     Setting(
+        "FLASKSTACK_PASSKEYS",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Passkeys (WebAuthn): signed-in users register them on a page of the auth pages "
+        "and sign in with one, without a password. Needs ``pip install "
+        "'flaskstack[passkeys]'``, the auth pages and FLASKSTACK_AUTH_API_PATH. Off: no page, "
+        "no endpoint, no table, nothing imported.",
+        env=("FLASKSTACK_PASSKEYS",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_PASSKEYS_RP_ID",
+        None,
+        p.parse_optional_host_name,
+        type="str",
+        expected="a lower-case host name such as 'example.com' (no scheme, port or path)",
+        doc="The WebAuthn relying party id: the site's host name or a parent domain of it; "
+        "passkeys are bound to it for good. Unset: the host of each request (development "
+        "and testing only; production refuses it).",
+        env=("FLASKSTACK_PASSKEYS_RP_ID",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_PASSKEYS_ORIGINS",
+        [],
+        p.parse_origins,
+        type="list[str]",
+        expected="origins such as ['https://example.com'] (scheme://host[:port], no path), "
+        "or a comma-separated string",
+        doc="The origins whose pages may run the passkey ceremonies; each host must be "
+        "FLASKSTACK_PASSKEYS_RP_ID or end with '.' and it. Empty: the origin of each request "
+        "(development and testing only; production refuses it).",
+        env=("FLASKSTACK_PASSKEYS_ORIGINS",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_PASSKEYS_RP_NAME",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="a name people recognise the site by",
+        doc="The site's name that browsers show when a passkey is made. Unset: "
+        "FLASKSTACK_PASSKEYS_RP_ID, or the request's host.",
+        env=("FLASKSTACK_PASSKEYS_RP_NAME",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_PASSKEYS_TIMEOUT",
+        300,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number of seconds greater than 0",
+        doc="How long the browser may take to register or sign in with a passkey; the "
+        "challenge, kept in the session and usable once, expires after it.",
+        env=("FLASKSTACK_PASSKEYS_TIMEOUT",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_OIDC",
+        None,
+        p.parse_optional_bool,
+        type="bool",
+        expected="true, false, or None (on exactly when FLASKSTACK_OIDC_PROVIDERS names one)",
+        doc="Sign-in with identity providers: its table of linked identities and its pages. "
+        "None: on when FLASKSTACK_OIDC_PROVIDERS names a provider. True: on even with none "
+        "named, so the table (and its migration) does not depend on where the providers come "
+        "from, e.g. tests without the providers' secrets. False: off.",
+        env=("FLASKSTACK_OIDC",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_OIDC_PROVIDERS",
+        {},
+        p.parse_json_mapping,
+        type="dict",
+        expected="a mapping (or a JSON object) of provider name to options: 'preset' (google, "
+        "microsoft, gitlab) or 'discovery_url', 'client_id', 'client_secret', optional "
+        "'scopes' and 'label'",
+        doc="Identity providers (OpenID Connect) users may sign in with, e.g. ``{'google': "
+        "{'preset': 'google', 'client_id': '...'}}``; secrets may come from "
+        "FLASKSTACK_OIDC_<NAME>_CLIENT_SECRET. Needs ``pip install 'flaskstack[oidc]'`` and the "
+        "auth pages. Empty: no page, no table, nothing imported.",
+        env=("FLASKSTACK_OIDC_PROVIDERS",),
+        secret=True,
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_OIDC_STORE_TOKENS",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Keep the provider's tokens (access, refresh, id token) with the linked identity, "
+        "encrypted under a key derived from SECRET_KEY, for the app to call the provider's "
+        "APIs. Off: they are used for the sign-in and dropped.",
+        env=("FLASKSTACK_OIDC_STORE_TOKENS",),
+        concern="auth",
+    ),
+    Setting(
         "FLASKSTACK_PASSWORD_MIN_LENGTH",
         12,
         p.parse_positive_int,
@@ -790,6 +904,80 @@ SETTINGS: tuple[Setting, ...] = (
         expected="a number of seconds greater than 0",
         doc="The window over which failed logins are counted.",
         env=("FLASKSTACK_LOGIN_WINDOW",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc="Offer two-factor sign-in with authenticator app codes (TOTP) and recovery codes: "
+        "pages, JSON endpoints and two tables. Needs ``pip install 'flaskstack[two-factor]'`` "
+        "and the auth pages.",
+        env=("FLASKSTACK_TWO_FACTOR",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES",
+        [],
+        p.parse_str_list,
+        type="list[str]",
+        expected="a list of role names such as ['admin']",
+        doc="Users with any of these roles must use two-factor sign-in: without it, after the "
+        "password they reach only the page that sets it up.",
+        env=("FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR_ISSUER",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="the site's name as authenticator apps should show it",
+        doc="The name authenticator apps show next to the account. Unset: the app's name.",
+        env=("FLASKSTACK_TWO_FACTOR_ISSUER",),
+        default_doc="the app's name (``app.name``)",
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR_PENDING_TIMEOUT",
+        300,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number of seconds greater than 0",
+        doc="How long a sign-in whose password was right waits for its second factor.",
+        env=("FLASKSTACK_TWO_FACTOR_PENDING_TIMEOUT",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR_ACCOUNT_LIMIT",
+        5,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="Wrong two-factor codes allowed per account within FLASKSTACK_LOGIN_WINDOW.",
+        env=("FLASKSTACK_TWO_FACTOR_ACCOUNT_LIMIT",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR_ADDRESS_LIMIT",
+        20,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="Wrong two-factor codes allowed per client address within FLASKSTACK_LOGIN_WINDOW.",
+        env=("FLASKSTACK_TWO_FACTOR_ADDRESS_LIMIT",),
+        concern="auth",
+    ),
+    Setting(
+        "FLASKSTACK_TWO_FACTOR_RECOVERY_CODES",
+        10,
+        p.parse_positive_int,
+        type="int",
+        expected="a whole number greater than 0",
+        doc="How many single-use recovery codes a user gets (shown once; stored hashed).",
+        env=("FLASKSTACK_TWO_FACTOR_RECOVERY_CODES",),
         concern="auth",
     ),
     Setting(
@@ -1139,7 +1327,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc=(
             "Where the jobs dashboard lives (queues, workers, periodic and failed jobs; requeue "
             "and delete), for signed-in users with FLASKSTACK_JOBS_DASHBOARD_ROLE. Needs "
-            "FLASKSTACK_JOBS and a user model with a has_role(name) method. None: no dashboard."
+            "FLASKSTACK_JOBS and roles (FLASKSTACK_ROLES, or a user model with its own "
+            "has_role(name) method). None: no dashboard."
         ),
         env=("FLASKSTACK_JOBS_DASHBOARD_PATH",),
         concern="jobs",
@@ -1151,8 +1340,8 @@ SETTINGS: tuple[Setting, ...] = (
         type="str",
         expected="a role name",
         doc=(
-            "The role a signed-in user needs for the jobs dashboard: the user model's "
-            "has_role(name) must return True for it."
+            "The role a signed-in user needs for the jobs dashboard (in flaskstack's roles, "
+            "or as the user model's own has_role(name) answers)."
         ),
         env=("FLASKSTACK_JOBS_DASHBOARD_ROLE",),
         concern="jobs",
@@ -1177,10 +1366,11 @@ SETTINGS: tuple[Setting, ...] = (
         type="str",
         expected="one of 'text', 'json', 'none'",
         doc=(
-            "How the app's log lines are written to stderr: readable text, one JSON object "
+            "How the process's log lines (the app's, flaskstack's, the libraries' and, in "
+            "JSON, Python's warnings) are written to stderr: readable text, one JSON object "
             "per line, or 'none' to leave Flask's logging as it is. Each line carries the "
             "request id. Left unset in an app that configured logging of its own (handlers on "
-            "the root logger or app.logger), flaskstack leaves app.logger alone."
+            "the root logger or app.logger), flaskstack leaves logging alone."
         ),
         env=("FLASKSTACK_LOG_FORMAT",),
         profiles={"production": "json"},
@@ -1311,6 +1501,8 @@ _TOOLING_VARIABLES = frozenset(
 flaskstack's own test suite and tooling; they get no "unknown setting" warning."""
 
 _ENVIRONMENT_NAMES = frozenset(name for setting in SETTINGS for name in setting.env)
+_OIDC_CLIENT_VARIABLE = re.compile(r"FLASKSTACK_OIDC_[A-Z0-9_]+_CLIENT_(?:ID|SECRET)")
+"""A provider's client id or secret (FLASKSTACK_OIDC_PROVIDERS reads them), not a setting."""
 
 
 # -- masking --------------------------------------------------------------
@@ -1633,6 +1825,7 @@ def _unknown_environment_variables() -> list[str]:
         and name not in _BY_KEY
         and name not in _ENVIRONMENT_NAMES
         and name not in _TOOLING_VARIABLES
+        and not _OIDC_CLIENT_VARIABLE.fullmatch(name)
     )
 
 

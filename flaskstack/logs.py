@@ -7,10 +7,17 @@ every line the app logs while serving the request carries it, so a user's
 error report ("request id 3f2a…") leads straight to the log lines and the
 traceback.
 
-The app's logger (``app.logger``) writes to stderr in one format per
-profile (``FLASKSTACK_LOG_FORMAT``): readable text in development and
-testing, one JSON object per line in production, where log collectors parse
-them. ``none`` leaves Flask's logging untouched.
+The process's log lines go to stderr in one format per profile
+(``FLASKSTACK_LOG_FORMAT``): readable text in development and testing, one
+JSON object per line in production, where log collectors parse them. That is
+the app's logger (``app.logger``) and every other logger of the process:
+flaskstack's own (``flaskstack.redis``, ``flaskstack.sessions``, ...), the
+wrapped libraries' (``werkzeug``, ``sqlalchemy``, ``rq``, ``flask_limiter``,
+...) and, in the JSON format, Python's warnings (``py.warnings``), through
+one handler on the root logger (and on ``app.logger``, each line written
+once). ``none`` leaves Flask's logging untouched.
+The format and the handler belong to the process: with several apps in one
+process, the last one set up chooses.
 
 An app that configured logging of its own keeps it: when
 ``FLASKSTACK_LOG_FORMAT`` is not set explicitly (it comes from flaskstack's
@@ -23,7 +30,9 @@ default or the profile's) and, at :func:`flaskstack.init_app`,
   the app set,
 
 flaskstack does not touch ``app.logger`` (``FLASKSTACK_LOG_LEVEL``, when set
-explicitly, still sets its level) and ``flask stack check`` says so
+explicitly, still sets its level), adds no handler of its own anywhere (it
+removes the one an earlier set-up put on the root logger, so no line is
+written twice) and ``flask stack check`` says so
 (``logging.I001``). Setting ``FLASKSTACK_LOG_FORMAT`` explicitly (to
 ``text`` or ``json``) hands the app's logger to flaskstack after all.
 Responses carry the request id either way; to have it in the app's own log
@@ -136,10 +145,35 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
 
 
+def _trace_id() -> str | None:
+    """The id of the trace the current code runs in, for the log lines; ``None`` without one.
+
+    flaskstack starts no traces yet, so there is none; the JSON lines carry
+    ``trace_id`` as soon as this returns one.
+    """
+    return None
+
+
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, traceback."""
+    """One JSON object per line.
+
+    Every line has ``time`` (UTC, ISO 8601), ``level``, ``logger``,
+    ``message``, ``request_id`` (``"-"`` outside a request) and ``pid``; lines
+    written while serving a request add ``method`` and ``path``, lines of a
+    background job add ``job``, lines inside a trace add ``trace_id``, and
+    lines with a traceback add ``exception``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
+        data = self.fields(record)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(data, default=str)
+
+    def fields(self, record: logging.LogRecord) -> dict[str, t.Any]:
+        """The line's fields but the traceback; subclasses add their own."""
         data: dict[str, t.Any] = {
             "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(
                 timespec="milliseconds"
@@ -148,28 +182,43 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
+            "pid": record.process,
         }
+        trace_id = _trace_id()
+        if trace_id is not None:
+            data["trace_id"] = trace_id
         for key in ("method", "path", "job"):
             value = getattr(record, key, None)
             if value is not None:
                 data[key] = value
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            data["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(data, default=str)
+        return data
+
+
+_WRITTEN = "_flaskstack_written"
+"""Attribute set on a record once flaskstack's handler wrote it."""
 
 
 class _StackHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler flaskstack puts on ``app.logger``; recognised so it is put there once.
+    """flaskstack's handler, on the root logger and ``app.logger``, recognised so it is added once.
 
     Writes to whatever ``sys.stderr`` is at the time of the call, so a
     process that swaps it (a test runner capturing output) never leaves the
-    handler writing to a closed stream.
+    handler writing to a closed stream. It adds the request id to every
+    line it writes. :mod:`flaskstack.gunicorn` creates one too, before the
+    app exists, so that the lines of gunicorn's master are in the app's format.
     """
 
     def __init__(self) -> None:
         super().__init__()
+        self.addFilter(RequestIdFilter())
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The handler is on the root logger and on app.logger, whose lines
+        # propagate to the root: each record is written once.
+        if getattr(record, _WRITTEN, False):
+            return False
+        setattr(record, _WRITTEN, True)
+        return super().handle(record)
 
     @property
     def stream(self) -> t.TextIO:
@@ -197,7 +246,10 @@ def _is_test_runner_handler(handler: logging.Handler) -> bool:
 
 def _app_configured_logging(app: Flask) -> bool:
     """Whether the app (or the process) configured logging before ``init_app``."""
-    if any(not _is_test_runner_handler(h) for h in logging.getLogger().handlers):
+    if any(
+        not _is_test_runner_handler(h) and not isinstance(h, _StackHandler)
+        for h in logging.getLogger().handlers
+    ):
         return True
     logger = app.logger
     if any(h is not default_handler and not isinstance(h, _StackHandler) for h in logger.handlers):
@@ -214,28 +266,52 @@ def _set_level(logger: logging.Logger, level: str | int) -> None:
     _LEVELS_SET[logger.name] = logger.level
 
 
+def _stack_handlers(logger: logging.Logger) -> list[_StackHandler]:
+    return [h for h in logger.handlers if isinstance(h, _StackHandler)]
+
+
 def _install_handler(app: Flask, resolution: Resolution) -> None:
     log_format = app.config["FLASKSTACK_LOG_FORMAT"]
     logger = app.logger
+    root = logging.getLogger()
     explicit_format = resolution.entries["FLASKSTACK_LOG_FORMAT"].source not in _DEFAULTS
-    if not explicit_format and _app_configured_logging(app):
-        app.extensions[_LEFT_TO_THE_APP_KEY] = True
-        if resolution.entries["FLASKSTACK_LOG_LEVEL"].source not in _DEFAULTS:
-            _set_level(logger, app.config["FLASKSTACK_LOG_LEVEL"])
-        return
+    if log_format == "none" or (not explicit_format and _app_configured_logging(app)):
+        # The process's logging is the app's: a handler of flaskstack's on the
+        # root logger (an earlier app's, the gunicorn config's) would write the
+        # app's lines a second time, in another format.
+        for owner in (root, logger):
+            for handler in _stack_handlers(owner):
+                owner.removeHandler(handler)
+        if log_format != "none":
+            app.extensions[_LEFT_TO_THE_APP_KEY] = True
+            if resolution.entries["FLASKSTACK_LOG_LEVEL"].source not in _DEFAULTS:
+                _set_level(logger, app.config["FLASKSTACK_LOG_LEVEL"])
+            return
     _set_level(logger, app.config["FLASKSTACK_LOG_LEVEL"])
     if log_format == "none":
         return
-    formatter = JSONFormatter() if log_format == "json" else TextFormatter()
-    # Apps created with the same import name share one logger (a test suite
-    # creates many): reuse the handler rather than stacking up copies.
-    handler = next((h for h in logger.handlers if isinstance(h, _StackHandler)), None)
-    if handler is None:
-        handler = _StackHandler()
-        handler.addFilter(RequestIdFilter())
-        logger.removeHandler(default_handler)
+    # One handler for every logger of the process, on the root logger, where
+    # flaskstack's and the libraries' lines reach it. It is on app.logger too,
+    # where code that configures logging after init_app looks for the app's
+    # handler ("if not app.logger.handlers"); the app's lines, which also
+    # propagate to the root, are written once. Apps set up one after the
+    # other (a test suite creates many) reuse it rather than stacking up copies.
+    found = _stack_handlers(root)
+    handler = found[0] if found else _StackHandler()
+    if not found:
+        root.addHandler(handler)
+    handler.setFormatter(JSONFormatter() if log_format == "json" else TextFormatter())
+    logger.removeHandler(default_handler)
+    for own in _stack_handlers(logger):
+        if own is not handler:
+            logger.removeHandler(own)
+    if handler not in logger.handlers:
         logger.addHandler(handler)
-    handler.setFormatter(formatter)
+    if log_format == "json":
+        # Python prints warnings as bare text on stderr; log collectors get them
+        # as lines of the logger ``py.warnings`` instead. (The text format keeps
+        # Python's own display, which is readable as it is.)
+        logging.captureWarnings(True)
 
 
 _DEFAULTS = ("default", "profile")

@@ -17,6 +17,7 @@ from . import (
     _error_pages,
     _headers,
     _ids,
+    _processes,
     _security,
     _templates,
     caching,
@@ -161,6 +162,7 @@ class Stack:
             state.readiness_probes["redis"] = redis_component._probe
         on_first_request(app, _refuse_later_clashes)
         app.extensions[EXTENSION_KEY] = state
+        _processes.register(app)  # its connections are renewed in a forked worker
         return state
 
     @staticmethod

@@ -8,6 +8,7 @@ server is the one at FLASKSTACK_TEST_POSTGRES (default: the local server on
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import typing as t
@@ -65,12 +66,17 @@ class PostgresDatabases:
         base = self.admin_url.rsplit("/", 1)[0]
         return f"{base}/{name}"
 
-    def drop_all(self) -> None:
+    def _drop(self, name: str) -> None:
         with self._admin() as conn:
-            for name in self.created:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def drop_all(self) -> None:
+        # Each DROP DATABASE waits for a checkpoint; drops running side by side share
+        # checkpoints, so eight at a time take a fraction of the time one after another.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._drop, self.created))
         self.created.clear()
 
 

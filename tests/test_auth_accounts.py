@@ -450,7 +450,12 @@ def test_the_json_account_endpoints_with_an_api_token(site: Site) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/auth/account").status_code == 401
     info = client.get("/api/auth/account", headers=auth)
-    assert info.get_json() == {"email": "ada@example.com", "email_confirmed": False}
+    assert info.get_json() == {
+        "email": "ada@example.com",
+        "email_confirmed": False,
+        "roles": None,  # FLASKSTACK_ROLES is off
+        "permissions": None,
+    }
 
     wrong = client.put(
         "/api/auth/account/password",
@@ -476,7 +481,12 @@ def test_the_json_account_endpoints_with_an_api_token(site: Site) -> None:
     done = client.post("/api/auth/account/email/confirm", json={"token": link})
     assert done.status_code == 200
     info = client.get("/api/auth/account", headers=auth)
-    assert info.get_json() == {"email": "ada@new.example.com", "email_confirmed": True}
+    assert info.get_json() == {
+        "email": "ada@new.example.com",
+        "email_confirmed": True,
+        "roles": None,
+        "permissions": None,
+    }
 
 
 def test_a_cookie_authenticated_change_needs_the_csrf_header(site: Site) -> None:

@@ -87,6 +87,17 @@ def test_the_web_service_is_healthy_on_readyz_and_can_be_scaled(deployment: Depl
     checks.check_web_service(deployment)
 
 
+def test_web_runs_gunicorn_with_flaskstacks_configuration(deployment: Deployment) -> None:
+    import flaskstack.gunicorn
+
+    command = deployment.web_command()
+    assert command[:3] == ["gunicorn", "-c", "python:flaskstack.gunicorn"], command
+    assert "WEB_CONCURRENCY" not in deployment.final_stage.env(), "the image takes the CPUs"
+    # Docker kills the workers only after they had their graceful timeout.
+    grace = checks.compose_duration(deployment.service("web")["stop_grace_period"])
+    assert grace > flaskstack.gunicorn.graceful_timeout
+
+
 def test_a_worker_runs_the_jobs_with_the_web_services_settings(deployment: Deployment) -> None:
     checks.check_worker_service(deployment)
     assert deployment.worker_command() == ["flask", "stack", "worker"]
@@ -244,15 +255,26 @@ def _session_keys(client: redis.Redis, namespace: str) -> dict[str, dict[str, t.
     return {key.decode(): json.loads(t.cast("bytes", client.get(key))) for key in keys}
 
 
+def _access_lines(server: Server, request_id: str) -> list[dict[str, t.Any]]:
+    """gunicorn's JSON access lines (flaskstack.gunicorn's format) for ``request_id``."""
+    lines = []
+    for line in server.output().splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if record.get("logger") == "gunicorn.access" and record.get("request_id") == request_id:
+            lines.append(record)
+    return lines
+
+
 def _worker(server: Server, response: Response) -> int:
     """The pid of the gunicorn worker that served ``response``, from the access log."""
-    pattern = rf"pid=<(\d+)> request_id={response.request_id}$"
     server.wait_until(
-        lambda: bool(server.log_lines_matching(pattern)),
+        lambda: bool(_access_lines(server, response.request_id)),
         timeout=10,
         what=f"an access log line for request {response.request_id}",
     )
-    return int(server.log_lines_matching(pattern)[0].group(1))
+    return int(_access_lines(server, response.request_id)[0]["pid"])
 
 
 def _csrf_token(browser: Browser) -> str:

@@ -61,6 +61,11 @@ TABLES = [
     "user_account_api_tokens",
     "user_account_confirmed_emails",
     "user_account_logins",
+    "user_account_recovery_codes",
+    "user_account_role_permissions",
+    "user_account_roles",
+    "user_account_two_factor",
+    "user_account_user_roles",
 ]
 DEMO_TITLES = [
     "Welcome to Conduit",

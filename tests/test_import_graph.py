@@ -310,3 +310,35 @@ def test_the_jobs_dashboard_is_imported_only_inside_functions() -> None:
     for name, edges in import_graph().items():
         for edge in edges:
             assert edge.target != dashboard or edge.in_function, f"{name}, line {edge.line}"
+
+
+def test_the_identity_provider_modules_are_imported_only_inside_functions() -> None:
+    """``flaskstack.auth._oidc``, ``_oidc_api``, ``_oidc_views`` and ``_oidc_client`` (which
+    imports Authlib) are imported only inside functions, when ``FLASKSTACK_OIDC_PROVIDERS``
+    names a provider; Authlib only by ``_oidc_client``, which the views import only when a
+    sign-in with a provider starts or comes back."""
+    lazy = {
+        "flaskstack.auth._oidc",
+        "flaskstack.auth._oidc_api",
+        "flaskstack.auth._oidc_views",
+        "flaskstack.auth._oidc_client",
+    }
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found = [m for m in modules if m.split(".")[0] == "authlib"]
+            assert not found or name == "flaskstack.auth._oidc_client", (
+                f"{name}, line {node.lineno}"
+            )
+    for name, edges in import_graph().items():
+        for edge in edges:
+            client = edge.target == "flaskstack.auth._oidc_client"
+            assert not client or edge.in_function, f"{name}, line {edge.line}"
+            if name in lazy:
+                continue
+            assert edge.target not in lazy or edge.in_function, f"{name}, line {edge.line}"

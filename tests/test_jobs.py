@@ -201,8 +201,12 @@ def periodic_registry() -> Iterator[None]:
 
 
 def job_lines(text: str, job_id: str) -> list[str]:
-    """The log lines of ``text`` that report how job ``job_id`` ended (flaskstack's line)."""
-    return [line for line in text.splitlines() if f"job {job_id} " in line]
+    """The log lines of ``text`` that report how job ``job_id`` ended (flaskstack's line).
+
+    RQ's own lines, which mention the job too, go through the same handler:
+    flaskstack's is the one whose message starts with the job.
+    """
+    return [line for line in text.splitlines() if re.search(rf"\] \S+: job {job_id} ", line)]
 
 
 # -- enqueue, and what a job sees --------------------------------------------------------

@@ -140,6 +140,15 @@ def token_of(client: FlaskClient) -> str:
     return token
 
 
+def _hash_field(client: t.Any, key: bytes, name: str) -> bytes:
+    """A field of a hash, or ``b""``: tests running alongside keep RQ keys of other types."""
+    try:
+        value: bytes | None = client.hget(key, name)
+    except redis.ResponseError:
+        return b""
+    return value or b""
+
+
 def _delete_rq_keys(client: t.Any, namespaces: t.Sequence[str]) -> None:
     """Delete RQ's keys of the queues in ``namespaces``: queues, registries, jobs, workers."""
     origins = tuple(f"{ns}:".encode() for ns in namespaces)
@@ -148,16 +157,17 @@ def _delete_rq_keys(client: t.Any, namespaces: t.Sequence[str]) -> None:
         if any(b":" + origin in key for origin in origins):
             doomed.append(key)  # rq:queue:<ns>:q, rq:failed:<ns>:q, rq:workers:<ns>:q, ...
         elif key.startswith(b"rq:job:") and key.count(b":") == 2:
-            origin = client.hget(key, "origin")
-            if origin is not None and origin.startswith(origins):
+            if _hash_field(client, key, "origin").startswith(origins):
                 job_id = key.removeprefix(b"rq:job:")
                 doomed += [key, b"rq:results:" + job_id, b"rq:executions:" + job_id]
                 doomed += list(client.scan_iter(match=b"rq:execution:" + job_id + b":*"))
-        elif key.startswith(b"rq:worker:"):
-            queues = client.hget(key, "queues")
-            if queues is not None and any(origin in queues for origin in origins):
-                doomed.append(key)
-                client.srem("rq:workers", key)
+        elif (
+            key.startswith(b"rq:worker:")
+            and key.count(b":") == 2
+            and any(origin in _hash_field(client, key, "queues") for origin in origins)
+        ):
+            doomed.append(key)
+            client.srem("rq:workers", key)
     if doomed:
         client.delete(*doomed)
     queues = [q for q in client.smembers("rq:queues") if any(o in q for o in origins)]
@@ -281,12 +291,34 @@ def test_the_dashboard_needs_a_user_model_with_has_role(
     config = {**settings(postgres_url, namespace()), "FLASKSTACK_USER_MODEL": RolelessUser}
     message = refusal(make_app, config)
     assert "[jobs.E004] 'FLASKSTACK_JOBS_DASHBOARD_PATH'" in message
-    assert "test_jobs_dashboard.RolelessUser has no has_role(name) method" in message
+    assert "test_jobs_dashboard.RolelessUser cannot say which roles a user holds" in message
+    assert "set FLASKSTACK_ROLES = True" in message
     assert "'admin'" in message  # the role it would ask for
 
     # flaskstack's default user model has no roles (yet): the same refusal.
     default = {**settings(postgres_url, namespace()), "FLASKSTACK_USER_MODEL": None}
-    assert "has no has_role(name) method" in refusal(make_app, default)
+    assert "User cannot say which roles a user holds" in refusal(make_app, default)
+
+
+def test_flaskstacks_roles_let_the_role_in(build: Callable[..., Site]) -> None:
+    # flaskstack's default user model, with flaskstack's roles: no method to write.
+    site = build(FLASKSTACK_USER_MODEL=None, FLASKSTACK_ROLES=True)
+    runner = site.app.test_cli_runner()
+    with site.app.app_context():
+        model = flaskstack.get_state(site.app).auth.user_model
+        for email in ("alice@example.com", "bob@example.com"):
+            user = model(email=email)
+            user.set_password(PASSWORD)
+            db.session.add(user)
+        db.session.commit()
+    for args in (["role", "create", "admin"], ["role", "grant", "admin", "alice@example.com"]):
+        result = runner.invoke(args=["stack", *args])
+        assert result.exit_code == 0, result.output
+
+    assert site.browser("alice@example.com").get(PATH).status_code == 200
+    refused = site.browser("bob@example.com").get(PATH)
+    assert refused.status_code == 403
+    assert "&#39;admin&#39; role" in refused.text
 
 
 def test_an_app_with_its_own_login_manager_must_name_its_user_model(

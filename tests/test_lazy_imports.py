@@ -36,6 +36,8 @@ DEFERRED = (
     "flaskstack.cli",
     "flaskstack.checks",
 )
+# Read by gunicorn's master (-c python:flaskstack.gunicorn), never by the app.
+NEVER = ("flaskstack.gunicorn", "gunicorn")
 
 WORKER = textwrap.dedent(
     f"""
@@ -46,7 +48,7 @@ WORKER = textwrap.dedent(
     import flaskstack
 
     def loaded():
-        return sorted(name for name in {DEFERRED!r} if name in sys.modules)
+        return sorted(name for name in {DEFERRED + NEVER!r} if name in sys.modules)
 
     seen = {{"after_import": loaded()}}
     app = Flask("lazyapp", instance_path=sys.argv[1])
@@ -326,3 +328,155 @@ def test_the_api_docs_ui_is_imported_only_when_on(
         env.update(REDIS_URL=SHARED_REDIS_URL, **PRODUCTION_MAIL)
     seen = _seen_by_worker(DOCS_WORKER, tmp_path, json.dumps(config), profile, env=env)
     assert seen == {"docs": docs, "openapi": 200, "loaded": loaded}
+
+
+PASSKEYS_WORKER = textwrap.dedent(
+    """
+    import json, sys
+
+    from flask import Flask
+
+    import flaskstack
+
+    def loaded():
+        return sorted(
+            m for m in ("webauthn", "flaskstack.auth._passkeys", "flaskstack.auth._passkeys_api")
+            if m in sys.modules
+        )
+
+    def build(**settings):
+        app = Flask("passkeysapp", instance_path=sys.argv[1])
+        flaskstack.init_app(app, settings, profile="testing")
+        return app
+
+    app = build()
+    client = app.test_client()
+    login = client.get("/auth/login", headers={"Accept": "text/html"})
+    seen = {"off": [login.status_code, "passkey" in login.text, loaded()]}
+    app = build(FLASKSTACK_PASSKEYS=True)
+    seen["on"] = loaded()
+    login = app.test_client().get("/auth/login", headers={"Accept": "text/html"})
+    seen["page"] = [login.status_code, "Sign in with a passkey" in login.text, loaded()]
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_passkeys_import_nothing_until_on_and_py_webauthn_not_before_a_ceremony(
+    tmp_path: Path,
+) -> None:
+    seen = _seen_by_worker(PASSKEYS_WORKER, tmp_path)
+    modules = ["flaskstack.auth._passkeys", "flaskstack.auth._passkeys_api"]
+    assert seen == {"off": [200, False, []], "on": modules, "page": [200, True, modules]}
+
+
+OIDC_MODULES = (
+    "authlib",
+    "requests",
+    "flaskstack.auth._oidc",
+    "flaskstack.auth._oidc_api",
+    "flaskstack.auth._oidc_views",
+    "flaskstack.auth._oidc_client",
+)
+
+OIDC_WORKER = textwrap.dedent(
+    f"""
+    import json, re, sys
+
+    from flask import Flask
+
+    import flaskstack
+
+    def loaded():
+        return sorted(name for name in {OIDC_MODULES!r} if name in sys.modules)
+
+    def build(name, **settings):
+        app = Flask(name, instance_path=sys.argv[1])
+        flaskstack.init_app(app, settings, profile="testing")
+        return app
+
+    client = build("plainapp").test_client()
+    seen = {{
+        "login": client.get("/auth/login").status_code,
+        "provider": client.post("/auth/login/google").status_code,
+        "off": loaded(),
+    }}
+    # Nothing listens on port 9 of loopback: starting a sign-in finds the provider down.
+    discovery = "http://127.0.0.1:9/.well-known/openid-configuration"
+    providers = {{"corp": {{"discovery_url": discovery, "client_id": "the-client-id"}}}}
+    providers["corp"]["label"] = "Corp"
+    on = build("oidcapp", FLASKSTACK_OIDC_PROVIDERS=providers).test_client()
+    seen["on"] = loaded()
+    page = on.get("/auth/login").text
+    seen["button"] = "Sign in with Corp" in page
+    seen["page"] = loaded()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    seen["started"] = on.post("/auth/login/corp", data={{"csrf_token": token}}).status_code
+    seen["sign-in"] = loaded()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_authlib_is_imported_only_when_identity_providers_are_named(tmp_path: Path) -> None:
+    seen = _seen_by_worker(OIDC_WORKER, tmp_path)
+    pages = ["flaskstack.auth._oidc", "flaskstack.auth._oidc_api", "flaskstack.auth._oidc_views"]
+    assert seen == {
+        "login": 200,
+        "provider": 404,
+        "off": [],
+        # Named providers: their pages, not Authlib, until a sign-in with one starts.
+        "on": pages,
+        "button": True,
+        "page": pages,
+        "started": 503,
+        "sign-in": sorted(["authlib", "requests", "flaskstack.auth._oidc_client", *pages]),
+    }
+
+
+TWO_FACTOR_WORKER = textwrap.dedent(
+    """
+    import json, re, sys
+
+    from flask import Flask
+
+    import flaskstack
+
+    def loaded():
+        names = ("pyotp", "segno", "flaskstack.auth._two_factor")
+        names += ("flaskstack.auth._two_factor_views",)
+        return sorted(m for m in names if m in sys.modules)
+
+    def build(**settings):
+        app = Flask("twofactorapp", instance_path=sys.argv[1])
+        settings.setdefault("FLASKSTACK_PASSWORD_METHOD", "pbkdf2:sha256:1000")
+        flaskstack.init_app(app, settings, profile="testing")
+        with app.app_context():
+            flaskstack.db.create_all()
+            user = flaskstack.get_state(app).auth.user_model(email="ada@example.com")
+            user.set_password("correct horse battery staple")
+            flaskstack.db.session.add(user)
+            flaskstack.db.session.commit()
+        return app
+
+    client = build().test_client()
+    page = client.get("/auth/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    data = {"csrf_token": token, "email": "ada@example.com"}
+    data["password"] = "correct horse battery staple"
+    seen = {"off": [client.post("/auth/login", data=data).status_code, loaded()]}
+    seen["off_page"] = client.get("/auth/two-factor").status_code
+    build(FLASKSTACK_TWO_FACTOR=True, SQLALCHEMY_DATABASE_URI="sqlite://")
+    seen["on"] = loaded()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_two_factor_is_imported_only_when_on(tmp_path: Path) -> None:
+    seen = _seen_by_worker(TWO_FACTOR_WORKER, tmp_path)
+    assert seen == {
+        "off": [302, []],
+        "off_page": 404,
+        "on": ["flaskstack.auth._two_factor", "flaskstack.auth._two_factor_views"],
+    }

@@ -11,6 +11,7 @@ string), naming the field, never a 500.
 
 from __future__ import annotations
 
+import functools
 import logging
 import typing as t
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flaskstack import db, rest
 from flaskstack.auth import auth_required
+from flaskstack.rest._meta import describe
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -346,3 +348,22 @@ def test_with_rate_limits_on_429_is_declared_and_answered_so(
     limited = client.get("/api/counters")
     assert limited.status_code == 429
     _assert_as_declared(document, "/api/counters", "get", limited)
+
+
+class Claims(rest.Resource):
+    @functools.partial(describe, statuses=("409",))
+    def post(self) -> t.Any:
+        """Claim a name; a name already claimed is 409."""
+        rest.abort(409, "The name is claimed already.")
+
+
+def test_a_declared_409_is_described(make_app: AppFactory, postgres_url: str) -> None:
+    with resources_on_api([(Claims, ("/claims",))]):
+        app = _make(make_app, postgres_url)
+        document = _document(app)
+        answer = app.test_client().post("/api/claims", json={})
+    openapi_spec_validator.validate(document)
+    conflict = document["paths"]["/api/claims"]["post"]["responses"]["409"]
+    assert "conflicts" in conflict["description"]
+    assert answer.status_code == 409
+    assert answer.mimetype == "application/problem+json"

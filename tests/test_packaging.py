@@ -86,9 +86,13 @@ def test_wheel_registers_the_flask_stack_command(dist: Path) -> None:
     assert "stack = flaskstack.cli:stack" in entry_points
 
 
-def test_wheel_ships_the_api_docs_initialiser(wheel_names: set[str]) -> None:
-    assert "flaskstack/rest/static/api-docs.js" in wheel_names
+SCRIPTS = ("flaskstack/rest/static/api-docs.js", "flaskstack/auth/static/passkeys.js")
+"""The scripts the package serves itself (no inline script, so a strict CSP applies)."""
 
 
-def test_sdist_ships_the_api_docs_initialiser(sdist_names: set[str]) -> None:
-    assert "flaskstack/rest/static/api-docs.js" in sdist_names
+def test_wheel_ships_the_scripts(wheel_names: set[str]) -> None:
+    assert set(SCRIPTS) <= wheel_names
+
+
+def test_sdist_ships_the_scripts(sdist_names: set[str]) -> None:
+    assert set(SCRIPTS) <= sdist_names

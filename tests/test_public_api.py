@@ -48,6 +48,7 @@ PUBLIC_MODULES = [
     "flaskstack.database",
     "flaskstack.errors",
     "flaskstack.forms",
+    "flaskstack.gunicorn",
     "flaskstack.health",
     "flaskstack.jobs",
     "flaskstack.limits",

@@ -14,6 +14,7 @@ production profile.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import site
@@ -23,6 +24,11 @@ import sysconfig
 import typing as t
 import urllib.request
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest itself requires tomli before 3.11
+    import tomli as tomllib
 
 import psycopg
 import pytest
@@ -54,6 +60,17 @@ EXPECTED_FILES = {
     ".gitignore",
     "Dockerfile",
     "README.md",
+    "deploy/kubernetes/base/autoscaling.yaml",
+    "deploy/kubernetes/base/config.env",
+    "deploy/kubernetes/base/disruption-budget.yaml",
+    "deploy/kubernetes/base/kustomization.yaml",
+    "deploy/kubernetes/base/migrate.yaml",
+    "deploy/kubernetes/base/service.yaml",
+    "deploy/kubernetes/base/web.yaml",
+    "deploy/kubernetes/base/worker.yaml",
+    "deploy/kubernetes/example/.gitignore",
+    "deploy/kubernetes/example/kustomization.yaml",
+    "deploy/kubernetes/example/secrets.env.example",
     "docker-compose.yml",
     "migrations/README",
     "migrations/alembic.ini",
@@ -66,6 +83,7 @@ EXPECTED_FILES = {
     f"{NAME}/templates/flaskstack/base.html",
     f"{NAME}/templates/flaskstack/mail/notes.txt",
     f"{NAME}/templates/index.html",
+    f"{NAME}/templates/moderation.html",
     f"{NAME}/views.py",
     "pyproject.toml",
     "tests/test_accounts.py",
@@ -73,7 +91,15 @@ EXPECTED_FILES = {
     "tests/test_jobs.py",
     "tests/test_migrations.py",
     "tests/test_pages.py",
+    "tests/test_passkeys.py",
+    "tests/test_roles.py",
+    "tests/test_two_factor.py",
 }
+
+# The passkeys settings of .env.example: docker-compose.yml serves web on WEB_PORTS
+# of 127.0.0.1, which browsers reach (and let use passkeys over HTTP) as localhost.
+TRIED_RP_ID = "localhost"
+TRIED_ORIGINS = [f"http://localhost:{port}" for port in range(8000, 8010)]
 
 
 class Project:
@@ -103,11 +129,11 @@ class Project:
         }
 
 
-def _readme_block(readme: str) -> list[str]:
-    """The commands of the README's first ``sh`` block, comments removed."""
-    block = re.search(r"```sh\n(.*?)```", readme, re.DOTALL)
-    assert block is not None, "the README has no sh block"
-    return [line.split(" #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+def _readme_block(readme: str, containing: str = "") -> list[str]:
+    """The commands of the first ``sh`` block holding ``containing``, comments removed."""
+    blocks = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.DOTALL) if containing in b]
+    assert blocks, f"the README has no sh block with {containing!r}"
+    return [line.split(" #")[0].strip() for line in blocks[0].splitlines() if line.strip()]
 
 
 def _make_venv(path: Path) -> None:
@@ -150,8 +176,13 @@ def test_the_project_has_every_part(project: Project) -> None:
     factory = (project.root / NAME / "__init__.py").read_text()
     assert "flaskstack.init_app(app, config)" in factory
     assert f'"FLASKSTACK_USER_MODEL"] = "{NAME}.models:Account"' in factory
-    pyproject = (project.root / "pyproject.toml").read_text()
-    assert f'flaskstack_app = "{NAME}:create_app"' in pyproject
+    for feature in ("ROLES", "TWO_FACTOR", "PASSKEYS"):
+        assert f'app.config["FLASKSTACK_{feature}"] = True' in factory, feature
+    pyproject = tomllib.loads((project.root / "pyproject.toml").read_text())
+    assert pyproject["tool"]["pytest"]["ini_options"]["flaskstack_app"] == f"{NAME}:create_app"
+    dependencies = pyproject["project"]["dependencies"]
+    assert any(d.startswith("flaskstack[postgres,two-factor,passkeys]>=") for d in dependencies)
+    assert any(d.startswith("pyotp") for d in pyproject["project"]["optional-dependencies"]["test"])
 
 
 def test_the_module_docstring_says_what_is_generated(project: Project) -> None:
@@ -172,8 +203,20 @@ def test_the_first_migration_creates_the_models_tables(project: Project) -> None
     (migration,) = (project.root / "migrations" / "versions").glob("*.py")
     text = migration.read_text()
     assert "create accounts and notes" in text
-    for table in ("accounts", "accounts_api_tokens", "notes"):
-        assert f"op.create_table('{table}'" in text
+    tables = {
+        "accounts",
+        "accounts_api_tokens",
+        "accounts_logins",
+        "accounts_roles",
+        "accounts_role_permissions",
+        "accounts_user_roles",
+        "accounts_two_factor",
+        "accounts_recovery_codes",
+        "accounts_passkeys",
+        "notes",
+    }
+    for table in tables:
+        assert f"op.create_table('{table}'" in text, table
     # Written portably: PostgreSQL refuses SQLite's sa.text('1') for a boolean.
     assert "server_default=sa.true()" in text
     assert "sa.text('1')" not in text
@@ -200,6 +243,32 @@ def test_the_deployment_files_are_valid(project: Project) -> None:
         check(deployment)
     assert deployment.final_stage.env()["FLASK_APP"] == NAME
     assert deployment.web_command()[-1] == f"{NAME}:create_app()"
+    assert deployment.web_command()[:3] == ["gunicorn", "-c", "python:flaskstack.gunicorn"]
+
+
+def test_the_passkeys_settings_match_how_compose_serves_the_app(project: Project) -> None:
+    deployment = Deployment.read(project.root)
+    (ports,) = deployment.service("web")["ports"]
+    assert ports == "127.0.0.1:${WEB_PORTS:-8000-8009}:8000"
+    assert deployment.env_example["WEB_PORTS"] == "8000-8009"
+    example = deployment.env_example
+    assert example["FLASKSTACK_PASSKEYS_RP_ID"] == TRIED_RP_ID
+    assert example["FLASKSTACK_PASSKEYS_ORIGINS"].split(",") == TRIED_ORIGINS
+    # Without them in .env, compose gives the app the same values.
+    variables = {"SECRET_KEY": "k" * 48, "POSTGRES_PASSWORD": "pw", "MAIL_URL": "smtp://mail"}
+    for service in ("migrate", "web", "worker"):
+        environment = deployment.environment(service, variables)
+        assert environment["FLASKSTACK_PASSKEYS_RP_ID"] == TRIED_RP_ID
+        assert environment["FLASKSTACK_PASSKEYS_ORIGINS"].split(",") == TRIED_ORIGINS
+    # What to set for a real domain, and the identity providers, commented out.
+    text = (project.root / ".env.example").read_text()
+    assert "#   FLASKSTACK_PASSKEYS_ORIGINS=https://example.com" in text
+    providers = re.search(r"^# FLASKSTACK_OIDC_PROVIDERS=(.*)$", text, re.MULTILINE)
+    assert providers is not None
+    assert json.loads(providers.group(1)) == {
+        "google": {"preset": "google", "client_id": "1234.apps.googleusercontent.com"}
+    }
+    assert "\n# FLASKSTACK_OIDC_GOOGLE_CLIENT_SECRET=\n" in text
 
 
 # -- the README, run as written ----------------------------------------------------------
@@ -225,6 +294,27 @@ def test_the_readme_commands_work(project: Project, tmp_path: Path) -> None:
     _passed(project, tested.stdout, skipped="tests/test_jobs.py")
     assert "background jobs need Redis: set REDIS_URL" in tested.stdout
 
+    # The README's role commands, for an account with the address they name;
+    # in one process (each `flask` command costs seconds to start).
+    roles = _readme_block((project.root / "README.md").read_text(), "stack role create")
+    moderator = shlex.split(roles[1])[-1]
+    create_user = f"flask --app {NAME} stack create-user --password-stdin {moderator}"
+    commands = [shlex.split(command)[1:] for command in (create_user, *roles)]
+    assert all(shlex.split(command)[0] == "flask" for command in roles), roles
+    ran = subprocess.run(
+        [str(project.python), "-c", _FLASK_COMMANDS, json.dumps(commands)],
+        input=DEFAULT_PASSWORD,
+        env=clean_environment(),
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"Granted role 'moderator' to {moderator}." in ran.stdout
+    assert "permissions: notes.delete" in ran.stdout
+
     port = free_port()
     command = local_command([*serve, "--host", "127.0.0.1", "--port", str(port)], project.python)
     log = tmp_path / "run.log"
@@ -232,9 +322,32 @@ def test_the_readme_commands_work(project: Project, tmp_path: Path) -> None:
         server.wait_for_http(f"http://127.0.0.1:{port}/")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             page = response.read().decode()
+        # The role the README's commands granted lets its holder in.
+        browser = Browser("127.0.0.1", port)
+        _sign_in(browser, moderator)
+        assert browser.get("/moderation").status == 200
     assert "<h1>Notes</h1>" in page
     assert "Notekeeper" in page
     assert "Sign in" in page
+
+
+# `flask ARGS...` for each ARGS of a JSON list, in this process, stopping at the first failure.
+_FLASK_COMMANDS = """
+import json, sys
+from flask.cli import cli
+for args in json.loads(sys.argv[1]):
+    cli.main(args=args, prog_name="flask", standalone_mode=False)
+"""
+
+
+def _sign_in(browser: Browser, email: str) -> None:
+    page = browser.get("/auth/login")
+    form = {
+        "email": email,
+        "password": DEFAULT_PASSWORD,
+        "csrf_token": form_fields(page.body)["csrf_token"],
+    }
+    assert browser.post("/auth/login", form).status == 302
 
 
 REPOSITORY_README = Path(__file__).resolve().parent.parent / "README.md"
@@ -342,7 +455,20 @@ def test_the_compose_services_run_here(
     worker = Server(worker_command, env=worker_env, cwd=project.root, log=tmp_path / "worker.log")
     with worker:
         wait_for_a_worker(worker, SHARED_REDIS_URL, local["FLASKSTACK_NAMESPACE"])
-        checked = project.run(["flask", "stack", "check", "--deploy"], **migrate_env)
+        # .env.example's passkeys origins are plain HTTP on localhost, where
+        # browsers allow it and compose serves the app: right for trying the
+        # stack, not for going live, and --deploy says so.
+        check = ["flask", "stack", "check", "--deploy"]
+        checked = project.run(check, **migrate_env)
+        assert checked.returncode != 0, checked.stdout
+        found = re.findall(r"^\s*([a-z_]+\.[EWI]\d{3}):", checked.stdout, re.MULTILINE)
+        assert found == ["passkeys.E005"], checked.stdout
+        # With a domain's values, as .env.example says to set them, nothing is left.
+        domain = {
+            "FLASKSTACK_PASSKEYS_RP_ID": "notekeeper.example",
+            "FLASKSTACK_PASSKEYS_ORIGINS": "https://notekeeper.example",
+        }
+        checked = project.run(check, **{**migrate_env, **domain})
         assert checked.returncode == 0, checked.stdout
         assert "no issues" in checked.stdout
 

@@ -315,6 +315,35 @@ def test_a_factory_without_arguments_gets_the_settings_from_the_environment(
     result.stdout.fnmatch_lines(["*the redis fixture needs an app with Redis*"])
 
 
+def test_make_user_grants_roles_and_make_role_makes_them(project: Project) -> None:
+    project.pytester.makepyfile(
+        withroles="""
+        from flask import Flask
+        import flaskstack
+
+        def make(config=None):
+            app = Flask(__name__)
+            app.config["FLASKSTACK_ROLES"] = True
+            flaskstack.init_app(app, config)
+            return app
+        """,
+        test_withroles="""
+        from flaskstack.auth import has_permission, has_role
+
+        def test_roles(app, make_user, make_role):
+            make_role("editor", ["articles.edit"])
+            editor = make_user(roles=["editor", "reviewer"])
+            plain = make_user()
+            with app.test_request_context():
+                assert has_permission(editor, "articles.edit")
+                assert has_role(editor, "reviewer")
+                assert not has_role(plain, "editor")
+        """,
+    )
+    result = project.run("--flaskstack-app", "withroles:make")
+    result.assert_outcomes(passed=1)
+
+
 def test_importing_the_plugin_imports_nothing_heavy() -> None:
     code = (
         "import json, sys\n"

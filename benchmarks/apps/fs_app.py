@@ -141,11 +141,34 @@ def bench_login(user_id: int) -> ResponseReturnValue:
     return jsonify(user=user_id)
 
 
-def create_app(rate_limits: bool = False) -> Flask:
+STRONG_AUTH = {
+    "FLASKSTACK_ROLES": True,
+    "FLASKSTACK_TWO_FACTOR": True,
+    "FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES": ["admin"],
+    "FLASKSTACK_PASSKEYS": True,
+    "FLASKSTACK_PASSKEYS_RP_ID": "localhost",
+    "FLASKSTACK_PASSKEYS_ORIGINS": ["https://localhost"],
+    "FLASKSTACK_OIDC_PROVIDERS": {
+        "corporate": {
+            "discovery_url": "https://id.example.com/.well-known/openid-configuration",
+            "client_id": "stackbench",
+            "client_secret": "stackbench-secret",
+        }
+    },
+}
+"""Roles, two-factor sign-in, passkeys and an identity provider, all configured.
+
+No endpoint of the harness uses them: the variant that has them measures
+what they cost the requests that do not.
+"""
+
+
+def create_app(rate_limits: bool = False, strong_auth: bool = False) -> Flask:
     """The app; ``rate_limits=True`` is the variant that also serves the rate-limited read.
 
     The other variant keeps ``FLASKSTACK_RATE_LIMITS`` off, as an app that
     limits nothing does, so its rows measure flaskstack without them.
+    ``strong_auth=True`` configures :data:`STRONG_AUTH` as well.
     """
     app = Flask(__name__)
     if rate_limits and not _LIMITED_ROUTE:
@@ -161,6 +184,7 @@ def create_app(rate_limits: bool = False) -> Flask:
         # MAIL_URL, and no endpoint measured here uses them.
         "FLASKSTACK_PASSWORD_RESET": False,
         "FLASKSTACK_EMAIL_CONFIRMATION": "off",
+        **(STRONG_AUTH if strong_auth else {}),
         # For experiments only (what would a setting change?); unset in recorded runs.
         **json.loads(os.environ.get("STACKBENCH_FLASKSTACK_CONFIG", "{}")),
     }

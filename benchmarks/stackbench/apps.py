@@ -27,6 +27,7 @@ __all__ = [
     "APPS_DIR",
     "ENDPOINTS",
     "LIMITED_APP",
+    "STRONG_AUTH_APP",
     "AppSpec",
     "ClientState",
     "Endpoint",
@@ -54,6 +55,9 @@ class AppSpec:
 LIMITED_APP = "flaskstack-limits"
 """The flaskstack app with rate limits on; it serves only the endpoints that name it."""
 
+STRONG_AUTH_APP = "flaskstack-auth"
+"""The flaskstack app with roles, two-factor, passkeys and an identity provider configured."""
+
 APPS: tuple[AppSpec, ...] = (
     AppSpec(
         "flaskstack",
@@ -66,6 +70,13 @@ APPS: tuple[AppSpec, ...] = (
         "the flaskstack app with FLASKSTACK_RATE_LIMITS on, serving the rate-limited read",
         "fs_app:create_app(rate_limits=True)",
         "import fs_app\napp = fs_app.create_app(rate_limits=True)",
+    ),
+    AppSpec(
+        STRONG_AUTH_APP,
+        "the flaskstack app with roles, two-factor sign-in, passkeys and an identity provider "
+        "configured, which no endpoint uses",
+        "fs_app:create_app(strong_auth=True)",
+        "import fs_app\napp = fs_app.create_app(strong_auth=True)",
     ),
     AppSpec(
         "hand-wired",
@@ -193,7 +204,7 @@ def seed(cluster: PostgresCluster, database: str, env: dict[str, str]) -> Seed:
     create_schema = (
         "from flaskstack import db\n"
         "import fs_app\n"
-        "app = fs_app.create_app()\n"
+        "app = fs_app.create_app(strong_auth=True)\n"
         "with app.app_context():\n"
         "    db.create_all()\n"
     )

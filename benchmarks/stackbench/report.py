@@ -16,6 +16,11 @@ BASE = "flaskstack"
 HAND = "hand-wired"
 # The flaskstack app with rate limits on (stackbench.apps.LIMITED_APP).
 LIMITED_APP = "flaskstack-limits"
+# The flaskstack app with strong authentication configured (stackbench.apps.STRONG_AUTH_APP).
+STRONG_AUTH_APP = "flaskstack-auth"
+# Configured but unused, a feature costs nothing: the app's CPU per request within the
+# run's noise (CPU per request hardly depends on the machine's load; throughput does).
+UNUSED_FEATURE_CEILING = 1.05
 
 # flaskstack's Redis commands per request, exactly (issue #9). Behind a rate limit:
 # the counting script (EVALSHA, and the INCRBY it runs), then TTL and GET for the
@@ -200,6 +205,36 @@ def targets(results: dict[str, t.Any]) -> list[dict[str, t.Any]]:
                     "met": measured == wanted,
                 }
             )
+    for endpoint in endpoints.values():
+        served = endpoint["apps"]
+        if BASE not in served or STRONG_AUTH_APP not in served:
+            continue
+        mine, theirs = served[STRONG_AUTH_APP], served[BASE]
+        for what, field in (
+            ("Redis commands", "redis_per_request"),
+            ("SQL statements", "sql_per_request"),
+        ):
+            found.append(
+                {
+                    "target": f"{what} per request with strong auth configured, unused, "
+                    f"{endpoint['label']}",
+                    "wanted": f"== {_count(theirs[field])} (flaskstack)",
+                    "measured": mine[field],
+                    "met": mine[field] == theirs[field],
+                }
+            )
+        ratio = _ratio(
+            mine["cpu_ms_per_request_median"]["app"], theirs["cpu_ms_per_request_median"]["app"]
+        )
+        found.append(
+            {
+                "target": f"app CPU per request with strong auth configured, unused ÷ "
+                f"flaskstack, {endpoint['label']}",
+                "wanted": f"<= {UNUSED_FEATURE_CEILING}",
+                "measured": ratio,
+                "met": ratio is not None and ratio <= UNUSED_FEATURE_CEILING,
+            }
+        )
     apps = results["apps"]
     if BASE in apps and HAND in apps:
         ratio = _ratio(

@@ -106,6 +106,38 @@ def test_login_issues_a_new_token_and_refuses_wrong_passwords(client: FlaskClien
         assert refused.get_json()["errors"] == {"email or password": ["is invalid"]}
 
 
+def test_login_asks_for_the_code_of_a_user_with_two_factor_on(client: FlaskClient) -> None:
+    import pyotp
+
+    token = sign_up(client, "jake")
+    started = client.post("/api/auth/two-factor/enrolment", headers=auth(token))
+    assert started.status_code == 200, started.get_data(as_text=True)
+    totp = pyotp.TOTP(started.get_json()["secret"])
+    first = totp.now()
+    confirmed = client.post(
+        "/api/auth/two-factor/confirmation", json={"code": first}, headers=auth(token)
+    )
+    assert confirmed.status_code == 200, confirmed.get_data(as_text=True)
+    recovery = confirmed.get_json()["recovery_codes"][0]
+
+    credentials = {"email": "jake@example.com", "password": PASSWORD}
+    without = client.post("/api/users/login", json={"user": credentials})
+    wrong = client.post("/api/users/login", json={"user": {**credentials, "code": "000000"}})
+    # The code that turned two-factor on is used up: the next one in time is needed.
+    replayed = client.post("/api/users/login", json={"user": {**credentials, "code": first}})
+    by_recovery = client.post("/api/users/login", json={"user": {**credentials, "code": recovery}})
+    again = client.post("/api/users/login", json={"user": {**credentials, "code": recovery}})
+
+    for refused in (without, wrong, replayed, again):
+        assert refused.status_code == 401, refused.get_data(as_text=True)
+        assert refused.headers["WWW-Authenticate"].startswith("Token")
+    assert without.get_json()["errors"] == {"code": ["is required"]}
+    assert wrong.get_json()["errors"] == {"code": ["is invalid"]}
+    assert by_recovery.status_code == 200, by_recovery.get_data(as_text=True)
+    new_token = by_recovery.get_json()["user"]["token"]
+    assert client.get("/api/user", headers=auth(new_token)).status_code == 200
+
+
 def test_login_is_throttled_after_repeated_failures(client: FlaskClient, app: Flask) -> None:
     sign_up(client, "jake")
     limit = app.config["FLASKSTACK_LOGIN_ACCOUNT_LIMIT"]

@@ -56,16 +56,17 @@ from flask_login import current_user
 from flaskstack._hooks import on_first_request
 from flaskstack._routes import clashes_with_existing
 from flaskstack._state import EXTENSION_KEY, get_state
-from flaskstack.errors import AlreadyInitialisedError, ConfigError
-from flaskstack.rest._meta import describe
+from flaskstack.errors import AlreadyInitialisedError, ConfigError, Problem
+from flaskstack.rest._meta import describe, description
 
 from . import _account_views, _models, _sessions_views, _views
 from ._account_tokens import AccountModels, account_models
-from ._login import login_user, logout_user, sign_in_first
+from ._login import complete_sign_in, login_user, logout_user, sign_in_first
 from ._logins import login_model, logins_of, revoke_login, revoke_logins
 from ._manager import login_manager
 from ._models import (
     UserMixin,
+    answers_roles,
     default_user_clashes,
     default_user_model,
     normalise_email,
@@ -81,15 +82,30 @@ from ._protocols import (
     PasswordSetter,
     features_of,
 )
+from ._roles import (
+    Access,
+    RoleHolder,
+    RoleModels,
+    access_of,
+    create_role,
+    delete_role,
+    grant_role,
+    has_permission,
+    has_role,
+    revoke_role,
+    role_models,
+    role_problems,
+    set_permissions,
+)
 from ._tokens import create_token, request_token, revoke_token
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
     from flaskstack.config import Resolution
-    from flaskstack.errors import Problem
 
 __all__ = [
+    "Access",
     "AuthState",
     "EmailUser",
     "Features",
@@ -97,11 +113,19 @@ __all__ = [
     "PasswordHashHolder",
     "PasswordPolicyError",
     "PasswordSetter",
+    "RoleHolder",
     "User",
     "UserMixin",
+    "access_of",
     "auth_required",
+    "complete_sign_in",
+    "create_role",
     "create_token",
     "current_user",
+    "delete_role",
+    "grant_role",
+    "has_permission",
+    "has_role",
     "login_manager",
     "login_user",
     "logins_of",
@@ -110,8 +134,13 @@ __all__ = [
     "request_token",
     "revoke_login",
     "revoke_logins",
+    "revoke_role",
     "revoke_token",
+    "second_factor_needed",
+    "set_permissions",
+    "stored_tokens",
     "verify_password",
+    "verify_second_factor",
 ]
 
 _F = t.TypeVar("_F", bound=t.Callable[..., t.Any])
@@ -133,6 +162,17 @@ class AuthState:
     :ivar login_model: The model of signed-in devices (logins), or ``None``
         when they are not tracked (the app's own manager, or a user model
         without a single-column primary key).
+    :ivar role_models: The models of flaskstack's roles, or ``None`` when
+        ``FLASKSTACK_ROLES`` is off.
+    :ivar two_factor: The models of two-factor sign-in (TOTP secrets and
+        recovery codes), or ``None`` when ``FLASKSTACK_TWO_FACTOR`` is off.
+    :ivar identity_model: The model of identities at OpenID Connect
+        providers linked to users, or ``None`` when
+        ``FLASKSTACK_OIDC_PROVIDERS`` is empty.
+    :ivar oidc: The identity providers and their clients, or ``None`` when
+        ``FLASKSTACK_OIDC_PROVIDERS`` is empty.
+    :ivar passkey_model: The model of users' passkeys, or ``None`` when
+        ``FLASKSTACK_PASSKEYS`` is off.
     """
 
     user_model: type[t.Any] | None
@@ -143,6 +183,11 @@ class AuthState:
     features: Features | None = None
     account_models: AccountModels | None = None
     login_model: type[t.Any] | None = None
+    role_models: RoleModels | None = None
+    two_factor: t.Any = None
+    identity_model: type[t.Any] | None = None
+    oidc: t.Any = None
+    passkey_model: type[t.Any] | None = None
 
     @property
     def models(self) -> list[type[t.Any]]:
@@ -150,7 +195,20 @@ class AuthState:
         models = [self.user_model, self.api_token_model, self.login_model]
         if self.account_models is not None:
             models.extend(self.account_models)
+        if self.role_models is not None:
+            models.extend(self.role_models)
+        if self.two_factor is not None:
+            models.extend(self.two_factor)
+        models.append(self.identity_model)
+        models.append(self.passkey_model)
         return [model for model in models if model is not None]
+
+    def access(self, user: t.Any) -> Access:
+        """``user``'s roles and permissions in flaskstack's role tables (:func:`access_of`).
+
+        :raises LookupError: when ``FLASKSTACK_ROLES`` is off.
+        """
+        return access_of(user)
 
     @property
     def token_model(self) -> type[t.Any]:
@@ -171,25 +229,41 @@ def auth_required(
     *,
     check: t.Callable[[t.Any], bool] | None = None,
     permission: str | None = None,
+    roles: str | t.Iterable[str] = (),
+    permissions: str | t.Iterable[str] = (),
 ) -> t.Any:
     """Require an authenticated user (session or API token) for ``view``.
 
     Without one, the client gets 401: ``application/problem+json`` with
     ``WWW-Authenticate`` for API and JSON clients, a redirect to the login
-    page for browsers. With ``check``, also require ``check(current_user)``
-    to be true; with ``permission``, ``current_user.has_permission(permission)``
-    (a method of your user model); else 403::
+    page for browsers. A signed-in user who lacks what the view asks for
+    gets 403 (a problem under the API, the 403 page in a browser):
 
-        @auth_required(check=lambda user: user.is_admin)
-        def admin(): ...
+    - ``roles``: at least one of these roles (:func:`has_role`);
+    - ``permissions`` (or one ``permission``): every one of these
+      permissions (:func:`has_permission`);
+    - ``check``: ``check(current_user)`` is true.
+
+    ::
+
+        @auth_required(roles="editor")
+        def drafts(): ...
 
         class Notes(rest.Resource):
-            method_decorators = {"delete": [auth_required(permission="notes.delete")]}
+            method_decorators = {"delete": [auth_required(permissions="notes.delete")]}
 
-    Usable on a view function, on a resource method, and as a
-    ``method_decorators`` entry; the OpenAPI document marks the operations
-    it protects.
+    Roles and permissions come from flaskstack's role tables
+    (``FLASKSTACK_ROLES``) or from the user model's own ``has_role`` and
+    ``has_permission`` (:class:`RoleHolder`); any number of checks in a
+    request read the tables once. Usable on a view function, on a resource
+    method, and as a ``method_decorators`` entry; the OpenAPI document marks
+    the operations it protects, with the roles and permissions they need.
     """
+    wanted_roles = _names("roles", roles)
+    wanted_permissions = _names("permissions", permissions)
+    if permission is not None:
+        wanted_permissions += _names("permission", permission)
+    access = {"roles": wanted_roles, "permissions": wanted_permissions}
 
     def decorate(function: _F) -> _F:
         @functools.wraps(function)
@@ -198,29 +272,40 @@ def auth_required(
             if refused is not None:
                 return refused
             user = current_user._get_current_object()
+            if wanted_roles and not any(has_role(user, name) for name in wanted_roles):
+                which = "the role" if len(wanted_roles) == 1 else "one of the roles"
+                abort(403, description=_lacks(which, wanted_roles))
+            lacking = [name for name in wanted_permissions if not has_permission(user, name)]
+            if lacking:
+                which = "the permission" if len(lacking) == 1 else "the permissions"
+                abort(403, description=_lacks(which, lacking))
             if check is not None and not check(user):
-                abort(403)
-            if permission is not None and not _has_permission(user, permission):
                 abort(403)
             return current_app.ensure_sync(function)(*args, **kwargs)
 
-        return describe(t.cast("_F", wrapper), auth=True)
+        return describe(t.cast("_F", wrapper), auth=True, access=access)
 
     decorate.__flaskstack_auth__ = True  # type: ignore[attr-defined]
+    decorate.__flaskstack_access__ = access  # type: ignore[attr-defined]
     return decorate(view) if view is not None else decorate
 
 
 auth_required.__flaskstack_auth__ = True  # type: ignore[attr-defined]
 
 
-def _has_permission(user: t.Any, permission: str) -> bool:
-    has_permission = getattr(user, "has_permission", None)
-    if has_permission is None:
+def _names(argument: str, names: str | t.Iterable[str]) -> tuple[str, ...]:
+    found = (names,) if isinstance(names, str) else tuple(names)
+    if not all(isinstance(name, str) and name for name in found):
         raise TypeError(
-            f"auth_required(permission={permission!r}) needs a has_permission(name) method on "
-            f"the user model {type(user).__name__}; add one returning True or False"
+            f"auth_required({argument}=...) takes a name or names (non-empty strings), "
+            f"not {names!r}"
         )
-    return bool(has_permission(permission))
+    return found
+
+
+def _lacks(what: str, names: t.Sequence[str]) -> str:
+    listed = ", ".join(repr(name) for name in names)
+    return f"You are signed in, but this needs {what} {listed}, which your account lacks."
 
 
 def _apps_own_manager(app: Flask) -> t.Any | None:
@@ -258,10 +343,36 @@ def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
         model = _model_for(manager, setting)
     except ConfigError as exc:
         return list(exc.problems)
+    problems = role_problems(model) if resolution["FLASKSTACK_ROLES"] else []
     prefix = resolution["FLASKSTACK_AUTH_URL_PREFIX"]
+    if resolution["FLASKSTACK_TWO_FACTOR"]:
+        from . import _two_factor_views  # only when it is on: it costs nothing otherwise
+
+        pages = _pages_on(manager, model, prefix)
+        api_path = _account_api_prefix(resolution)
+        problems.extend(_two_factor_views.prepare(app, resolution, model, pages, api_path))
+    if resolution["FLASKSTACK_OIDC"] is False and resolution["FLASKSTACK_OIDC_PROVIDERS"]:
+        problems.append(_oidc_off_problem(resolution))
+    elif _oidc_on(resolution):
+        from . import _oidc  # only when a provider is named: it costs nothing otherwise
+
+        problems.extend(_oidc.prepare(app, resolution, model, _pages_on(manager, model, prefix)))
+        api_path = _account_api_prefix(resolution)
+        if api_path is not None:
+            from . import _oidc_api
+
+            for _resource, path, _endpoint in _oidc_api.PATHS:
+                problems.extend(
+                    clashes_with_existing(app, "FLASKSTACK_AUTH_API_PATH", api_path + path)
+                )
+    if resolution["FLASKSTACK_PASSKEYS"]:
+        from . import _passkeys_views  # only when it is on: it costs nothing otherwise
+
+        pages = _pages_on(manager, model, prefix)
+        api_path = _account_api_prefix(resolution)
+        problems.extend(_passkeys_views.prepare(app, resolution, model, pages, api_path))
     if not _pages_on(manager, model, prefix):
-        return []
-    problems = []
+        return problems
     logins = features_of(t.cast("type[t.Any]", model)).tokens
     session_rules = _sessions_views.RULES if logins else ()
     for path, methods in (*_views.RULES, *_account_views.RULES, *session_rules):
@@ -304,6 +415,24 @@ def _mail_problems(app: Flask, resolution: Resolution, model: t.Any) -> list[Pro
     return [dataclasses.replace(problem, fix=fix)]
 
 
+def _oidc_on(config: t.Any) -> bool:
+    """Whether sign-in with identity providers is on (``FLASKSTACK_OIDC``)."""
+    setting = config["FLASKSTACK_OIDC"]
+    return bool(config["FLASKSTACK_OIDC_PROVIDERS"]) if setting is None else bool(setting)
+
+
+def _oidc_off_problem(resolution: Resolution) -> Problem:
+    names = ", ".join(map(repr, resolution["FLASKSTACK_OIDC_PROVIDERS"]))
+    return Problem(
+        "oidc.E007",
+        "FLASKSTACK_OIDC",
+        f"False, and FLASKSTACK_OIDC_PROVIDERS names {names}",
+        "one of them: FLASKSTACK_OIDC off, or providers to sign in with",
+        "unset FLASKSTACK_OIDC_PROVIDERS to keep sign-in with providers off, or set "
+        "FLASKSTACK_OIDC to True (or unset it)",
+    )
+
+
 def _account_api_prefix(config: t.Any) -> str | None:
     """Where the account endpoints go (API prefix and auth path), or ``None`` for nowhere."""
     from flaskstack.rest import api
@@ -321,8 +450,11 @@ def _init_app(app: Flask) -> AuthState:
     model = _model_for(manager, app.config["FLASKSTACK_USER_MODEL"])
     features = None if model is None else features_of(model)
     on_first_request(app, _refuse_a_later_manager)
+    roles = role_models(model) if model is not None and app.config["FLASKSTACK_ROLES"] else None
     if manager is not None:
-        return AuthState(model, None, manager, own_manager=True, features=features)
+        return AuthState(
+            model, None, manager, own_manager=True, features=features, role_models=roles
+        )
     # Without a manager of the app's there is always a model (_model_for).
     model, features = t.cast("type[t.Any]", model), t.cast("Features", features)
     login_manager.init_app(app)
@@ -346,6 +478,27 @@ def _init_app(app: Flask) -> AuthState:
             from . import _sessions_api
 
             _sessions_api.register(app, api_path)
+    two_factor = None
+    if app.config["FLASKSTACK_TWO_FACTOR"]:  # _prepare refused it without pages and logins
+        from . import _two_factor_views
+
+        two_factor = _two_factor_views.init_app(app, model, _account_api_prefix(app.config))
+    identities = oidc = None
+    if _oidc_on(app.config):  # _prepare refused it without pages and logins
+        from . import _oidc, _oidc_views
+
+        identities = _oidc.identity_model(model)
+        oidc = _oidc_views.init_app(app)
+        api_path = _account_api_prefix(app.config)
+        if api_path is not None:
+            from . import _oidc_api
+
+            _oidc_api.register(app, api_path)
+    passkeys = None
+    if app.config["FLASKSTACK_PASSKEYS"]:  # _prepare refused it without pages, logins, API path
+        from . import _passkeys_views
+
+        passkeys = _passkeys_views.init_app(app, model, _account_api_prefix(app.config))
     return AuthState(
         model,
         tokens,
@@ -354,6 +507,11 @@ def _init_app(app: Flask) -> AuthState:
         features=features,
         account_models=accounts,
         login_model=logins,
+        role_models=roles,
+        two_factor=two_factor,
+        identity_model=identities,
+        oidc=oidc,
+        passkey_model=passkeys,
     )
 
 
@@ -387,6 +545,18 @@ def _check_findings(app: Flask) -> list[tuple[str, str]]:
     if message is not None:
         findings.append(("auth.E001", message))
     auth = get_state(app).auth
+    asked = _roles_asked(app)
+    if asked and not answers_roles(
+        auth.user_model, auth.role_models is not None, ("has_role", "has_permission")
+    ):
+        findings.append(
+            (
+                "auth.E011",
+                f"{asked} asks for roles or permissions (auth_required(roles=, permissions=)), "
+                "and this app cannot say which a user holds: set FLASKSTACK_ROLES = True, or "
+                "give the user model has_role(name) and has_permission(name) methods.",
+            )
+        )
     if auth.own_manager:
         findings.append(
             (
@@ -426,7 +596,85 @@ def _check_findings(app: Flask) -> list[tuple[str, str]]:
                 f"Password checks are off: the user model {name} lacks {missing['passwords']}.",
             )
         )
+    if auth.two_factor is not None:
+        from ._two_factor_views import check_findings
+
+        findings.extend(check_findings(app))
     return findings
+
+
+def second_factor_needed(user: t.Any) -> bool:
+    """Whether signing ``user`` in takes a code after the password (two-factor is on for them).
+
+    For an app that issues API tokens from a password in a login endpoint
+    of its own: when this is true, ask for a code and check it with
+    :func:`verify_second_factor` before issuing the token. Always ``False``
+    while ``FLASKSTACK_TWO_FACTOR`` is off. Needs an app context.
+    """
+    if get_state(current_app).auth.two_factor is None:
+        return False
+    from . import _two_factor
+
+    return _two_factor.second_factor_needed(user)
+
+
+def verify_second_factor(
+    user: t.Any, code: str | None = None, *, recovery_code: str | None = None
+) -> bool:
+    """Whether ``code`` (from the user's authenticator app) or ``recovery_code`` is right.
+
+    A right code is used up (the same code is refused afterwards); a value
+    of ``code`` shaped like a recovery code is taken as one. Wrong codes are
+    throttled per user and per client address. Commits the database
+    session; needs a request context. ``False`` when two-factor is off for
+    the app or the user.
+
+    :raises flaskstack.throttle.LoginThrottled: (429 with ``Retry-After``)
+        over the limit of wrong codes (``FLASKSTACK_TWO_FACTOR_ACCOUNT_LIMIT``,
+        ``FLASKSTACK_TWO_FACTOR_ADDRESS_LIMIT``); nothing is checked then.
+    """
+    if get_state(current_app).auth.two_factor is None:
+        return False
+    from . import _two_factor
+
+    return _two_factor.verify_second_factor(user, code, recovery_code=recovery_code)
+
+
+def stored_tokens(identity: t.Any) -> dict[str, t.Any] | None:
+    """The identity provider's tokens stored with ``identity``, decrypted.
+
+    ``identity`` is a row of the linked identities
+    (``get_state(app).auth.identity_model``). Tokens are stored only with
+    ``FLASKSTACK_OIDC_STORE_TOKENS``, encrypted with a key derived from
+    ``SECRET_KEY``, and replaced at each sign-in with that provider;
+    ``None`` when there are none, or when they were sealed under another
+    ``SECRET_KEY``.
+    """
+    from . import _oidc
+
+    return _oidc.stored_tokens(identity)
+
+
+def _roles_asked(app: Flask) -> str | None:
+    """The first view (endpoint) of ``app`` whose ``auth_required`` asks for roles, if any."""
+    for endpoint, view in app.view_functions.items():
+        functions: list[t.Any] = [view]
+        view_class = getattr(view, "view_class", None)
+        if view_class is not None:
+            decorators = getattr(view_class, "method_decorators", [])
+            if isinstance(decorators, t.Mapping):
+                decorators = [d for listed in decorators.values() for d in listed]
+            functions.extend(decorators)
+            functions.extend(getattr(view_class, method, None) for method in _METHODS)
+        for function in functions:
+            access = getattr(function, "__flaskstack_access__", None)
+            access = access or description(function).get("access")
+            if access and (access["roles"] or access["permissions"]):
+                return f"the endpoint {endpoint!r}"
+    return None
+
+
+_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
 
 def __getattr__(name: str) -> t.Any:

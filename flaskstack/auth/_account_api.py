@@ -27,12 +27,14 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from flaskstack import rest
+from flaskstack._state import current_state
 from flaskstack.forms import csrf
 from flaskstack.rest._meta import describe
 
 from . import _accounts as accounts
-from ._login import login_user, logout_user
+from ._login import complete_sign_in, logout_user
 from ._passwords import PasswordPolicyError
+from ._roles import access_of
 from ._views import (
     GENERIC_FAILURE,
     UNCONFIRMED,
@@ -94,6 +96,20 @@ class Credentials(rest.Schema):
     # Any length: a password set under an older policy still signs in.
     password = rest.String(required=True, min_length=1, load_only=True)
     remember = rest.Boolean(default=False)
+    code = rest.String(
+        strip=True,
+        min_length=1,
+        max_length=64,
+        load_only=True,
+        description="With two-factor sign-in on: the code from the authenticator app.",
+    )
+    recovery_code = rest.String(
+        strip=True,
+        min_length=1,
+        max_length=64,
+        load_only=True,
+        description="With two-factor sign-in on: an unused recovery code, instead of a code.",
+    )
 
 
 class NewAccount(rest.Schema):
@@ -115,6 +131,16 @@ class AccountInfo(rest.Schema):
 
     email = rest.String(required=True)
     email_confirmed = rest.Boolean(nullable=True)
+    roles = rest.List(
+        rest.String(),
+        nullable=True,
+        description="The user's roles, sorted (``null`` with FLASKSTACK_ROLES off).",
+    )
+    permissions = rest.List(
+        rest.String(),
+        nullable=True,
+        description="What the user's roles permit, sorted (``null`` with FLASKSTACK_ROLES off).",
+    )
 
 
 def _throttled(function: t.Any) -> t.Any:
@@ -212,11 +238,21 @@ class Account(rest.Resource):
 
     @rest.marshal_with(AccountInfo)
     def get(self) -> dict[str, t.Any]:
-        """The address, and whether it is confirmed (``null`` with confirmation off)."""
+        """The address, whether it is confirmed, and the user's roles and permissions.
+
+        ``email_confirmed`` is ``null`` with confirmation off; ``roles`` and
+        ``permissions`` are ``null`` with flaskstack's roles off.
+        """
+        user = current_user._get_current_object()
         confirmed = None
         if accounts.confirmation_mode() != "off":
-            confirmed = accounts.is_confirmed(current_user._get_current_object())
-        return {"email": current_user.email, "email_confirmed": confirmed}
+            confirmed = accounts.is_confirmed(user)
+        answer: dict[str, t.Any] = {"email": user.email, "email_confirmed": confirmed}
+        if current_state().auth.role_models is not None:
+            access = access_of(user)
+            answer["roles"] = sorted(access.roles)
+            answer["permissions"] = sorted(access.permissions)
+        return answer
 
 
 class AccountPassword(rest.Resource):
@@ -295,7 +331,10 @@ class Login(rest.Resource):
         this device a remember-me cookie. A wrong email or password is 401,
         the same for both; failures are throttled per account and per client
         (429). With confirmation required, an unconfirmed address is 403.
-        Clients that are not browsers use API tokens instead.
+        With two-factor sign-in on and set up for the user, a right password
+        without ``code`` (or ``recovery_code``) is 401 with ``errors.code``;
+        send the three together. Clients that are not browsers use API
+        tokens instead.
         """
         user = check_credentials(body["email"], body["password"])
         if user is None:
@@ -305,7 +344,13 @@ class Login(rest.Resource):
             raise Unauthorized(GENERIC_FAILURE, www_authenticate=challenge)
         if confirmation_missing(user):
             rest.abort(403, UNCONFIRMED, errors={"email": ["not confirmed"]})
-        login_user(user, remember=bool(body.get("remember")))
+        method = "password"
+        if current_state().auth.two_factor is not None:
+            from ._two_factor_api import second_factor_of_login
+
+            method = second_factor_of_login(user, body)
+        # The second factor, when due, is checked: this signs in.
+        complete_sign_in(user, remember=bool(body.get("remember")), method=method)
         return {"email": user.email, "detail": "Signed in."}
 
 

@@ -24,7 +24,7 @@ from flaskstack._routes import own
 from flaskstack.forms import Form
 
 from . import _accounts as accounts
-from ._login import login_user, sign_in_first
+from ._login import complete_sign_in, sign_in_first
 from ._passwords import PasswordPolicyError
 from ._views import _EMAIL, _SETTING, _strip, blueprint
 
@@ -185,9 +185,10 @@ def reset_password(token: str) -> Response:
         except accounts.AccountError:
             return _link_page(_invalid_link("flaskstack_auth.request_password_reset"))
         else:
-            login_user(user)
             flash("Your password was changed, and every other session of yours ended.", "success")
-            return redirect(url_for("flaskstack_auth.login_done"))
+            # A reset link proves the address, not a second factor: one may be due.
+            held = complete_sign_in(user)
+            return held or redirect(url_for("flaskstack_auth.login_done"))
     return _link_page(_render("reset_password.html", form=form))
 
 

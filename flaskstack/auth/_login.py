@@ -15,7 +15,7 @@ from __future__ import annotations
 import typing as t
 
 import flask_login
-from flask import current_app
+from flask import current_app, url_for
 
 from flaskstack._state import current_state
 from flaskstack.sessions import destroy, rotate
@@ -67,9 +67,33 @@ def complete_sign_in(
     else the response that carries the sign-in on (a second factor to
     give, or to enrol), which the caller returns as it is. Every sign-in
     page and endpoint (password, passkey, identity provider) ends here.
+
+    With two-factor sign-in on (:setting:`FLASKSTACK_TWO_FACTOR`), a user
+    who has it on, or must set it up, is not signed in yet: the session
+    holds the sign-in and the response is a redirect to the page asking for
+    a code (or setting two-factor up). A ``"passkey"`` sign-in (the passkey
+    verified the user: two factors already) and a ``"two-factor"`` one
+    (the caller checked the code) go straight through.
     """
-    login_user(user, remember=remember)
-    return None
+    if current_state().auth.two_factor is None or method in _BOTH_FACTORS:
+        login_user(user, remember=remember)
+        return None
+    from flaskstack.urls import safe_next
+
+    from . import _two_factor  # only where two-factor is on
+
+    if not _two_factor.due(user):
+        _two_factor.release()
+        login_user(user, remember=remember)
+        return None
+    if flask_login.current_user.is_authenticated:
+        logout_user()  # whoever was signed in here is not any more
+    next_url = safe_next(default=url_for("flaskstack_auth.login_done"))
+    return _two_factor.hold(user, remember, next_url)
+
+
+_BOTH_FACTORS = frozenset({"passkey", "two-factor"})
+"""Sign-in methods that already are two factors."""
 
 
 def logout_user() -> None:

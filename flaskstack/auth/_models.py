@@ -41,6 +41,7 @@ from ._protocols import check_password_hash
 __all__ = [
     "DEFAULT_TABLES",
     "UserMixin",
+    "answers_roles",
     "default_user_clashes",
     "default_user_model",
     "normalise_email",
@@ -121,6 +122,37 @@ class UserMixin(flask_login.UserMixin):  # type: ignore[misc]
     def check_password(self, password: str) -> bool:
         """Whether ``password`` is right; an outdated hash is redone (commit to keep it)."""
         return check_password_hash(self, password)
+
+    def has_role(self, name: str) -> bool:
+        """Whether this user holds the role ``name`` (``FLASKSTACK_ROLES``).
+
+        :raises LookupError: when flaskstack's roles are off for the app.
+        """
+        return name in current_state().auth.access(self).roles
+
+    def has_permission(self, name: str) -> bool:
+        """Whether one of this user's roles grants ``name`` (``FLASKSTACK_ROLES``).
+
+        :raises LookupError: when flaskstack's roles are off for the app.
+        """
+        return name in current_state().auth.access(self).permissions
+
+
+def answers_roles(
+    user_model: type[t.Any] | None, roles_on: bool, methods: t.Iterable[str] = ("has_role",)
+) -> bool:
+    """Whether users of ``user_model`` can answer ``methods`` (``has_role``, ``has_permission``).
+
+    With flaskstack's roles on (``roles_on``), :class:`~flaskstack.auth.UserMixin`
+    answers; otherwise only methods of the model's own do.
+    """
+    if user_model is None:
+        return False
+    for name in methods:
+        method = getattr(user_model, name, None)
+        if not callable(method) or (method is getattr(UserMixin, name) and not roles_on):
+            return False
+    return True
 
 
 def user_model() -> type[t.Any]:

@@ -32,7 +32,7 @@ from flaskstack.forms import Form
 from flaskstack.urls import safe_next
 
 from . import _accounts
-from ._login import login_user, logout_user
+from ._login import complete_sign_in, login_user, logout_user
 from ._models import normalise_email, user_by_email, user_model
 from ._passwords import PasswordPolicyError, verify_password
 from ._protocols import check_user_password, set_user_password
@@ -114,7 +114,9 @@ def login() -> str | Response:
                 registration=_registration(),
                 unconfirmed=True,
             )
-        login_user(user, remember=bool(form.remember.data))
+        held = complete_sign_in(user, remember=bool(form.remember.data))
+        if held is not None:  # a second factor to give first
+            return held
         flash("You are signed in.", "success")
         return redirect(safe_next(default=url_for("flaskstack_auth.login_done")))
     return render_template("flaskstack/auth/login.html", form=form, registration=_registration())

@@ -24,6 +24,7 @@ Each URL rule of a resource becomes a path (``/api/notes/<int:note_id>`` →
 from __future__ import annotations
 
 import inspect
+import itertools
 import re
 import typing as t
 
@@ -104,6 +105,7 @@ _ERRORS = {
     ),
     "403": "The authenticated user may not do this.",
     "404": "Nothing matches the path's parameters.",
+    "409": "The request conflicts with what exists (a duplicate, or a change made meanwhile).",
     "413": (
         "The body, or an uploaded file, is larger than the server accepts "
         "(MAX_CONTENT_LENGTH, or the file field's limit)."
@@ -138,6 +140,20 @@ _ERROR_HEADERS: dict[str, dict[str, t.Any]] = {
     "429": {"Retry-After": _RETRY_AFTER},
     "503": {"Retry-After": _RETRY_AFTER},
 }
+
+
+def _forbidden(role_sets: list[tuple[str, ...]], permissions: t.Sequence[str]) -> str:
+    """The 403 response's description for an operation that needs roles or permissions."""
+    needs = [
+        f"the role {roles[0]!r}"
+        if len(roles) == 1
+        else f"one of the roles {', '.join(map(repr, roles))}"
+        for roles in role_sets
+    ]
+    if permissions:
+        which = "the permission" if len(permissions) == 1 else "the permissions"
+        needs.append(f"{which} {', '.join(map(repr, permissions))}")
+    return f"The authenticated user lacks what this needs: {' and '.join(needs)}."
 
 
 def _problem(status: str, description: str | None = None) -> dict[str, t.Any]:
@@ -245,8 +261,43 @@ class _Builder:
         auth = self.requires_auth(resource, method, notes)
         operation["responses"] = self.responses(method, notes, in_path=in_path, auth=auth)
         if auth:
-            operation["security"] = [{name: []} for name in self.security_schemes()]
+            role_sets, permissions = self.access(resource, method, notes)
+            # Requirement objects are alternatives, and every name in one is needed: one
+            # object per way of holding one role of each set, each with every permission.
+            needs = [[*roles, *permissions] for roles in itertools.product(*role_sets)]
+            operation["security"] = [
+                {name: names} for name in self.security_schemes() for names in needs
+            ]
+            if role_sets or permissions:
+                operation["x-flaskstack-access"] = {
+                    "roles": [list(roles) for roles in role_sets],
+                    "permissions": list(permissions),
+                }
+                operation["responses"]["403"] = {
+                    **operation["responses"]["403"],
+                    "description": _forbidden(role_sets, permissions),
+                }
         return operation
+
+    def access(
+        self, resource: type[t.Any], method: str, notes: dict[str, t.Any]
+    ) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
+        """What ``auth_required`` asks of the operation: sets of roles (one of each) and
+        permissions (all)."""
+        found = [notes["access"]] if "access" in notes else []
+        decorators = getattr(resource, "method_decorators", [])
+        if isinstance(decorators, t.Mapping):
+            decorators = decorators.get(method, [])
+        found.extend(
+            decorator.__flaskstack_access__
+            for decorator in decorators
+            if getattr(decorator, "__flaskstack_access__", None) is not None
+        )
+        role_sets = [access["roles"] for access in found if access["roles"]]
+        permissions: list[str] = []
+        for access in found:
+            permissions.extend(name for name in access["permissions"] if name not in permissions)
+        return role_sets, tuple(permissions)
 
     def operation_id(self, resource: type[t.Any], method: str) -> str:
         base = f"{resource.__name__}_{method}"

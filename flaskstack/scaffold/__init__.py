@@ -1,14 +1,17 @@
 """The ``flaskstack`` console script: ``flaskstack new NAME`` starts a project.
 
 A new project is a Python package with an app factory calling
-:func:`flaskstack.init_app`, its own user model, a page, an example REST
+:func:`flaskstack.init_app`, its own user model with roles, two-factor
+sign-in and passkeys on (identity providers are shown, commented out, in
+``.env.example``), a page, a page only a role may use, an example REST
 resource (``--no-api`` leaves it out), a background job the page enqueues
 (``flaskstack.jobs``; run inline while ``FLASKSTACK_JOBS`` is off), its
 migration repository with the first migration already written, tests that
 use flaskstack's pytest plugin,
 a README whose commands work as written, a ``.gitignore``, and a
 ``Dockerfile``, ``docker-compose.yml`` (with a worker for the jobs),
-``.env.example`` and ``.dockerignore`` to deploy it (``--no-docker`` leaves
+``.env.example``, ``.dockerignore`` and Kubernetes manifests (a Kustomize
+base and an example overlay in ``deploy/kubernetes/``) to deploy it (``--no-docker`` leaves
 them out). Its tests pass straight away; those of the background job run
 when ``REDIS_URL`` names a Redis.
 
@@ -71,7 +74,10 @@ def cli() -> None:
     "--docker/--no-docker",
     default=True,
     show_default=True,
-    help="Include a Dockerfile, docker-compose.yml, .env.example and .dockerignore.",
+    help=(
+        "Include a Dockerfile, docker-compose.yml, .env.example, .dockerignore and "
+        "Kubernetes manifests (deploy/kubernetes/)."
+    ),
 )
 def _new(name: str, directory: Path | None, api: bool, docker: bool) -> None:
     """Create the project NAME: a package of that name and everything around it.
@@ -87,13 +93,14 @@ def _new(name: str, directory: Path | None, api: bool, docker: bool) -> None:
     parts = [
         (
             f"{name}/",
-            "the app: factory, models, a page" + (", the API" if api else "") + ", a job",
+            "the app: factory, models, pages" + (", the API" if api else "") + ", a job",
         ),
         ("migrations/", f"the first migration ({FIRST_MIGRATION_MESSAGE})"),
         ("tests/", "pytest, with flaskstack's fixtures"),
     ]
     if docker:
         parts.append(("Dockerfile, docker-compose.yml", "deployment; settings in .env.example"))
+        parts.append(("deploy/kubernetes/", "Kubernetes manifests (Kustomize)"))
     click.echo(f"Created project {name!r} in {target.absolute()} ({len(files)} files):")
     _table(parts)
     click.echo("\nNext, in a virtual environment:")

@@ -48,12 +48,31 @@ TEMPLATE_SUFFIX = ".tmpl"
 PACKAGE_PLACEHOLDER = "__package__"
 FIRST_MIGRATION_MESSAGE = "create accounts and notes"
 
+# The Kubernetes manifests run the Docker image, so they come with it.
+_KUBERNETES_FILES = frozenset(
+    f"deploy/kubernetes/{name}.tmpl"
+    for name in (
+        "base/kustomization.yaml",
+        "base/config.env",
+        "base/migrate.yaml",
+        "base/web.yaml",
+        "base/worker.yaml",
+        "base/service.yaml",
+        "base/autoscaling.yaml",
+        "base/disruption-budget.yaml",
+        "example/kustomization.yaml",
+        "example/secrets.env.example",
+        "example/.gitignore",
+    )
+)
+
 # Files that exist only when their feature is switched on.
 _FEATURE_FILES: dict[str, frozenset[str]] = {
     "api": frozenset({f"{PACKAGE_PLACEHOLDER}/api.py.tmpl", "tests/test_api.py.tmpl"}),
     "docker": frozenset(
         {"Dockerfile.tmpl", "docker-compose.yml.tmpl", ".env.example.tmpl", ".dockerignore.tmpl"}
-    ),
+    )
+    | _KUBERNETES_FILES,
 }
 
 # Names a project package must not take: it would shadow what the project imports,
@@ -104,8 +123,8 @@ class Options:
     :param name: The project's name, also its Python package.
     :param target: The directory to create; it must not exist or be empty.
     :param api: Include the example REST resource under ``/api``.
-    :param docker: Include ``Dockerfile``, ``docker-compose.yml``, ``.env.example``
-        and ``.dockerignore``.
+    :param docker: Include ``Dockerfile``, ``docker-compose.yml``, ``.env.example``,
+        ``.dockerignore`` and the Kubernetes manifests in ``deploy/kubernetes/``.
     """
 
     name: str

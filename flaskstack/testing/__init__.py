@@ -40,6 +40,7 @@ if t.TYPE_CHECKING:
         ApiClientFactory,
         CsrfToken,
         Login,
+        MakeRole,
         MakeUser,
     )
     from ._jobs import EnqueuedJob, EnqueuedJobs, JobsWorker, RanJob
@@ -54,6 +55,7 @@ __all__ = [
     "EnqueuedJobs",
     "JobsWorker",
     "Login",
+    "MakeRole",
     "MakeUser",
     "RanJob",
     "dispose_app",
@@ -68,6 +70,7 @@ _HOMES = {
         "ApiClientFactory",
         "CsrfToken",
         "Login",
+        "MakeRole",
         "MakeUser",
     ),
     "_jobs": ("EnqueuedJob", "EnqueuedJobs", "JobsWorker", "RanJob"),

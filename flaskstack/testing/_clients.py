@@ -16,8 +16,10 @@ from __future__ import annotations
 import typing as t
 import uuid
 
+import sqlalchemy as sa
+
 from flaskstack._credentials import normalise_email
-from flaskstack.auth._models import user_model
+from flaskstack.auth._models import user_key, user_model
 from flaskstack.auth._protocols import set_user_password
 
 from ._apps import SetupError
@@ -52,10 +54,22 @@ microseconds instead of tens of milliseconds. Only ever for tests.
 
 
 class MakeUser(t.Protocol):
-    """The ``make_user`` fixture: ``make_user(email=None, password=None, **fields)``."""
+    """The ``make_user`` fixture: ``make_user(email=None, password=None, roles=(), **fields)``."""
 
     def __call__(
-        self, email: str | None = None, password: str | None = None, **fields: t.Any
+        self,
+        email: str | None = None,
+        password: str | None = None,
+        roles: t.Iterable[str] = (),
+        **fields: t.Any,
+    ) -> t.Any: ...
+
+
+class MakeRole(t.Protocol):
+    """The ``make_role`` fixture: ``make_role(name, permissions=(), description="")``."""
+
+    def __call__(
+        self, name: str, permissions: t.Iterable[str] = (), description: str = ""
     ) -> t.Any: ...
 
 
@@ -82,6 +96,7 @@ def make_user(
     session: Session,
     email: str | None = None,
     password: str | None = None,
+    roles: t.Iterable[str] = (),
     **fields: t.Any,
 ) -> t.Any:
     """Create and commit a user of ``app``'s user model through ``session``.
@@ -90,6 +105,8 @@ def make_user(
     :param password: Default: :data:`DEFAULT_PASSWORD`. Set with the model's
         ``set_password`` (or into its ``password_hash``), so the app's password
         policy and hashing apply.
+    :param roles: Roles of flaskstack's (``FLASKSTACK_ROLES``) to grant; a
+        role that does not exist yet is created, granting no permission.
     :param fields: Other columns of the model (``active=False``, ``name=...``).
     """
 
@@ -100,7 +117,51 @@ def make_user(
         set_user_password(user, password if password is not None else DEFAULT_PASSWORD)
     session.add(user)
     session.commit()
+    wanted = [roles] if isinstance(roles, str) else list(roles)
+    if wanted:
+        models = _role_models(app)
+        key = user_key(user)
+        for name in wanted:
+            role = session.execute(
+                sa.select(models.role).where(models.role.name == name)
+            ).scalar_one_or_none()
+            if role is None:
+                role = make_role(app, session, name)
+            session.add(models.grant(user_id=key, role_id=role.id))
+        session.commit()
     return user
+
+
+def _role_models(app: Flask) -> t.Any:
+    from flaskstack._state import get_state
+
+    models = get_state(app).auth.role_models
+    if models is None:
+        raise LookupError(
+            "make_user(roles=...) and make_role need flaskstack's roles: set "
+            "FLASKSTACK_ROLES = True in the app factory"
+        )
+    return models
+
+
+def make_role(
+    app: Flask,
+    session: Session,
+    name: str,
+    permissions: t.Iterable[str] = (),
+    description: str = "",
+) -> t.Any:
+    """Create and commit the role ``name`` of flaskstack's roles, granting ``permissions``."""
+    from flaskstack.auth._roles import check_name
+
+    models = _role_models(app)
+    role = models.role(name=check_name("role", name), description=description)
+    role.permissions = [
+        models.permission(name=check_name("permission", permission)) for permission in permissions
+    ]
+    session.add(role)
+    session.commit()
+    return role
 
 
 def _cookie_host(app: Flask, environ_base: t.Mapping[str, t.Any]) -> str:

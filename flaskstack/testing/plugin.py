@@ -47,7 +47,7 @@ if t.TYPE_CHECKING:
     from flaskstack.redis import _Client
 
     from ._apps import AppFactory
-    from ._clients import ApiClientFactory, CsrfToken, Login, MakeUser
+    from ._clients import ApiClientFactory, CsrfToken, Login, MakeRole, MakeUser
     from ._database import Isolation, TestDatabases
     from ._jobs import EnqueuedJobs, JobsWorker
     from ._namespaces import Namespaces
@@ -423,14 +423,35 @@ def _require_jobs(app: Flask, fixture: str) -> None:
 
 @pytest.fixture
 def make_user(app: Flask, db_session: Session) -> MakeUser:
-    """``make_user(email=None, password=None, **fields)``: a committed user of the app's model.
+    """``make_user(email=None, password=None, roles=(), **fields)``: a committed user.
 
-    The password defaults to :data:`~flaskstack.testing.DEFAULT_PASSWORD`.
+    A user of the app's model; the password defaults to
+    :data:`~flaskstack.testing.DEFAULT_PASSWORD`. ``roles`` (flaskstack's
+    roles, ``FLASKSTACK_ROLES``) are granted, each created first if missing.
     """
     from ._clients import make_user as make
 
-    def factory(email: str | None = None, password: str | None = None, **fields: t.Any) -> t.Any:
-        return make(app, db_session, email, password, **fields)
+    def factory(
+        email: str | None = None,
+        password: str | None = None,
+        roles: t.Iterable[str] = (),
+        **fields: t.Any,
+    ) -> t.Any:
+        return make(app, db_session, email, password, roles, **fields)
+
+    return factory
+
+
+@pytest.fixture
+def make_role(app: Flask, db_session: Session) -> MakeRole:
+    """``make_role(name, permissions=(), description="")``: a committed role of flaskstack's.
+
+    Needs ``FLASKSTACK_ROLES``; grant it with ``make_user(roles=[name])``.
+    """
+    from ._clients import make_role as make
+
+    def factory(name: str, permissions: t.Iterable[str] = (), description: str = "") -> t.Any:
+        return make(app, db_session, name, permissions, description)
 
     return factory
 
