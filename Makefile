@@ -22,6 +22,18 @@ PYTEST_ARGS ?=
 MINIMUMS_VENV ?= .venv-minimums
 LATEST_VENV ?= .venv-latest
 STRICT ?=
+# xdist workers of the core test runs. Most tests wait on PostgreSQL, Redis or a
+# subprocess, so more workers than cores keep the cores busy. `make test` runs
+# SUITE_WORKERS: its share also starts gunicorn stacks and chromium, whose readiness
+# checks must answer within seconds.
+WORKERS ?= 4
+SUITE_WORKERS ?= 3
+# Coverage options of `make pytest` and `make test-core` (`COV=` runs them without it:
+# coverage roughly doubles the CPU time of in-process tests; CI measures it once).
+COV ?= --cov=flaskstack --cov-report=term
+# uv's executable, if installs should go through it (`make test UV=uv`; CI does): the
+# same constraints and versions as pip, installed in seconds rather than a minute.
+UV ?=
 
 # The lock: every package of the dev extra, pinned, with markers for Python 3.10 to 3.13.
 LOCK := requirements/lock.txt
@@ -29,19 +41,24 @@ LOCK := requirements/lock.txt
 MINIMUMS := requirements/minimums.txt
 # The core tests: everything but the process-level suites (gunicorn under load, the
 # RealWorld collection, security scans, the browser tests), the benchmarks and the documentation build.
-CORE_TESTS := -n 2 --ignore=tests/reliability --ignore=tests/security --ignore=tests/realworld \
+CORE_TESTS := -n $(WORKERS) --ignore=tests/reliability --ignore=tests/security --ignore=tests/realworld \
 	--ignore=tests/browser --ignore=tests/test_benchmarks.py --ignore=tests/test_benchmark_jobs.py \
 	--ignore=tests/test_docs.py --ignore=tests/test_quickstart.py
 
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+# `$(call INSTALL,<venv>) <pip install arguments>`: pip, or uv when UV is set.
+INSTALL = $(if $(UV),$(UV) pip install -q --python $(1)/bin/python,$(1)/bin/python -m pip \
+	--disable-pip-version-check install -q)
+# The newest releases of everything: pip needs the eager strategy, uv upgrades everything.
+UPGRADE_ALL = $(if $(UV),--upgrade,--upgrade --upgrade-strategy eager)
 FLASK := $(BIN)/flask --app example:create_app
-PYTEST := $(BIN)/python -m pytest --cov=flaskstack --cov-report=term --durations=15 $(PYTEST_ARGS)
-# `make test` runs the suite on two xdist workers, except the suites that put
+PYTEST := $(BIN)/python -m pytest $(COV) --durations=15 $(PYTEST_ARGS)
+# `make test` runs the suite on $(SUITE_WORKERS) xdist workers, except the suites that put
 # gunicorn under load and time its recovery: they run alone afterwards, so the
 # rest of the suite does not take their CPU. Coverage adds up over both runs.
 SOLO_TESTS := tests/reliability tests/test_benchmarks.py tests/test_benchmark_jobs.py
-PYTEST_PARALLEL := $(BIN)/python -m pytest -n 2 --cov=flaskstack --cov-report= --durations=15 \
+PYTEST_PARALLEL := $(BIN)/python -m pytest -n $(SUITE_WORKERS) --cov=flaskstack --cov-report= --durations=15 \
 	$(addprefix --ignore=,$(SOLO_TESTS)) $(PYTEST_ARGS)
 PYTEST_SOLO := $(BIN)/python -m pytest --cov=flaskstack --cov-append --cov-report=term \
 	--durations=15 $(PYTEST_ARGS) $(SOLO_TESTS)
@@ -71,11 +88,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(BASE_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
-	$(PIP) install -q -c $(LOCK) -e .
+	$(call INSTALL,$(VENV)) -c $(LOCK) -e '.[two-factor]'
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
-	$(PIP) install -q -c $(LOCK) -e '.[dev]'
+	$(call INSTALL,$(VENV)) -c $(LOCK) -e '.[dev]'
 	@touch $@ $(BASE_STAMP)
 
 run: $(BASE_STAMP)
@@ -110,8 +127,7 @@ test-minimums:
 	@test -x $(MINIMUMS_VENV)/bin/python || $(PYTHON) -m venv $(MINIMUMS_VENV)
 	$(MINIMUMS_VENV)/bin/python requirements/pins.py constraints $(LOCK) $(MINIMUMS) \
 		> $(MINIMUMS_VENV)/constraints.txt
-	$(MINIMUMS_VENV)/bin/python -m pip --disable-pip-version-check install -q \
-		-c $(MINIMUMS_VENV)/constraints.txt -e '.[dev]'
+	$(call INSTALL,$(MINIMUMS_VENV)) -c $(MINIMUMS_VENV)/constraints.txt -e '.[dev]'
 	$(MINIMUMS_VENV)/bin/python -m pip --disable-pip-version-check check
 	$(MINIMUMS_VENV)/bin/python requirements/pins.py diff $(LOCK)
 	$(MINIMUMS_VENV)/bin/python -m pytest --durations=15 $(CORE_TESTS) $(PYTEST_ARGS)
@@ -123,10 +139,9 @@ test-latest:
 	@test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
 	@py=$(LATEST_VENV)/bin/python; summary=$(LATEST_VENV)/summary.txt; log=$(LATEST_VENV)/pytest.log; \
 	rm -f $$summary $$log $(LATEST_VENV)/status; status=0; \
-	$$py -m pip --disable-pip-version-check install -q --upgrade --upgrade-strategy eager \
-		-e '.[dev]' || status=$$?; \
+	$(call INSTALL,$(LATEST_VENV)) $(UPGRADE_ALL) -e '.[dev]' || status=$$?; \
 	if [ $$status -ne 0 ]; then \
-		echo "pip could not install the newest releases (exit status $$status)" > $$summary; \
+		echo "the newest releases could not be installed (exit status $$status)" > $$summary; \
 	else \
 		$$py requirements/pins.py diff $(LOCK) > $$summary; cat $$summary; \
 		{ $$py -m pytest --durations=15 $(CORE_TESTS) $(PYTEST_ARGS); echo $$? > $(LATEST_VENV)/status; } \
@@ -168,5 +183,5 @@ dist: $(DEV_STAMP)
 	$(BIN)/python -m build --outdir dist .
 
 clean:
-	rm -rf $(VENV) $(MINIMUMS_VENV) $(LATEST_VENV) build dist docs/_build .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MINIMUMS_VENV) $(LATEST_VENV) .venv-uv build dist docs/_build .coverage htmlcov .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("flaskstack", "flaskstack-limits", "hand-wired", "bare", "django")
+APPS = ("flaskstack", "flaskstack-limits", "flaskstack-auth", "hand-wired", "bare", "django")
 # The flaskstack app with FLASKSTACK_RATE_LIMITS on: it serves only the rate-limited read,
 # so the others' flaskstack rows measure flaskstack with limits off.
 LIMITED_APP = "flaskstack-limits"
@@ -149,8 +149,19 @@ def test_startup_memory_and_targets_are_reported(results: dict[str, t.Any]) -> N
         assert len(data["memory"]["worker_rss_mib"]) == 2, app
     assert "alembic" not in results["apps"]["flaskstack"]["startup"]["heavy_modules"]
     targets = results["targets"]
-    assert len(targets) == 7 + 7 + 6 + 2
+    # Throughput ÷ hand-wired and ÷ bare, Redis commands, start-up and memory, and for the
+    # strong-auth variant Redis commands, SQL statements and CPU per request.
+    assert len(targets) == 7 + 7 + 6 + 2 + 3 * 7
     assert all(isinstance(target["met"], bool) for target in targets)
+
+
+def test_strong_auth_configured_but_unused_costs_no_command_or_statement(
+    results: dict[str, t.Any],
+) -> None:
+    for key in ENDPOINTS:
+        apps = results["endpoints"][key]["apps"]
+        for field in ("redis_per_request", "sql_per_request"):
+            assert apps["flaskstack-auth"][field] == apps["flaskstack"][field], (key, field)
 
 
 def test_tables_name_every_endpoint(results: dict[str, t.Any]) -> None:

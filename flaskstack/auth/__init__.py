@@ -59,7 +59,7 @@ from flaskstack._state import EXTENSION_KEY, get_state
 from flaskstack.errors import AlreadyInitialisedError, ConfigError, Problem
 from flaskstack.rest._meta import describe, description
 
-from . import _account_views, _models, _sessions_views, _views
+from . import _account_views, _sessions_views, _views
 from ._account_tokens import AccountModels, account_models
 from ._login import complete_sign_in, login_user, logout_user, sign_in_first
 from ._logins import login_model, logins_of, revoke_login, revoke_logins
@@ -464,7 +464,7 @@ def _init_app(app: Flask) -> AuthState:
     tokens = token_model(model) if features.tokens else None
     accounts = None
     if pages and features.tokens:
-        accounts = account_models(model, default=model is _models._default_user)
+        accounts = account_models(model)
         api_path = _account_api_prefix(app.config)
         if api_path is not None:
             from . import _account_api

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flaskstack.database import db
 
-from ._models import aware, now, user_key, user_rows_model
+from ._models import aware, now, rows_model_of, user_key
 
 __all__ = [
     "CHANGE_EMAIL",
@@ -104,32 +104,24 @@ class AccountModels(t.NamedTuple):
     confirmed_email: type[t.Any]
 
 
-_MODELS: dict[type[t.Any], AccountModels] = {}
-
-
-def account_models(user_model: type[t.Any], *, default: bool) -> AccountModels:
+def account_models(user_model: type[t.Any]) -> AccountModels:
     """The account token and confirmed-email models for ``user_model`` (made once each).
 
-    :param default: ``user_model`` is flaskstack's default ``User``, whose
-        tables have short names.
+    For the default ``User`` the tables are ``account_tokens`` and
+    ``confirmed_emails``; for another model ``<user table>_account_tokens``
+    and ``<user table>_confirmed_emails``.
     """
-    models = _MODELS.get(user_model)
-    if models is not None:
-        return models
-    prefix = "" if default else f"{sa.inspect(user_model).local_table.name}_"
-    base = user_model.__name__
-    token = user_rows_model(
-        user_model, f"{base}AccountToken", f"{prefix}account_tokens", _AccountTokenColumns
+    token = rows_model_of(
+        user_model, "AccountToken", ("account_tokens", "account_tokens"), _AccountTokenColumns
     )
-    confirmed = user_rows_model(
+    confirmed = rows_model_of(
         user_model,
-        f"{base}ConfirmedEmail",
-        f"{prefix}confirmed_emails",
+        "ConfirmedEmail",
+        ("confirmed_emails", "confirmed_emails"),
         _ConfirmedEmailColumns,
         __table_args__=(sa.UniqueConstraint("user_id", "email"),),
     )
-    models = _MODELS[user_model] = AccountModels(token, confirmed)
-    return models
+    return AccountModels(token, confirmed)
 
 
 def fingerprint(user: t.Any) -> str | None:

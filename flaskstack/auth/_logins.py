@@ -128,9 +128,6 @@ class _LoginColumns:
         return f"<Login {self.key} of user {self.user_id}>"  # type: ignore[attr-defined]
 
 
-_LOGIN_MODELS: dict[type[t.Any], type[t.Any]] = {}
-
-
 def login_model(user_model: type[t.Any]) -> type[t.Any]:
     """The login model for ``user_model`` (made once per user model).
 
@@ -138,16 +135,7 @@ def login_model(user_model: type[t.Any]) -> type[t.Any]:
     model ``<user table>_logins``. The user model needs a single-column
     primary key.
     """
-    if user_model in _LOGIN_MODELS:
-        return _LOGIN_MODELS[user_model]
-    user_table = sa.inspect(user_model).local_table
-    default = user_model is _models._default_user
-    table_name = "user_logins" if default else f"{user_table.name}_logins"
-    model = _models.user_rows_model(
-        user_model, f"{user_model.__name__}Login", table_name, _LoginColumns
-    )
-    _LOGIN_MODELS[user_model] = model
-    return model
+    return _models.rows_model_of(user_model, "Login", ("user_logins", "logins"), _LoginColumns)
 
 
 def _model() -> type[t.Any] | None:

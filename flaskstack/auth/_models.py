@@ -323,13 +323,38 @@ def user_rows_model(
     return types.new_class(name, (columns, db.Model), exec_body=lambda ns: ns.update(namespace))
 
 
+_ROWS_MODELS: dict[tuple[type[t.Any], str], type[t.Any]] = {}
+
+
+def rows_model_of(
+    user_model: type[t.Any],
+    name: str,
+    table: tuple[str, str],
+    columns: type,
+    **attributes: t.Any,
+) -> type[t.Any]:
+    """The model ``<user model name><name>`` of rows beside ``user_model``, declared once.
+
+    ``table`` is ``(default, suffix)``: the table is ``default`` for
+    flaskstack's default :class:`User` and ``<user table>_<suffix>`` for
+    another user model. ``columns`` and ``attributes`` are as for
+    :func:`user_rows_model`.
+    """
+    key = (user_model, name)
+    if key not in _ROWS_MODELS:
+        default, suffix = table
+        if user_model is not _default_user:
+            default = f"{sa.inspect(user_model).local_table.name}_{suffix}"
+        _ROWS_MODELS[key] = user_rows_model(
+            user_model, f"{user_model.__name__}{name}", default, columns, **attributes
+        )
+    return _ROWS_MODELS[key]
+
+
 def user_key(user: t.Any) -> t.Any:
     """The value of ``user``'s single-column primary key (what ``user_id`` columns hold)."""
     (column,) = sa.inspect(type(user)).primary_key
     return getattr(user, column.key)
-
-
-_TOKEN_MODELS: dict[type[t.Any], type[t.Any]] = {}
 
 
 def token_model(user_model: type[t.Any]) -> type[t.Any]:
@@ -338,15 +363,7 @@ def token_model(user_model: type[t.Any]) -> type[t.Any]:
     For the default :class:`User` its table is ``api_tokens``; for another
     user model it is ``<user table>_api_tokens``.
     """
-    if user_model in _TOKEN_MODELS:
-        return _TOKEN_MODELS[user_model]
-    user_table = sa.inspect(user_model).local_table
-    table_name = "api_tokens" if user_model is _default_user else f"{user_table.name}_api_tokens"
-    ApiToken = user_rows_model(
-        user_model, f"{user_model.__name__}ApiToken", table_name, _ApiTokenColumns
-    )
-    _TOKEN_MODELS[user_model] = ApiToken
-    return ApiToken
+    return rows_model_of(user_model, "ApiToken", ("api_tokens", "api_tokens"), _ApiTokenColumns)
 
 
 def resolve_user_model(value: object) -> type[t.Any]:

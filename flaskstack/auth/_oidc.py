@@ -57,7 +57,7 @@ from flaskstack.database import db
 from flaskstack.errors import Problem
 
 from . import _models
-from ._models import normalise_email, now, user_by_email, user_key, user_rows_model
+from ._models import normalise_email, now, user_by_email, user_key
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -399,30 +399,19 @@ class _IdentityColumns:
         return f"<Identity {self.provider}:{self.subject} of user {self.user_id}>"  # type: ignore[attr-defined]
 
 
-_IDENTITY_MODELS: dict[type[t.Any], type[t.Any]] = {}
-
-
 def identity_model(user_model: type[t.Any]) -> type[t.Any]:
     """The linked-identity model for ``user_model`` (made once per user model).
 
     Its table is ``user_identities`` for flaskstack's default ``User``,
     ``<user table>_identities`` otherwise; ``(provider, subject)`` is unique.
     """
-    if user_model in _IDENTITY_MODELS:
-        return _IDENTITY_MODELS[user_model]
-    default = user_model is _models._default_user
-    table = (
-        "user_identities" if default else f"{sa.inspect(user_model).local_table.name}_identities"
-    )
-    model = user_rows_model(
+    return _models.rows_model_of(
         user_model,
-        f"{user_model.__name__}Identity",
-        table,
+        "Identity",
+        ("user_identities", "identities"),
         _IdentityColumns,
         __table_args__=(sa.UniqueConstraint("provider", "subject"),),
     )
-    _IDENTITY_MODELS[user_model] = model
-    return model
 
 
 def _model() -> type[t.Any]:

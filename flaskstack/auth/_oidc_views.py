@@ -400,14 +400,10 @@ for _view in (start, callback, identities, link, unlink):
     own(_view, _SETTING)
 
 
-def _template_providers() -> dict[str, t.Any]:
-    state = current_state().auth.oidc
-    return {"flaskstack_oidc_providers": list(state.providers.values()) if state else []}
-
-
 def init_app(app: Flask) -> OidcState:
     """Register the pages under ``FLASKSTACK_AUTH_URL_PREFIX``; clients are made on first use."""
     providers, _problems = _oidc.parse_providers(app.config[_oidc.SETTING])  # checked before
     app.register_blueprint(blueprint, url_prefix=app.config[_SETTING])
-    app.context_processor(_template_providers)
+    # A template global, set once: no context processor runs for every page the app renders.
+    app.jinja_env.globals["flaskstack_oidc_providers"] = list(providers.values())
     return OidcState(providers)

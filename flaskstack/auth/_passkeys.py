@@ -146,9 +146,6 @@ class _PasskeyColumns:
         return f"<Passkey {self.id} {self.name!r} of user {self.user_id}>"  # type: ignore[attr-defined]
 
 
-_PASSKEY_MODELS: dict[type[t.Any], type[t.Any]] = {}
-
-
 def passkey_model(user_model: type[t.Any]) -> type[t.Any]:
     """The passkey model for ``user_model`` (made once per user model).
 
@@ -156,16 +153,9 @@ def passkey_model(user_model: type[t.Any]) -> type[t.Any]:
     user model ``<user table>_passkeys``. The user model needs a
     single-column primary key.
     """
-    if user_model in _PASSKEY_MODELS:
-        return _PASSKEY_MODELS[user_model]
-    user_table = sa.inspect(user_model).local_table
-    default = user_model is _models._default_user
-    table_name = "user_passkeys" if default else f"{user_table.name}_passkeys"
-    model = _models.user_rows_model(
-        user_model, f"{user_model.__name__}Passkey", table_name, _PasskeyColumns
+    return _models.rows_model_of(
+        user_model, "Passkey", ("user_passkeys", "passkeys"), _PasskeyColumns
     )
-    _PASSKEY_MODELS[user_model] = model
-    return model
 
 
 def _model() -> type[t.Any]:

@@ -122,9 +122,6 @@ class TwoFactorModels(t.NamedTuple):
     recovery_code: type[t.Any]
 
 
-_MODELS: dict[type[t.Any], TwoFactorModels] = {}
-
-
 def two_factor_models(user_model: type[t.Any]) -> TwoFactorModels:
     """The two-factor models for ``user_model`` (made once per user model).
 
@@ -133,23 +130,17 @@ def two_factor_models(user_model: type[t.Any]) -> TwoFactorModels:
     and ``<user table>_recovery_codes``. The user model needs a
     single-column primary key.
     """
-    if user_model in _MODELS:
-        return _MODELS[user_model]
-    default = user_model is _models._default_user
-    prefix = "user" if default else sa.inspect(user_model).local_table.name
-    name = user_model.__name__
-    secret = _models.user_rows_model(
+    secret = _models.rows_model_of(
         user_model,
-        f"{name}TwoFactor",
-        f"{prefix}_two_factor",
+        "TwoFactor",
+        ("user_two_factor", "two_factor"),
         _SecretColumns,
         __table_args__=(sa.UniqueConstraint("user_id"),),
     )
-    recovery = _models.user_rows_model(
-        user_model, f"{name}RecoveryCode", f"{prefix}_recovery_codes", _RecoveryCodeColumns
+    recovery = _models.rows_model_of(
+        user_model, "RecoveryCode", ("user_recovery_codes", "recovery_codes"), _RecoveryCodeColumns
     )
-    _MODELS[user_model] = TwoFactorModels(secret, recovery)
-    return _MODELS[user_model]
+    return TwoFactorModels(secret, recovery)
 
 
 def _models_in_use() -> TwoFactorModels | None:
