@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import os
 import typing as t
 import uuid
@@ -45,6 +46,32 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             name.startswith(_READ_PREFIXES) and name != "FLASKSTACK_TEST_POSTGRES"
         ):
             monkeypatch.delenv(name)
+
+
+def _loggers() -> list[logging.Logger]:
+    known = logging.Logger.manager.loggerDict.values()
+    return [logging.getLogger(), *(lg for lg in known if isinstance(lg, logging.Logger))]
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> t.Iterator[None]:
+    """Leave every logger's handlers and level as the test found them.
+
+    Loggers outlive apps: apps of one name share ``app.logger``, and an
+    in-process ``flask db`` command runs Alembic's ``fileConfig`` on the
+    root logger. A handler a test left there would make a later test's app
+    see logging configured by someone else, and leave it alone.
+    """
+    before = {id(lg): (list(lg.handlers), lg.level) for lg in _loggers()}
+    yield
+    for logger in _loggers():
+        handlers, level = before.get(id(logger), ([], logging.NOTSET))
+        for handler in list(logger.handlers):
+            # pytest's own capture handlers come and go around each phase of a test.
+            if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+                logger.removeHandler(handler)
+        if id(logger) in before:
+            logger.setLevel(level)
 
 
 class PostgresDatabases:
