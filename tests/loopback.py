@@ -12,9 +12,17 @@ returned.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
+import threading
+import typing as t
 from pathlib import Path
+
+from werkzeug.serving import make_server
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["HOST", "PortsExhausted", "free_port", "free_ports"]
 
@@ -83,3 +91,17 @@ def free_ports(count: int, *, companion_offset: int = 0) -> list[int]:
 def free_port() -> int:
     """Return one loopback port that nothing is bound to now (see :func:`free_ports`)."""
     return free_ports(1)[0]
+
+
+@contextlib.contextmanager
+def serving(app: t.Any, port: int, host: str = HOST) -> Iterator[None]:
+    """Serve the WSGI ``app`` on ``host:port`` from a thread for the block (Werkzeug, threaded)."""
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -26,10 +26,8 @@ provider button shows the page saying the provider cannot be reached.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
-import threading
 import time
 import typing as t
 import uuid
@@ -39,9 +37,8 @@ import pytest
 from chromium import chromium
 from conftest import SHARED_REDIS_URL
 from flask import render_template_string
-from loopback import HOST, free_port
+from loopback import HOST, free_port, serving
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 import flaskstack
 from browser.conduit import PASSWORD, sign_up
@@ -485,19 +482,6 @@ class StrongSite:
     their email and the name the home page shows."""
 
 
-@contextlib.contextmanager
-def serving(app: t.Any, port: int) -> Iterator[None]:
-    server = make_server(HOST, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.fixture
 def strong_site(
     make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]
@@ -546,7 +530,7 @@ def strong_site(
     with app.app_context():
         tables = [model.__table__ for model in flaskstack.get_state(app).auth.models]
         db.metadata.create_all(bind=db.engine, tables=tables)
-    with serving(app, port):
+    with serving(app, port, HOST):
         yield StrongSite(origin, new_user)
 
 

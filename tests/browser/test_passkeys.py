@@ -13,16 +13,13 @@ with it, removes it, and is refused signing in with it afterwards.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import typing as t
 
 import pytest
 from chromium import chromium
 from conftest import SHARED_REDIS_URL
-from loopback import HOST, free_port
+from loopback import HOST, free_port, serving
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 import flaskstack
 from flaskstack import db
@@ -37,19 +34,6 @@ if t.TYPE_CHECKING:
 PASSWORD = "correct horse battery staple"
 #: Generous: a bound for a slow, busy machine, not a speed requirement.
 WAIT_MS = 30_000
-
-
-@contextlib.contextmanager
-def serving(app: t.Any, port: int) -> Iterator[None]:
-    server = make_server(HOST, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
@@ -83,7 +67,7 @@ def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) 
         user.set_password(PASSWORD)
         db.session.add(user)
         db.session.commit()
-    with serving(app, port):
+    with serving(app, port, HOST):
         yield origin
 
 

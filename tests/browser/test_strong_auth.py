@@ -18,8 +18,6 @@ the passkeys page, the passkey the authenticator still holds.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 import typing as t
 
@@ -28,9 +26,8 @@ import pytest
 from chromium import chromium
 from conftest import SHARED_REDIS_URL
 from flask import render_template_string
-from loopback import HOST, free_port
+from loopback import HOST, free_port, serving
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 import flaskstack
 from flaskstack import db
@@ -55,19 +52,6 @@ HOME = """<!doctype html><html lang="en"><title>Home</title>
   <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
   <button type="submit">Sign out</button>
 </form>"""
-
-
-@contextlib.contextmanager
-def serving(app: t.Any, port: int) -> Iterator[None]:
-    server = make_server(HOST, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
@@ -102,7 +86,7 @@ def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) 
         user.set_password(PASSWORD)
         db.session.add(user)
         db.session.commit()
-    with serving(app, port):
+    with serving(app, port, HOST):
         yield origin
 
 
