@@ -8,7 +8,9 @@ It serves a discovery document, its JWKS, the authorization endpoint
 (authorization code with PKCE S256 required, ``state`` and ``nonce``), the
 token endpoint (client_secret_basic or client_secret_post; a code works
 once) and the userinfo endpoint. Id tokens are signed RS256 with a key made
-at start.
+at start. It works with every Authlib release flaskstack supports: the key is a
+plain JWK dictionary, which both Authlib's older ``get_jwt_config`` interface and
+its newer ``resolve_client_private_key`` one accept.
 
 What it does is read from the JSON state file at every request, so a test
 changes it by rewriting the file::
@@ -31,6 +33,7 @@ provider and what it refused.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import secrets
 import threading
@@ -44,8 +47,8 @@ from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify, request
-from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
 CODE_LIFETIME = 60
@@ -58,7 +61,7 @@ class Provider:
         self.state_path = state_path
         self.log_path = state_path.with_name(state_path.name + ".log")
         self.issuer = issuer
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "test-key", "use": "sig"})
+        self.key = _rsa_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048))
         self.codes: dict[str, Code] = {}
         self.tokens: dict[str, dict[str, t.Any]] = {}
         self.lock = threading.Lock()
@@ -103,6 +106,34 @@ class Client(ClientMixin):  # type: ignore[misc]
         return grant_type == "authorization_code"
 
 
+def _b64(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _rsa_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    """The private key as a JWK (RFC 7518, section 6.3)."""
+    private = key.private_numbers()
+    public = private.public_numbers
+    numbers = {
+        "n": public.n,
+        "e": public.e,
+        "d": private.d,
+        "p": private.p,
+        "q": private.q,
+        "dp": private.dmp1,
+        "dq": private.dmq1,
+        "qi": private.iqmp,
+    }
+    return {
+        "kty": "RSA",
+        "kid": "test-key",
+        "use": "sig",
+        "alg": "RS256",
+        **{name: _b64(value) for name, value in numbers.items()},
+    }
+
+
 class Code:
     """An authorization code, as issued (kept after use to recognise a replay)."""
 
@@ -118,6 +149,8 @@ class Code:
         return t.cast("str", self.scope)  # type: ignore[attr-defined]
 
     def get_nonce(self) -> str | None:
+        if self.provider.state().get("wrong_nonce"):  # type: ignore[attr-defined]
+            return "not-the-nonce-the-client-sent"
         return t.cast("str | None", self.nonce)  # type: ignore[attr-defined]
 
     def get_auth_time(self) -> int:
@@ -149,6 +182,7 @@ def make_app(provider: Provider) -> Flask:
         def save_authorization_code(self, code: str, oauth_request: t.Any) -> None:
             data = oauth_request.payload.data
             provider.codes[code] = Code(
+                provider=provider,
                 code=code,
                 client_id=oauth_request.client.client_id,
                 redirect_uri=oauth_request.payload.redirect_uri,
@@ -178,7 +212,16 @@ def make_app(provider: Provider) -> Flask:
             return {"login": login, **provider.state()["users"][login]}
 
     class IdToken(OpenIDCode):  # type: ignore[misc]
-        def resolve_client_private_key(self, client: Client) -> RSAKey:
+        def get_jwt_config(self, grant: t.Any) -> dict[str, t.Any]:  # Authlib 1.6
+            return {
+                "key": provider.key,
+                "alg": "RS256",
+                "kid": "test-key",
+                "iss": provider.issuer,
+                "exp": 3600,
+            }
+
+        def resolve_client_private_key(self, client: Client) -> dict[str, str]:
             return provider.key
 
         def get_client_algorithm(self, client: Client) -> str:
@@ -191,15 +234,7 @@ def make_app(provider: Provider) -> Flask:
             return {"iss": provider.issuer, "aud": [client.get_client_id()]}
 
         def exists_nonce(self, nonce: str, oauth_request: t.Any) -> bool:
-            return any(code.get_nonce() == nonce for code in provider.codes.values())
-
-        def get_authorization_code_claims(self, authorization_code: Code) -> dict[str, t.Any]:
-            claims = t.cast(
-                "dict[str, t.Any]", super().get_authorization_code_claims(authorization_code)
-            )
-            if provider.state().get("wrong_nonce"):
-                claims["nonce"] = "not-the-nonce-the-client-sent"
-            return claims
+            return any(code.nonce == nonce for code in provider.codes.values())  # type: ignore[attr-defined]
 
         def generate_user_info(self, user: dict[str, t.Any], scope: str) -> UserInfo:
             return _claims(user, scope)
@@ -227,7 +262,8 @@ def make_app(provider: Provider) -> Flask:
 
     @app.get("/jwks")
     def jwks() -> t.Any:
-        return jsonify(keys=[provider.key.as_dict(private=False)])
+        public = {name: provider.key[name] for name in ("kty", "kid", "use", "alg", "n", "e")}
+        return jsonify(keys=[public])
 
     @app.get("/authorize")
     def authorize() -> t.Any:

@@ -20,13 +20,31 @@ if t.TYPE_CHECKING:
 
     from ._oidc import ProviderSettings
 
-__all__ = ["TIMEOUT", "AuthlibBaseError", "TransportError", "registry"]
+__all__ = [
+    "TIMEOUT",
+    "AuthlibBaseError",
+    "TransportError",
+    "failed_token_check",
+    "registry",
+]
 
 TIMEOUT = 10.0
 """Seconds the app waits for a provider (discovery, keys, token exchange)."""
 
 TransportError = requests.RequestException
 """What a provider that cannot be reached raises."""
+
+_TOKEN_CHECK_MODULES = ("joserfc.", "authlib.jose.")
+
+
+def failed_token_check(exc: BaseException) -> bool:
+    """Whether ``exc`` is an id token failing its checks (signature, issuer, audience, nonce).
+
+    Authlib 1.7 and later verify id tokens with joserfc; Authlib 1.6 with its own
+    ``authlib.jose``, whose errors are also :class:`AuthlibBaseError`. Both count.
+    """
+    return type(exc).__module__.startswith(_TOKEN_CHECK_MODULES)
+
 
 _LOCK = threading.Lock()
 _KEY = "flaskstack.oidc_clients"

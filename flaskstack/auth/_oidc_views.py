@@ -187,19 +187,18 @@ def callback(provider: str) -> t.Any:
     error = request.args.get("error")
     if error:
         return _failure(400, _provider_error(settings, error), settings, linking=linking)
-    from ._oidc_client import AuthlibBaseError, TransportError
+    from ._oidc_client import AuthlibBaseError, TransportError, failed_token_check
 
     try:
         token = _state().client(settings.name).authorize_access_token()
     except TransportError as exc:
         _logger.warning("%s could not be reached to exchange the code: %s", settings.name, exc)
         return _unreachable(settings, linking=linking)
-    except AuthlibBaseError as exc:
-        return _failure(400, _refused(settings, exc), settings, linking=linking)
     except Exception as exc:
-        # joserfc's errors of the id token checks (signature, issuer, audience, nonce)
-        if type(exc).__module__.startswith("joserfc"):
+        if failed_token_check(exc):
             return _failure(400, _unverified(settings, exc), settings, linking=linking)
+        if isinstance(exc, AuthlibBaseError):
+            return _failure(400, _refused(settings, exc), settings, linking=linking)
         if isinstance(exc, ValueError):  # a token endpoint that did not answer JSON
             _logger.warning("%s answered the code exchange unreadably: %s", settings.name, exc)
             return _unreachable(settings, linking=linking)
