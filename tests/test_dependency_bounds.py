@@ -32,8 +32,18 @@ PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 # Pins in minimums.txt that no requirement names, each with the package whose version it
 # must match: the ``binary`` extra of psycopg requires ``psycopg-binary`` at psycopg's own
-# version.
-IMPLIED = {"psycopg-binary": "psycopg"}
+# version. OpenTelemetry's packages move in lock-step: the SDK requires the semantic
+# conventions of its own release, and each instrumentation the instrumentation base (and,
+# for Flask, the WSGI instrumentation and HTTP utilities) of its own.
+IMPLIED = {
+    "psycopg-binary": "psycopg",
+    "opentelemetry-proto": "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-common": "opentelemetry-sdk",
+    "opentelemetry-semantic-conventions": "opentelemetry-instrumentation-flask",
+    "opentelemetry-instrumentation": "opentelemetry-instrumentation-flask",
+    "opentelemetry-instrumentation-wsgi": "opentelemetry-instrumentation-flask",
+    "opentelemetry-util-http": "opentelemetry-instrumentation-flask",
+}
 
 
 def _project() -> dict[str, object]:
@@ -85,7 +95,9 @@ def _minimums() -> dict[str, Version]:
 def test_every_runtime_dependency_is_pinned_at_its_lower_bound() -> None:
     declared = {
         canonicalize_name(requirement.name): _lower_bound(requirement)
-        for requirement in _requirements(extras=("postgres", "two-factor", "passkeys", "oidc"))
+        for requirement in _requirements(
+            extras=("postgres", "two-factor", "passkeys", "oidc", "metrics", "otel", "admin")
+        )
     }
     pinned = _minimums()
     expected = dict(declared)
