@@ -118,6 +118,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-requests", type=int, default=2000, help="requests per profile (2000)"
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        help="requests per app and endpoint whose CPU instructions valgrind's callgrind counts "
+        "in-process (default 100; quick 0: not counted; needs valgrind)",
+    )
     parser.add_argument("--pg-bin", help="directory of PostgreSQL's initdb and pg_ctl")
     parser.add_argument(
         "--output", type=Path, default=HERE / "results", help="where results go (results/)"
@@ -130,6 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "warmup": 0.0 if quick else 1.0,
         "startup_samples": 3 if quick else 20,
         "count_requests": 10 if quick else 50,
+        "instructions": 0 if quick else 100,
         "plugin": "reference" if quick else "run",
     }
     for name, value in defaults.items():
@@ -331,6 +338,9 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
                 )
 
     memory = {key: measure.memory(server) for key, server in servers.items()}
+    instructions: dict[str, dict[str, int]] = {}
+    if args.instructions > 0:
+        instructions = count_instructions(args, env, apps, endpoints, servers, states, workdir)
     return {
         "facts": facts
         | {
@@ -343,7 +353,95 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
         "memory": memory,
         "counts": counts,
         "runs": runs,
+        "instructions": instructions,
     }
+
+
+def _inprocess_spec(app: t.Any, endpoint: t.Any, state: t.Any, requests: int) -> dict[str, t.Any]:
+    """What ``stackbench.inprocess`` needs to send ``endpoint``'s request to ``app``."""
+    headers, body = state.request_for(endpoint)
+    return {
+        "name": f"{app.key} {endpoint.key}",
+        "create": app.create,
+        "method": endpoint.method,
+        "path": endpoint.path,
+        "headers": {"User-Agent": USER_AGENT, **headers},
+        "body": body,
+        "expect": endpoint.expect,
+        "requests": requests,
+        "package": "flaskstack",
+    }
+
+
+def _inprocess_env(env: dict[str, str]) -> dict[str, str]:
+    return env | {"PYTHONPATH": os.pathsep.join([str(HERE), env["PYTHONPATH"]])}
+
+
+def count_instructions(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    apps: t.Sequence[t.Any],
+    endpoints: t.Sequence[t.Any],
+    servers: dict[str, AppServer],
+    states: dict[str, t.Any],
+    workdir: Path,
+) -> dict[str, dict[str, int]]:
+    """CPU instructions per request of each endpoint of each app, in-process, by callgrind.
+
+    Each count runs ``stackbench.inprocess --count`` twice under ``valgrind
+    --tool=callgrind`` in fresh interpreters (``PYTHONHASHSEED=0``): with
+    ``--instructions`` requests after the warm-up, and with none. The difference
+    divided by the requests is one request's instructions, start-up excluded: the
+    same code and inputs give the same count to a fraction of a percent, however
+    busy the machine is. The database and Redis servers' work is not in it; the
+    client libraries' is.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise HarnessError(
+            "counting instructions needs valgrind (apt-get install valgrind), or pass "
+            "--instructions 0"
+        )
+    run_env = _inprocess_env(env) | {"PYTHONHASHSEED": "0"}
+    requests = args.instructions
+    found: dict[str, dict[str, int]] = {e.key: {} for e in endpoints}
+    for endpoint in endpoints:
+        for app in apps:
+            if not endpoint.served_by(app.key):
+                continue
+            measure.warm(servers[app.key], states[app.key], endpoint, 8)
+            spec = json.dumps(_inprocess_spec(app, endpoint, states[app.key], requests))
+            totals = []
+            for sent in (requests, 0):
+                out = workdir / f"callgrind-{app.key}-{endpoint.key}-{sent}.out"
+                command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
+                command += [sys.executable, "-m", "stackbench.inprocess", "--count", str(sent)]
+                result = subprocess.run(
+                    [*command, spec],
+                    env=run_env,
+                    cwd=HERE.parent,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if result.returncode != 0:
+                    raise HarnessError(
+                        f"counting {app.key} {endpoint.key} failed:\n{result.stderr[-3000:]}"
+                    )
+                totals.append(_callgrind_total(out))
+            found[endpoint.key][app.key] = round((totals[0] - totals[1]) / requests)
+            log(
+                f"instructions {endpoint.key:<12} {app.key:<16} "
+                f"{found[endpoint.key][app.key]:>12,} per request"
+            )
+    return found
+
+
+def _callgrind_total(out: Path) -> int:
+    for line in out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise HarnessError(f"callgrind wrote no total to {out}")
 
 
 def profile(
@@ -353,25 +451,14 @@ def profile(
     states: dict[str, t.Any],
 ) -> list[dict[str, t.Any]]:
     """Time and profile each chosen endpoint in a fresh process (``stackbench.inprocess``)."""
-    env = env | {"PYTHONPATH": os.pathsep.join([str(HERE), env["PYTHONPATH"]])}
+    env = _inprocess_env(env)
     found = []
     for app, endpoint in args.profiles:
         if app.key not in states:
             raise HarnessError(f"--profile {app.key}:…, but --apps leaves {app.key} out")
-        headers, body = states[app.key].request_for(endpoint)
         # Warm the endpoint up on the server, as the load runs do (caches, tokens).
         measure.warm(servers[app.key], states[app.key], endpoint, 8)
-        spec = {
-            "name": f"{app.key} {endpoint.key}",
-            "create": app.create,
-            "method": endpoint.method,
-            "path": endpoint.path,
-            "headers": {"User-Agent": USER_AGENT, **headers},
-            "body": body,
-            "expect": endpoint.expect,
-            "requests": args.profile_requests,
-            "package": "flaskstack",
-        }
+        spec = _inprocess_spec(app, endpoint, states[app.key], args.profile_requests)
         log(f"profiling {app.key} {endpoint.key}: {args.profile_requests} requests in-process")
         result = subprocess.run(
             [sys.executable, "-m", "stackbench.inprocess", json.dumps(spec)],

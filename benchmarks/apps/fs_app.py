@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 import typing as t
 
 import benchdata
@@ -163,13 +164,23 @@ what they cost the requests that do not.
 """
 
 
-def create_app(rate_limits: bool = False, strong_auth: bool = False) -> Flask:
+def create_app(
+    rate_limits: bool = False, strong_auth: bool = False, metrics: bool = False
+) -> Flask:
     """The app; ``rate_limits=True`` is the variant that also serves the rate-limited read.
 
     The other variant keeps ``FLASKSTACK_RATE_LIMITS`` off, as an app that
     limits nothing does, so its rows measure flaskstack without them.
-    ``strong_auth=True`` configures :data:`STRONG_AUTH` as well.
+    ``strong_auth=True`` configures :data:`STRONG_AUTH` as well. ``metrics=True``
+    turns Prometheus metrics on, counted as under flaskstack's gunicorn
+    configuration: in prometheus-client's multiprocess mode, in a directory the
+    workers of one gunicorn master share (the harness starts gunicorn without
+    that configuration, which would make it).
     """
+    if metrics and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        directory = os.path.join(tempfile.gettempdir(), f"stackbench-metrics-{os.getppid()}")
+        os.makedirs(directory, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # before prometheus-client is imported
     app = Flask(__name__)
     if rate_limits and not _LIMITED_ROUTE:
         api.add_resource(LimitedNoteItem, "/limited/notes/<int:note_id>")
@@ -185,6 +196,7 @@ def create_app(rate_limits: bool = False, strong_auth: bool = False) -> Flask:
         "FLASKSTACK_PASSWORD_RESET": False,
         "FLASKSTACK_EMAIL_CONFIRMATION": "off",
         **(STRONG_AUTH if strong_auth else {}),
+        "FLASKSTACK_METRICS": metrics,
         # For experiments only (what would a setting change?); unset in recorded runs.
         **json.loads(os.environ.get("STACKBENCH_FLASKSTACK_CONFIG", "{}")),
     }

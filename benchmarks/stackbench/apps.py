@@ -27,6 +27,7 @@ __all__ = [
     "APPS_DIR",
     "ENDPOINTS",
     "LIMITED_APP",
+    "METRICS_APP",
     "STRONG_AUTH_APP",
     "AppSpec",
     "ClientState",
@@ -58,6 +59,12 @@ LIMITED_APP = "flaskstack-limits"
 STRONG_AUTH_APP = "flaskstack-auth"
 """The flaskstack app with roles, two-factor, passkeys and an identity provider configured."""
 
+METRICS_APP = "flaskstack-metrics"
+"""The flaskstack app with Prometheus metrics on; it serves only :data:`METRICS_ENDPOINTS`."""
+
+METRICS_ENDPOINTS = ("page", "api_read")
+"""What the metrics variant is measured on: a page, and a read that checks out a connection."""
+
 APPS: tuple[AppSpec, ...] = (
     AppSpec(
         "flaskstack",
@@ -77,6 +84,13 @@ APPS: tuple[AppSpec, ...] = (
         "configured, which no endpoint uses",
         "fs_app:create_app(strong_auth=True)",
         "import fs_app\napp = fs_app.create_app(strong_auth=True)",
+    ),
+    AppSpec(
+        METRICS_APP,
+        "the flaskstack app with FLASKSTACK_METRICS on (multiprocess mode), on the anonymous "
+        "page and the token API read",
+        "fs_app:create_app(metrics=True)",
+        "import fs_app\napp = fs_app.create_app(metrics=True)",
     ),
     AppSpec(
         "hand-wired",
@@ -125,6 +139,8 @@ class Endpoint:
 
     def served_by(self, app: str) -> bool:
         """Whether ``app`` serves this endpoint."""
+        if app == METRICS_APP:
+            return self.key in METRICS_ENDPOINTS
         if self.apps is None:
             return app != LIMITED_APP
         return app in self.apps

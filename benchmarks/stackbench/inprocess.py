@@ -5,6 +5,12 @@ environment::
 
     python -m stackbench.inprocess '<json spec>'
 
+With ``--count N`` instead, it sends the warm-up requests and then ``N`` more,
+and prints nothing: ``benchmarks/run.py`` runs it under valgrind's callgrind
+with ``N`` and with 0, and the difference of the two instruction counts
+divided by ``N`` is the instructions of one request (start-up, app creation and
+warm-up excluded).
+
 It creates the app, sends it WSGI requests built like the load generator's
 (same headers, cookie and body), against the harness's PostgreSQL and Redis,
 and prints one JSON object: microseconds per request (wall and CPU, without
@@ -21,8 +27,6 @@ import sys
 import time
 import typing as t
 
-from pyinstrument import Profiler
-from pyinstrument.stack_sampler import get_stack_sampler
 from werkzeug.test import EnvironBuilder
 
 if t.TYPE_CHECKING:
@@ -96,13 +100,35 @@ def _walk(frame: Frame, seen: tuple[str, ...], focus: str, found: dict[str, t.An
         _walk(child, seen, focus, found)
 
 
+WARMUP_REQUESTS = 200
+"""Requests sent before any measure: caches filled, every code path imported and compiled."""
+
+
+def count(spec: dict[str, t.Any], requests: int) -> None:
+    """Create the app, warm it up, then send ``requests`` requests (run under callgrind)."""
+    namespace: dict[str, t.Any] = {}
+    exec(spec["create"], namespace)
+    app = namespace["app"]
+    for _ in range(WARMUP_REQUESTS):
+        _call(app, _environ(spec), spec)
+    environs = [_environ(spec) for _ in range(requests)]
+    for environ in environs:
+        _call(app, environ, spec)
+
+
 def main() -> int:
+    if sys.argv[1] == "--count":
+        count(json.loads(sys.argv[3]), int(sys.argv[2]))
+        return 0
+    from pyinstrument import Profiler
+    from pyinstrument.stack_sampler import get_stack_sampler
+
     spec = json.loads(sys.argv[1])
     namespace: dict[str, t.Any] = {}
     exec(spec["create"], namespace)
     app = namespace["app"]
     requests = int(spec["requests"])
-    for _ in range(min(200, requests)):
+    for _ in range(min(WARMUP_REQUESTS, requests)):
         _call(app, _environ(spec), spec)
 
     environs = [_environ(spec) for _ in range(requests)]

@@ -21,6 +21,10 @@ STRONG_AUTH_APP = "flaskstack-auth"
 # Configured but unused, a feature costs nothing: the app's CPU per request within the
 # run's noise (CPU per request hardly depends on the machine's load; throughput does).
 UNUSED_FEATURE_CEILING = 1.05
+# The flaskstack app with Prometheus metrics on (stackbench.apps.METRICS_APP), and the
+# throughput it keeps on the anonymous page, at least, ÷ flaskstack's (issue #21).
+METRICS_APP = "flaskstack-metrics"
+METRICS_FLOOR = 0.95
 
 # flaskstack's Redis commands per request, exactly (issue #9). Behind a rate limit:
 # the counting script (EVALSHA, and the INCRBY it runs), then TTL and GET for the
@@ -76,6 +80,9 @@ def assemble(
                 **measured["counts"][endpoint.key][app],
                 "runs": runs,
             }
+            counted = measured.get("instructions", {}).get(endpoint.key, {}).get(app)
+            if counted is not None:
+                per_app[app]["instructions_per_request"] = counted
         ratios = {}
         if BASE in per_app:
             for other in apps:
@@ -90,6 +97,13 @@ def assemble(
                         per_app[BASE]["runs"], per_app[other]["runs"], strict=True
                     )
                 ]
+            mine = per_app[BASE].get("instructions_per_request")
+            for other in apps:
+                theirs = per_app.get(other, {}).get("instructions_per_request")
+                if other != BASE and mine is not None and theirs is not None:
+                    # Higher is better, as for throughput: the other app's instructions
+                    # for one request over flaskstack's.
+                    ratios[f"{BASE}/{other} instructions"] = _ratio(theirs, mine)
         unlimited = endpoints.get(endpoint.unlimited or "", {}).get("apps", {}).get(BASE)
         if LIMITED_APP in per_app and unlimited is not None:
             limited = per_app[LIMITED_APP]
@@ -132,6 +146,7 @@ def assemble(
             "rounds": args.rounds,
             "order": "apps take turns per endpoint; the first app rotates every round",
             "count_requests": args.count_requests,
+            "instructions_requests": args.instructions,
             "startup_samples": args.startup_samples,
             "postgresql": "own cluster, synchronous_commit=off; statements counted from its log",
         },
@@ -235,6 +250,33 @@ def targets(results: dict[str, t.Any]) -> list[dict[str, t.Any]]:
                 "met": ratio is not None and ratio <= UNUSED_FEATURE_CEILING,
             }
         )
+    for key, endpoint in endpoints.items():
+        served = endpoint["apps"]
+        if BASE not in served or METRICS_APP not in served:
+            continue
+        mine, theirs = served[METRICS_APP], served[BASE]
+        for what, field in (
+            ("Redis commands", "redis_per_request"),
+            ("SQL statements", "sql_per_request"),
+        ):
+            found.append(
+                {
+                    "target": f"{what} per request with metrics on, {endpoint['label']}",
+                    "wanted": f"== {_count(theirs[field])} (flaskstack)",
+                    "measured": mine[field],
+                    "met": mine[field] == theirs[field],
+                }
+            )
+        if key == "page":
+            ratio = _ratio(mine["rps_median"], theirs["rps_median"])
+            found.append(
+                {
+                    "target": f"throughput with metrics on ÷ flaskstack, {endpoint['label']}",
+                    "wanted": f">= {METRICS_FLOOR}",
+                    "measured": ratio,
+                    "met": ratio is not None and ratio >= METRICS_FLOOR,
+                }
+            )
     apps = results["apps"]
     if BASE in apps and HAND in apps:
         ratio = _ratio(
@@ -329,6 +371,17 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
             cells.append(f"{_count(data['redis_per_request'])} / {_count(data['sql_per_request'])}")
         counts.append(cells)
 
+    instructions = []
+    for endpoint in endpoints.values():
+        if not any("instructions_per_request" in data for data in endpoint["apps"].values()):
+            continue
+        cells = [endpoint["label"]]
+        cells += [
+            _number(endpoint["apps"].get(app, {}).get("instructions_per_request")) for app in apps
+        ]
+        cells += [_number(endpoint["ratios"].get(f"{BASE}/{o} instructions"), 2) for o in others]
+        instructions.append(cells)
+
     limited = []
     for endpoint in endpoints.values():
         unlimited = endpoints.get(endpoint.get("unlimited") or "")
@@ -384,6 +437,18 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
             cpu,
         ),
         ("Redis commands / SQL statements per request", ["endpoint", *apps], counts),
+        *(
+            [
+                (
+                    "CPU instructions per request, in-process (callgrind); ratio: the other "
+                    f"app's instructions ÷ {BASE}'s (above 1: {BASE} does less)",
+                    ["endpoint", *apps, *(f"{o} ÷ {BASE}" for o in others)],
+                    instructions,
+                )
+            ]
+            if instructions
+            else []
+        ),
         *(
             [
                 (
