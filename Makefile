@@ -3,6 +3,7 @@
 #
 #   make run     install the project, migrate and seed the example app, serve it
 #   make test    lint, type-check and run the test suite (needs PostgreSQL and Redis)
+#   make coverage   the same suite, measuring flaskstack's coverage
 #   make docs    build the documentation, warnings as errors
 #
 # Every install takes its versions from requirements/lock.txt (`make lock` refreshes it),
@@ -28,9 +29,11 @@ STRICT ?=
 # checks must answer within seconds.
 WORKERS ?= 4
 SUITE_WORKERS ?= 3
-# Coverage options of `make pytest` and `make test-core` (`COV=` runs them without it:
-# coverage roughly doubles the CPU time of in-process tests; CI measures it once).
+# Coverage options of `make pytest` and `make test-core` (`COV=` runs them without it).
+# Coverage adds about half to the CPU time of in-process tests, so `make test` (and CI)
+# runs without it and `make coverage` runs the same suite with it.
 COV ?= --cov=flaskstack --cov-report=term
+SUITE_COV ?=
 # uv's executable, if installs should go through it (`make test UV=uv`; CI does): the
 # same constraints and versions as pip, installed in seconds rather than a minute.
 UV ?=
@@ -58,10 +61,11 @@ PYTEST := $(BIN)/python -m pytest $(COV) --durations=15 $(PYTEST_ARGS)
 # gunicorn under load and time its recovery: they run alone afterwards, so the
 # rest of the suite does not take their CPU. Coverage adds up over both runs.
 SOLO_TESTS := tests/reliability tests/test_benchmarks.py tests/test_benchmark_jobs.py
-PYTEST_PARALLEL := $(BIN)/python -m pytest -n $(SUITE_WORKERS) --cov=flaskstack --cov-report= --durations=15 \
+PYTEST_PARALLEL = $(BIN)/python -m pytest -n $(SUITE_WORKERS) \
+	$(if $(SUITE_COV),--cov=flaskstack --cov-report=) --durations=15 \
 	$(addprefix --ignore=,$(SOLO_TESTS)) $(PYTEST_ARGS)
-PYTEST_SOLO := $(BIN)/python -m pytest --cov=flaskstack --cov-append --cov-report=term \
-	--durations=15 $(PYTEST_ARGS) $(SOLO_TESTS)
+PYTEST_SOLO = $(BIN)/python -m pytest $(if $(SUITE_COV),--cov=flaskstack --cov-append \
+	--cov-report=term) --durations=15 $(PYTEST_ARGS) $(SOLO_TESTS)
 
 # Stamps record what was installed, and are redone when pyproject.toml or the lock changes.
 BASE_STAMP := $(VENV)/.installed-base
@@ -69,12 +73,13 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint typecheck pytest test-core test-minimums test-latest lock docs dist \
+.PHONY: help run test coverage lint typecheck pytest test-core test-minimums test-latest lock docs dist \
 	bench bench-quick clean
 
 help:
 	@echo "make run     install, migrate and seed the example app, then serve it on http://$(HOST):$(PORT)"
-	@echo "make test    ruff, mypy and pytest with coverage (needs the local PostgreSQL and Redis)"
+	@echo "make test    ruff, mypy and pytest (needs the local PostgreSQL and Redis)"
+	@echo "make coverage  the same, measuring flaskstack's coverage"
 	@echo "make pytest  the test suite only"
 	@echo "make test-minimums  the core tests on the declared minimum versions (in $(MINIMUMS_VENV))"
 	@echo "make test-latest    the core tests on the newest releases (in $(LATEST_VENV); STRICT=1 fails)"
@@ -107,6 +112,9 @@ test: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(PYTEST_PARALLEL)
 	$(PYTEST_SOLO)
+
+coverage: $(DEV_STAMP)
+	$(MAKE) test SUITE_COV=1
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
