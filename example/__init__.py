@@ -38,6 +38,8 @@ DEFAULTS: dict[str, t.Any] = {
     # Roles with permissions (flask stack role ...) and two-factor sign-in for who wants it.
     "FLASKSTACK_ROLES": True,
     "FLASKSTACK_TWO_FACTOR": True,
+    # The admin at /admin (example/admin.py), for users whose roles grant admin.access.
+    "FLASKSTACK_ADMIN": True,
 }
 """The app's own settings: they beat the instance folder and the environment; ``config``
 overrides them."""
@@ -51,7 +53,7 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
 
     # The models are imported by init_app (FLASKSTACK_USER_MODEL); the API
     # module adds its resources to flaskstack.api, which serves them on this app.
-    from . import api, cli, views  # noqa: F401
+    from . import admin, api, cli, views  # noqa: F401
 
     app.register_blueprint(views.bp)
     app.cli.add_command(cli.example)

@@ -33,6 +33,7 @@ from rq import SimpleWorker, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from ._signals import job_ended
 from .jobs import Periodic, _jobs_of, _last_run_key, periodic_jobs
 from .logs import _carrying_request_id
 from .redis import RedisConnection, RedisUnavailable, _make_client
@@ -78,6 +79,7 @@ def _log_run(
     app: Flask, job: Job, status: str, started: float, exc: BaseException | None = None
 ) -> None:
     jobs, _connection = _jobs_of(app)
+    job_ended.send(app, queue=jobs.short_name(job.origin), outcome=status)
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     details: dict[str, t.Any] = {
         "id": job.id,

@@ -214,6 +214,18 @@ def parse_database_url(value: object) -> str | None:
     raise ValueError
 
 
+def parse_database_urls(value: object) -> list[str]:
+    """URLs as a list, or in one string separated by commas or whitespace."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError
+    urls = [parse_database_url(item.strip() if isinstance(item, str) else item) for item in value]
+    if any(url is None for url in urls):
+        raise ValueError("an empty URL")
+    return [url for url in urls if url is not None]
+
+
 def parse_secret(value: object) -> str | bytes | None:
     if value is None or value == "" or value == b"":
         return None
@@ -279,6 +291,16 @@ def parse_import_path(value: object) -> object:
     if isinstance(value, type):
         return value
     raise ValueError
+
+
+def parse_networks(value: object) -> list[str]:
+    """IP networks (CIDR or single addresses), as a list or a comma-separated string."""
+    import ipaddress
+
+    items = parse_str_list(value)
+    if not items:
+        raise ValueError("name at least one network")
+    return [str(ipaddress.ip_network(item, strict=False)) for item in items]
 
 
 def parse_optional_str(value: object) -> str | None:

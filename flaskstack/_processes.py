@@ -29,6 +29,9 @@ _APPS: weakref.WeakSet[Flask] = weakref.WeakSet()
 AFTER_FORK: list[t.Callable[[], None]] = []
 """Further steps for each new worker process (per-worker tracing or metrics set-up), in order."""
 
+BEFORE_EXIT: list[t.Callable[[], None]] = []
+"""Further steps for a worker about to end (sending the spans still queued), in order."""
+
 
 def register(app: Flask) -> None:
     """Remember ``app``, set up by :func:`flaskstack.init_app` in this process."""
@@ -67,7 +70,15 @@ def before_exit() -> None:
 
     A connection that cannot be closed (its server is down) is logged and
     left to the end of the process: nothing here stops a worker from ending.
+    The :data:`BEFORE_EXIT` steps run first, while the connections are up.
     """
+    for step in BEFORE_EXIT:
+        try:
+            step()
+        except Exception:
+            logging.getLogger("flaskstack").warning(
+                "a step before the process ends failed", exc_info=True
+            )
     for app in list(_APPS):
         try:
             _release(app, close=True)

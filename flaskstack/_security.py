@@ -16,6 +16,7 @@ import typing as t
 import warnings
 
 from ._cors import _safety_problems as _cors_safety_problems
+from ._metrics_access import safety_problems as _metrics_safety_problems
 from .config import _MIN_SECRET_KEY_LENGTH, _WELL_KNOWN_SECRETS, Entry, Resolution
 from .errors import ConfigError, ConfigWarning, Problem
 
@@ -143,6 +144,7 @@ def safety_problems(resolution: Resolution, *, deploy: bool = False) -> list[Pro
                 )
             )
     found.extend(_cors_safety_problems(resolution))
+    found.extend(_metrics_safety_problems(resolution))
     return found
 
 
@@ -166,7 +168,8 @@ def validate(app: Flask, resolution: Resolution) -> None:
     elif resolution.profile == "development":
         # Only what the developer set explicitly is worth a warning here; the
         # embedded defaults (no Redis, plain-HTTP cookies) are the point of it.
-        resolution.warnings.extend(p for p in safety if p.id in ("config.E003", "cors.E001"))
+        warned = ("config.E003", "cors.E001", "metrics.E001")
+        resolution.warnings.extend(p for p in safety if p.id in warned)
     # The key file is written only for a configuration that is otherwise valid.
     unset = resolution["SECRET_KEY"] is None
     if unset and not resolution.problems and resolution.profile != "production":

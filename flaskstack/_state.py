@@ -17,6 +17,7 @@ from flask import current_app
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from ._replicas import ReplicaSet
     from .auth import AuthState
     from .config import Resolution
     from .health import _Probe
@@ -38,6 +39,8 @@ class StackState:
     :ivar redis: The app's Redis connection, or ``None`` without a Redis URL.
     :ivar auth: The user and API token models in use.
     :ivar jobs: The background jobs settings, or ``None`` with jobs off.
+    :ivar replicas: The read replicas, or ``None`` without
+        ``FLASKSTACK_DATABASE_REPLICA_URLS``.
     :ivar readiness_probes: What ``/readyz`` checks, by name.
     :ivar api_prefixes: URL prefixes under which every error is
         ``application/problem+json``: ``FLASKSTACK_API_PREFIX`` and those of
@@ -49,6 +52,7 @@ class StackState:
     redis: RedisConnection | None = None
     auth: AuthState = dataclasses.field(default=None)  # type: ignore[assignment]  # set by init_app
     jobs: JobsState | None = None
+    replicas: ReplicaSet | None = None
     readiness_probes: dict[str, _Probe] = dataclasses.field(default_factory=dict)
     api_prefixes: list[str] = dataclasses.field(default_factory=list)
 

@@ -155,6 +155,28 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Set DATABASE_URL to a PostgreSQL database for production, or silence database.W001 "
         "if one host and one writer are enough.",
     ),
+    "database.I001": (
+        "A read replica (FLASKSTACK_DATABASE_REPLICA_URLS) answers, is a standby, and how far "
+        "it lags behind the primary.",
+        "Nothing to do.",
+    ),
+    "database.W002": (
+        "A read replica does not answer; until it does, its reads go to the primary.",
+        "Check the replica's URL in FLASKSTACK_DATABASE_REPLICA_URLS and that the server runs "
+        "and accepts connections from this host.",
+    ),
+    "database.W003": (
+        "A read replica lags further behind the primary than FLASKSTACK_REPLICA_MAX_LAG; "
+        "until it catches up, its reads go to the primary.",
+        "Check the replica's replication (pg_stat_replication on the primary, a paused replay, "
+        "disk or network), or raise FLASKSTACK_REPLICA_MAX_LAG.",
+    ),
+    "database.E004": (
+        "A configured read replica is not a standby (pg_is_in_recovery() is false): a second "
+        "primary, or a promoted replica, whose data may differ from the primary's.",
+        "Point the URL in FLASKSTACK_DATABASE_REPLICA_URLS at a streaming standby of the "
+        "primary (after a failover, at the new standby), or remove it.",
+    ),
     "redis.E001": (
         "Redis does not answer.",
         "Check REDIS_URL and that the Redis server (or its Sentinels or Cluster nodes) runs and "
@@ -426,12 +448,57 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "with the same settings as the web processes; `flask stack jobs` lists the workers "
         "and their heartbeats.",
     ),
+    "admin.E001": (
+        "FLASKSTACK_ADMIN is on and Flask-Admin, which serves the admin's pages, is not installed.",
+        "Install flaskstack's admin extra (pip install 'flaskstack[admin]'), or turn "
+        "FLASKSTACK_ADMIN off.",
+    ),
+    "admin.E002": (
+        "FLASKSTACK_ADMIN is on and users' permissions are unknown: FLASKSTACK_ROLES is off and "
+        "the user model has no has_permission(name) method of its own (or the app's own "
+        "LoginManager names no user model); the admin lets in only users with "
+        "FLASKSTACK_ADMIN_PERMISSION.",
+        "Set FLASKSTACK_ROLES=true, or give the user model (FLASKSTACK_USER_MODEL) a "
+        "has_permission(name) method, or turn FLASKSTACK_ADMIN off.",
+    ),
+    "admin.E003": (
+        "FLASKSTACK_ADMIN_PATH is where the app's own Flask-Admin already is.",
+        "Move flaskstack's admin with FLASKSTACK_ADMIN_PATH (such as '/staff'), or keep the "
+        "app's own Flask-Admin and turn FLASKSTACK_ADMIN off.",
+    ),
+    "metrics.E001": (
+        "The metrics endpoint answers a network that is not private (FLASKSTACK_METRICS_ALLOW) "
+        "and FLASKSTACK_METRICS_TOKEN is not set (refused in production): anyone on that "
+        "network can read the app's traffic and errors.",
+        "Set FLASKSTACK_METRICS_TOKEN to a random string and give it to Prometheus "
+        "(authorization: {credentials: ...}), or list only the private networks Prometheus "
+        "scrapes from in FLASKSTACK_METRICS_ALLOW.",
+    ),
+    "metrics.E002": (
+        "FLASKSTACK_METRICS is on and prometheus-client is not installed.",
+        "Install flaskstack[metrics], or turn FLASKSTACK_METRICS off.",
+    ),
+    "metrics.E003": (
+        "FLASKSTACK_METRICS is on and PROMETHEUS_MULTIPROC_DIR names no writable directory.",
+        "Create the directory (empty, before the server starts), or unset the variable; under "
+        "gunicorn, start it with -c python:flaskstack.gunicorn, which prepares one.",
+    ),
     "logging.I001": (
         "flaskstack left the app's logging as the app configured it (the root logger or "
         "app.logger already had handlers or a level of the app's).",
         "Nothing to do. To have flaskstack write the app's log lines, set "
         "FLASKSTACK_LOG_FORMAT to 'text' or 'json'; to keep your set-up and log request ids, "
         "add flaskstack.logs.RequestIdFilter() to your handlers.",
+    ),
+    "tracing.E001": (
+        "FLASKSTACK_TRACING is on and OpenTelemetry (the otel extra) is not installed.",
+        "pip install 'flaskstack[otel]', or set FLASKSTACK_TRACING = False.",
+    ),
+    "tracing.W001": (
+        "Spans are sent over plain http to a host other than this one (--deploy): they hold "
+        "the app's URLs and SQL statements, readable on the network.",
+        "Send them over https (FLASKSTACK_TRACING_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT), or "
+        "to a collector on the same host or pod; silence tracing.W001 if the network is private.",
     ),
     "headers.W001": (
         "FLASKSTACK_CSP is None (--deploy): pages are sent without a Content-Security-Policy, "
@@ -627,6 +694,14 @@ def _check_jobs(app: Flask, deploy: bool) -> list[Finding]:
     return []
 
 
+@register("tracing", deploy=True)
+def _check_tracing(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy`` and tracing on: spans do not cross the network in plain http."""
+    from .tracing import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app.config)]
+
+
 @register("logging")
 def _check_logging(app: Flask, deploy: bool) -> list[Finding]:
     """Say when flaskstack left the app's own logging set-up alone."""
@@ -651,6 +726,16 @@ def _check_database(app: Flask, deploy: bool) -> list[Finding]:
     if deploy and app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         findings.append(_finding("database.W001", f"The database is SQLite ({url})."))
     return findings
+
+
+@register("database", "replicas")
+def _check_replicas(app: Flask, deploy: bool) -> list[Finding]:
+    """Each read replica answers, is a standby, and lags within the limit."""
+    if get_state(app).replicas is None:
+        return []
+    from ._replicas import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
 
 
 @register("redis")

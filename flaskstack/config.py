@@ -263,6 +263,75 @@ SETTINGS: tuple[Setting, ...] = (
         concern="db",
     ),
     Setting(
+        "FLASKSTACK_DATABASE_REPLICA_URLS",
+        [],
+        p.parse_database_urls,
+        type="list[str]",
+        expected=(
+            "PostgreSQL streaming replica URLs, as a list or separated by commas or spaces: "
+            "'postgresql://user:password@replica1/dbname, postgresql://...@replica2/dbname'"
+        ),
+        doc=(
+            "Read replicas of the PostgreSQL primary. A request's ``SELECT`` statements go to "
+            "a healthy replica until the request writes; a client that wrote reads from the "
+            "primary for FLASKSTACK_REPLICA_PIN_SECONDS. Empty: every statement goes to the "
+            "primary, at no cost (see the read replicas guide)."
+        ),
+        env=("DATABASE_REPLICA_URLS", "FLASKSTACK_DATABASE_REPLICA_URLS"),
+        secret=True,
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_REPLICA_PIN_SECONDS",
+        10.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "After a request that wrote, how long the same client (its pinning cookie) reads "
+            "from the primary, so it sees its own writes. Keep it above "
+            "FLASKSTACK_REPLICA_MAX_LAG."
+        ),
+        env=("FLASKSTACK_REPLICA_PIN_SECONDS",),
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_REPLICA_MAX_LAG",
+        5.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc="A replica further behind the primary than this is skipped until it catches up.",
+        env=("FLASKSTACK_REPLICA_MAX_LAG",),
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_REPLICA_CHECK_INTERVAL",
+        2.0,
+        p.parse_positive_float,
+        type="float",
+        expected="a number of seconds greater than 0",
+        doc=(
+            "How often each process checks a replica's lag (in the background, never per "
+            "request), and how long a replica that failed to connect is left alone."
+        ),
+        env=("FLASKSTACK_REPLICA_CHECK_INTERVAL",),
+        concern="db",
+    ),
+    Setting(
+        "FLASKSTACK_REPLICA_PIN_COOKIE",
+        "fs_primary",
+        p.parse_str,
+        type="str",
+        expected="a cookie name",
+        doc=(
+            "The cookie that pins a client that wrote to the primary (HttpOnly, SameSite=Lax, "
+            "Secure like the session cookie); it holds an expiry time and no secret."
+        ),
+        env=("FLASKSTACK_REPLICA_PIN_COOKIE",),
+        concern="db",
+    ),
+    Setting(
         "FLASKSTACK_MIGRATIONS_DIR",
         "migrations",
         p.parse_str,
@@ -1347,6 +1416,45 @@ SETTINGS: tuple[Setting, ...] = (
         concern="jobs",
     ),
     Setting(
+        "FLASKSTACK_ADMIN",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Serve the admin (Flask-Admin, the extra flaskstack[admin]) at FLASKSTACK_ADMIN_PATH: "
+            "the models given to flaskstack.admin.register(), users, roles and the audit log, "
+            "for signed-in users with FLASKSTACK_ADMIN_PERMISSION. Needs roles "
+            "(FLASKSTACK_ROLES, or a user model with has_permission(name))."
+        ),
+        env=("FLASKSTACK_ADMIN",),
+        concern="admin",
+    ),
+    Setting(
+        "FLASKSTACK_ADMIN_PATH",
+        "/admin",
+        p.parse_url_prefix,
+        type="str",
+        expected="a URL path starting with '/', not '/' alone and without a trailing '/'",
+        doc="Where the admin lives; each model's pages are below it (/admin/article/).",
+        env=("FLASKSTACK_ADMIN_PATH",),
+        concern="admin",
+    ),
+    Setting(
+        "FLASKSTACK_ADMIN_PERMISSION",
+        "admin.access",
+        p.parse_str,
+        type="str",
+        expected="a permission name",
+        doc=(
+            "The permission a signed-in user needs for any page of the admin. Each model's "
+            "pages also need <model>.view, and creating, editing and deleting need "
+            "<model>.add, <model>.change and <model>.delete."
+        ),
+        env=("FLASKSTACK_ADMIN_PERMISSION",),
+        concern="admin",
+    ),
+    Setting(
         "FLASKSTACK_REQUEST_ID_HEADER",
         "X-Request-ID",
         p.parse_str,
@@ -1417,6 +1525,64 @@ SETTINGS: tuple[Setting, ...] = (
         concern="health",
     ),
     Setting(
+        "FLASKSTACK_METRICS",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "Count requests, database pool use, Redis errors and jobs for Prometheus "
+            "(:mod:`flaskstack.metrics`, on prometheus-client) and serve them at "
+            "FLASKSTACK_METRICS_PATH. Off: nothing is counted and prometheus-client is not "
+            "imported."
+        ),
+        env=("FLASKSTACK_METRICS",),
+        concern="metrics",
+    ),
+    Setting(
+        "FLASKSTACK_METRICS_PATH",
+        "/metrics",
+        p.parse_path,
+        type="str",
+        expected="a URL path starting with '/', or None to serve no endpoint",
+        doc=(
+            "Where Prometheus scrapes the metrics (with FLASKSTACK_METRICS on), for clients "
+            "in FLASKSTACK_METRICS_ALLOW that send FLASKSTACK_METRICS_TOKEN, if set; others "
+            "get 404. None: the series are counted but not served."
+        ),
+        env=("FLASKSTACK_METRICS_PATH",),
+        concern="metrics",
+    ),
+    Setting(
+        "FLASKSTACK_METRICS_TOKEN",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="a random string, sent by Prometheus as 'Authorization: Bearer <token>'",
+        doc=(
+            "A bearer token the metrics endpoint requires (Prometheus's "
+            "``authorization: {credentials: ...}``); without it, 401. Required in production "
+            "when FLASKSTACK_METRICS_ALLOW names a network that is not private."
+        ),
+        env=("FLASKSTACK_METRICS_TOKEN",),
+        secret=True,
+        concern="metrics",
+    ),
+    Setting(
+        "FLASKSTACK_METRICS_ALLOW",
+        ["127.0.0.0/8", "::1/128"],
+        p.parse_networks,
+        type="list[str]",
+        expected="IP networks such as '10.0.0.0/8', as a list or a comma-separated string",
+        doc=(
+            "The client addresses the metrics endpoint answers (others get 404): loopback by "
+            "default. A request relayed by a proxy the app does not trust "
+            "(FLASKSTACK_PROXY_FIX) is refused, whatever the proxy's address."
+        ),
+        env=("FLASKSTACK_METRICS_ALLOW",),
+        concern="metrics",
+    ),
+    Setting(
         "FLASKSTACK_RATE_LIMITS",
         False,
         p.parse_bool,
@@ -1470,6 +1636,62 @@ SETTINGS: tuple[Setting, ...] = (
         concern="limits",
     ),
     Setting(
+        "FLASKSTACK_TRACING",
+        False,
+        p.parse_bool,
+        type="bool",
+        expected="true or false",
+        doc=(
+            "OpenTelemetry traces: each request's span with its SQL, Redis and outgoing HTTP "
+            "spans as children, exported over OTLP/HTTP; the trace id in the response and the "
+            "JSON log lines. Needs ``pip install 'flaskstack[otel]'``. Off: OpenTelemetry is "
+            "not even imported."
+        ),
+        env=("FLASKSTACK_TRACING",),
+        concern="tracing",
+    ),
+    Setting(
+        "FLASKSTACK_TRACING_ENDPOINT",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="the full URL of an OTLP/HTTP traces endpoint, such as "
+        "'http://collector:4318/v1/traces'",
+        doc=(
+            "Where the spans are sent. Unset: OpenTelemetry's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+            "else OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces, else "
+            "http://localhost:4318/v1/traces."
+        ),
+        env=("FLASKSTACK_TRACING_ENDPOINT",),
+        concern="tracing",
+    ),
+    Setting(
+        "FLASKSTACK_TRACING_SERVICE_NAME",
+        None,
+        p.parse_optional_str,
+        type="str",
+        expected="a service name such as 'shop-web'",
+        doc=(
+            "The service.name of the spans. Unset: OpenTelemetry's OTEL_SERVICE_NAME (or "
+            "service.name in OTEL_RESOURCE_ATTRIBUTES), else the app's top-level package name."
+        ),
+        env=("FLASKSTACK_TRACING_SERVICE_NAME",),
+        concern="tracing",
+    ),
+    Setting(
+        "FLASKSTACK_TRACE_ID_HEADER",
+        "X-Trace-Id",
+        p.parse_optional_str,
+        type="str",
+        expected="an HTTP header name, or None for no header",
+        doc=(
+            "The response header carrying the request's trace id (32 hexadecimal digits) when "
+            "tracing is on and the trace is recorded. None: no header."
+        ),
+        env=("FLASKSTACK_TRACE_ID_HEADER",),
+        concern="tracing",
+    ),
+    Setting(
         "FLASKSTACK_SILENCED_CHECKS",
         [],
         p.parse_str_list,
@@ -1518,6 +1740,8 @@ def _mask(key: str, value: object) -> str:
         return repr(value)
     if isinstance(value, str) and "://" in value:
         return repr(_mask_url(value))
+    if isinstance(value, list) and all(isinstance(v, str) and "://" in v for v in value):
+        return repr([_mask_url(v) for v in value])
     if isinstance(value, (str, bytes)):
         return f"<secret, {len(value)} characters>"
     return "<secret>"

@@ -26,8 +26,17 @@ What it sets, each from gunicorn's documented settings and hooks:
 - :func:`post_fork`: in each new worker, the database pools and Redis
   connections inherited from the master are dropped (they exist when the app
   was loaded before the fork, with ``--preload``), so each worker opens its
-  own; then the per-worker set-up of flaskstack's other features runs.
-  :func:`worker_exit`: a worker that ends closes its connections properly.
+  own; then the per-worker set-up of flaskstack's other features runs (with
+  :setting:`FLASKSTACK_TRACING` on, a span exporter of the worker's own).
+  :func:`worker_exit`: a worker that ends sends the spans it still queues and
+  closes its connections properly.
+- Metrics (:mod:`flaskstack.metrics`): with ``FLASKSTACK_METRICS=true`` in the
+  environment, the workers count in prometheus-client's multiprocess mode, in
+  ``PROMETHEUS_MULTIPROC_DIR`` (a temporary directory made at start and
+  removed at exit when the variable is unset). :func:`on_starting` empties
+  it; :func:`child_exit` drops the live gauges of a worker that ended, so a
+  replaced worker leaves no stale in-flight requests, while its counters stay
+  in the sums.
 
 Any setting given on the command line or in ``GUNICORN_CMD_ARGS`` wins over
 this module's (``--workers 8``, ``--timeout 60``). To change more, write your
@@ -36,9 +45,12 @@ own ``gunicorn.conf.py`` that starts with ``from flaskstack.gunicorn import *``.
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import os
+import shutil
+import tempfile
 import typing as t
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,12 +62,14 @@ __all__ = [
     "AccessFormatter",
     "access_log_format",
     "accesslog",
+    "child_exit",
     "control_socket_disable",
     "forwarded_allow_ips",
     "graceful_timeout",
     "logconfig_dict",
     "max_requests",
     "max_requests_jitter",
+    "on_exit",
     "on_starting",
     "post_fork",
     "timeout",
@@ -130,6 +144,27 @@ def _log_format(environ: t.Mapping[str, str]) -> str:
 def _request_id_atom(environ: t.Mapping[str, str]) -> str:
     header = environ.get("FLASKSTACK_REQUEST_ID_HEADER", "").strip() or "X-Request-ID"
     return f"{{{header.lower()}}}o"  # gunicorn's name for a response header in its log atoms
+
+
+def _metrics_dir(environ: t.MutableMapping[str, str]) -> tuple[str | None, bool]:
+    """prometheus-client's multiprocess directory for the workers, and whether it was made here.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` when it is set; otherwise, with
+    ``FLASKSTACK_METRICS`` on in the environment, a new temporary directory,
+    put in the environment before the app is loaded (prometheus-client reads
+    it once, when it is imported).
+    """
+    given = environ.get(_MULTIPROC_VARIABLE, "").strip()
+    if given:
+        return given, False
+    if environ.get("FLASKSTACK_METRICS", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None, False
+    made = tempfile.mkdtemp(prefix="flaskstack-metrics-")
+    environ[_MULTIPROC_VARIABLE] = made
+    return made, True
+
+
+_MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 # -- logging ---------------------------------------------------------------------------
@@ -224,6 +259,7 @@ def _logconfig(log_format: str, request_id_atom: str) -> dict[str, t.Any]:
 # -- the settings ------------------------------------------------------------------------
 
 _LOG_FORMAT = _log_format(os.environ)
+_METRICS_DIR, _METRICS_DIR_MADE = _metrics_dir(os.environ)
 
 #: ``WEB_CONCURRENCY``, or one sync worker per usable CPU (at least 2). Each
 #: worker has its own database pool: workers times replicas times pool size must stay
@@ -278,6 +314,11 @@ def on_starting(server: t.Any) -> None:
         # Otherwise Python prints them on stderr as bare text, which log
         # collectors cannot parse; the workers inherit this.
         logging.captureWarnings(True)
+    if _METRICS_DIR is not None:
+        # prometheus-client's files of a previous run would count again.
+        os.makedirs(_METRICS_DIR, exist_ok=True)
+        for stale in glob.glob(os.path.join(_METRICS_DIR, "*.db")):
+            os.remove(stale)
 
 
 def post_fork(server: t.Any, worker: t.Any) -> None:
@@ -286,5 +327,20 @@ def post_fork(server: t.Any, worker: t.Any) -> None:
 
 
 def worker_exit(server: t.Any, worker: t.Any) -> None:
-    """In a worker that ends: close its database and Redis connections."""
+    """In a worker that ends: send its queued spans, close its database and Redis connections."""
     _processes.before_exit()
+
+
+def child_exit(server: t.Any, worker: t.Any) -> None:
+    """In the master, once a worker ended: drop its live gauges from the metrics."""
+    if _METRICS_DIR is None or not glob.glob(os.path.join(_METRICS_DIR, f"*_{worker.pid}.db")):
+        return  # metrics off, or the worker counted nothing: prometheus-client is not needed
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _METRICS_DIR)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: t.Any) -> None:
+    """In the master, as gunicorn exits: remove the metrics directory it made."""
+    if _METRICS_DIR_MADE and _METRICS_DIR is not None:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)

@@ -137,7 +137,15 @@ def _readyz() -> tuple[Response, int]:
         else:
             checks[name] = {"status": "error", "error": error, "duration_ms": elapsed}
     failed = [name for name, check in checks.items() if check["status"] != "ok"]
-    body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}
+    body: dict[str, t.Any] = {
+        "status": "unavailable" if failed else "ok",
+        "failed": failed,
+        "checks": checks,
+    }
+    if state.replicas is not None:
+        # Reported, never failing readiness: while a replica is down or lagging the
+        # app serves its reads from the primary.
+        body["replicas"] = state.replicas.report(timeout)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response, 503 if failed else 200

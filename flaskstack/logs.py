@@ -148,10 +148,14 @@ class TextFormatter(logging.Formatter):
 def _trace_id() -> str | None:
     """The id of the trace the current code runs in, for the log lines; ``None`` without one.
 
-    flaskstack starts no traces yet, so there is none; the JSON lines carry
-    ``trace_id`` as soon as this returns one.
+    Tracing's module is in the process only when an app turned tracing on:
+    otherwise nothing is imported to find out there is no trace.
     """
-    return None
+    tracing = sys.modules.get("flaskstack._tracing")
+    if tracing is None:
+        return None
+    found: str | None = tracing.current_trace_id()
+    return found
 
 
 class JSONFormatter(logging.Formatter):

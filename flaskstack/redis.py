@@ -30,6 +30,7 @@ import time
 import typing as t
 
 from ._redis_url import REDIS_URL_FORMS, RedisTarget, parse_redis_url
+from ._signals import redis_breaker_closed, redis_breaker_opened, redis_failed
 from ._state import get_state
 from .config import _mask
 from .errors import ConfigError, FlaskStackError, Problem
@@ -78,6 +79,13 @@ def _is_unreachable(exc: BaseException) -> bool:
     from redis.exceptions import RedisClusterException
 
     return type(exc) is RedisClusterException and "connect" in str(exc)
+
+
+def _is_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis refusing a command (not an error of the caller's own code)."""
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, RedisError)
 
 
 class RedisUnavailable(FlaskStackError, ConnectionError):
@@ -171,6 +179,8 @@ class _Breaker:
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._failing = False
+        #: The app whose signals (:mod:`flaskstack._signals`) the breaker sends.
+        self.sender: object = None
 
     @property
     def is_open(self) -> bool:
@@ -186,6 +196,7 @@ class _Breaker:
             first = not self._failing
             self._failing = True
         if first:
+            redis_breaker_opened.send(self.sender)
             _logger.warning(
                 "Redis is unreachable (%s: %s); not retried for %g s",
                 type(exc).__name__,
@@ -200,6 +211,7 @@ class _Breaker:
                 was_failing, self._failing = self._failing, False
                 self._open_until = 0.0
             if was_failing:
+                redis_breaker_closed.send(self.sender)
                 _logger.warning("Redis answers again")
 
 
@@ -257,7 +269,10 @@ class RedisConnection:
             result = operation(client, *args, **kwargs)
         except Exception as exc:
             if not _is_unreachable(exc):
+                if _is_refused(exc):
+                    redis_failed.send(self.breaker.sender, error=exc)
                 raise
+            redis_failed.send(self.breaker.sender, error=exc)
             self.breaker.failure(exc)
             raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
         self.breaker.success()
@@ -297,12 +312,14 @@ def _init_app(app: Flask) -> RedisConnection | None:
     url = app.config["FLASKSTACK_REDIS_URL"]
     if url is None:
         return None
-    return RedisConnection(
+    connection = RedisConnection(
         parse_redis_url(url),
         namespace=app.config["FLASKSTACK_NAMESPACE"],
         timeout=app.config["FLASKSTACK_REDIS_TIMEOUT"],
         backoff=app.config["FLASKSTACK_REDIS_BACKOFF"],
     )
+    connection.breaker.sender = app
+    return connection
 
 
 def _probe(app: Flask, timeout: float) -> None:

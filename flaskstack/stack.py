@@ -30,6 +30,7 @@ from . import (
     migrations,
     rest,
     sessions,
+    tracing,
 )
 from . import auth as auth_component
 from . import limits as limits_component
@@ -115,6 +116,10 @@ class Stack:
 
         resolution = _resolve(app, config, options)
         resolution.problems.extend(database._prepare(app, resolution))
+        if resolution["FLASKSTACK_DATABASE_REPLICA_URLS"]:
+            from . import _replicas  # only with replicas: without, reads cost nothing extra
+
+            resolution.problems.extend(_replicas._prepare(app, resolution))
         resolution.problems.extend(caching._prepare(app, resolution))
         resolution.problems.extend(auth_component._prepare(app, resolution))
         resolution.problems.extend(health._prepare(app, resolution))
@@ -124,14 +129,24 @@ class Stack:
         resolution.problems.extend(_cors._prepare(app, resolution))
         resolution.problems.extend(mail._prepare(app, resolution))
         resolution.problems.extend(jobs._prepare(app, resolution))
+        resolution.problems.extend(tracing._prepare(app, resolution))
         if resolution["FLASKSTACK_JOBS_DASHBOARD_PATH"] is not None:
             from . import _jobs_dashboard  # only when it is on: it costs nothing otherwise
 
             resolution.problems.extend(_jobs_dashboard._prepare(app, resolution))
+        if resolution["FLASKSTACK_ADMIN"]:
+            from . import admin  # only when it is on: Flask-Admin is never imported otherwise
+
+            resolution.problems.extend(admin._prepare(app, resolution))
+        if resolution["FLASKSTACK_METRICS"]:
+            from . import metrics  # only when it is on: prometheus-client is not even imported
+
+            resolution.problems.extend(metrics._prepare(app, resolution))
         _security.validate(app, resolution)
 
         resolution.apply(app)
         logs._init_app(app, resolution)
+        tracing._init_app(app)  # before the engines are made and the request hooks added
         database._init_app(app)
         _ids._init_app(app)  # before any rule of flaskstack's: they use its int converter
         migrations._init_app(app, database.db)
@@ -157,7 +172,13 @@ class Stack:
         mail._init_app(app)
         if app.config["FLASKSTACK_JOBS_DASHBOARD_PATH"] is not None:
             _jobs_dashboard.init_app(app)
+        if app.config["FLASKSTACK_ADMIN"]:  # _prepare refused it without a user model
+            admin._init_app(app, state.auth)
+        if app.config["FLASKSTACK_METRICS"]:
+            metrics._init_app(app)
         state.readiness_probes["database"] = health._probe_database
+        if app.config["FLASKSTACK_DATABASE_REPLICA_URLS"]:
+            _replicas.init_app(app, state)
         if state.redis is not None:
             state.readiness_probes["redis"] = redis_component._probe
         on_first_request(app, _refuse_later_clashes)

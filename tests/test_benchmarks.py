@@ -17,11 +17,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("flaskstack", "flaskstack-limits", "flaskstack-auth", "hand-wired", "bare", "django")
+APPS = (
+    "flaskstack",
+    "flaskstack-limits",
+    "flaskstack-auth",
+    "flaskstack-metrics",
+    "hand-wired",
+    "bare",
+    "django",
+)
 # The flaskstack app with FLASKSTACK_RATE_LIMITS on: it serves only the rate-limited read,
 # so the others' flaskstack rows measure flaskstack with limits off.
 LIMITED_APP = "flaskstack-limits"
-COMPARED = tuple(app for app in APPS if app != LIMITED_APP)
+# The flaskstack app with metrics on: measured on the page and the token API read only.
+METRICS_APP = "flaskstack-metrics"
+METRICS_ENDPOINTS = ("page", "api_read")
+COMPARED = tuple(app for app in APPS if app not in (LIMITED_APP, METRICS_APP))
 ENDPOINTS = ("page", "page_cookie", "me", "api_read", "cached", "form_post", "api_list")
 # Behind a rate limit: only the flaskstack-limits app has one.
 LIMITED = "api_limited"
@@ -86,7 +97,10 @@ def test_every_app_and_endpoint_is_measured(results: dict[str, t.Any]) -> None:
     assert tuple(results["apps"]) == APPS
     assert tuple(results["endpoints"]) == (*ENDPOINTS, LIMITED)
     for key, endpoint in results["endpoints"].items():
-        assert tuple(endpoint["apps"]) == ((LIMITED_APP,) if key == LIMITED else COMPARED), key
+        expected = (LIMITED_APP,) if key == LIMITED else COMPARED
+        if key in METRICS_ENDPOINTS:
+            expected = tuple(app for app in APPS if app in (*COMPARED, METRICS_APP))
+        assert tuple(endpoint["apps"]) == expected, key
         for app, data in endpoint["apps"].items():
             where = f"{app} {key}"
             assert data["errors"] == 0, where
@@ -150,8 +164,9 @@ def test_startup_memory_and_targets_are_reported(results: dict[str, t.Any]) -> N
     assert "alembic" not in results["apps"]["flaskstack"]["startup"]["heavy_modules"]
     targets = results["targets"]
     # Throughput ÷ hand-wired and ÷ bare, Redis commands, start-up and memory, and for the
-    # strong-auth variant Redis commands, SQL statements and CPU per request.
-    assert len(targets) == 7 + 7 + 6 + 2 + 3 * 7
+    # strong-auth variant Redis commands, SQL statements and CPU per request, for the metrics
+    # variant Redis commands and SQL statements per request, and the page's throughput.
+    assert len(targets) == 7 + 7 + 6 + 2 + 3 * 7 + 2 * 2 + 1
     assert all(isinstance(target["met"], bool) for target in targets)
 
 
@@ -162,6 +177,13 @@ def test_strong_auth_configured_but_unused_costs_no_command_or_statement(
         apps = results["endpoints"][key]["apps"]
         for field in ("redis_per_request", "sql_per_request"):
             assert apps["flaskstack-auth"][field] == apps["flaskstack"][field], (key, field)
+
+
+def test_metrics_cost_no_command_or_statement(results: dict[str, t.Any]) -> None:
+    for key in METRICS_ENDPOINTS:
+        apps = results["endpoints"][key]["apps"]
+        for field in ("redis_per_request", "sql_per_request"):
+            assert apps[METRICS_APP][field] == apps["flaskstack"][field], (key, field)
 
 
 def test_tables_name_every_endpoint(results: dict[str, t.Any]) -> None:

@@ -58,6 +58,7 @@ TABLES = [
     "tag",
     "user_account",
     "user_account_account_tokens",
+    "user_account_admin_audit_log",
     "user_account_api_tokens",
     "user_account_confirmed_emails",
     "user_account_logins",

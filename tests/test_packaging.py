@@ -86,7 +86,11 @@ def test_wheel_registers_the_flask_stack_command(dist: Path) -> None:
     assert "stack = flaskstack.cli:stack" in entry_points
 
 
-SCRIPTS = ("flaskstack/rest/static/api-docs.js", "flaskstack/auth/static/passkeys.js")
+SCRIPTS = (
+    "flaskstack/rest/static/api-docs.js",
+    "flaskstack/auth/static/passkeys.js",
+    "flaskstack/admin/static/admin.js",
+)
 """The scripts the package serves itself (no inline script, so a strict CSP applies)."""
 
 

@@ -40,6 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 PUBLIC_MODULES = [
     "flaskstack",
+    "flaskstack.admin",
     "flaskstack.auth",
     "flaskstack.caching",
     "flaskstack.checks",
@@ -54,6 +55,7 @@ PUBLIC_MODULES = [
     "flaskstack.limits",
     "flaskstack.logs",
     "flaskstack.mail",
+    "flaskstack.metrics",
     "flaskstack.migrations",
     "flaskstack.problems",
     "flaskstack.redis",
@@ -65,6 +67,7 @@ PUBLIC_MODULES = [
     "flaskstack.testing",
     "flaskstack.testing.plugin",
     "flaskstack.throttle",
+    "flaskstack.tracing",
     "flaskstack.urls",
 ]
 

@@ -77,6 +77,7 @@ EXPECTED_FILES = {
     "migrations/env.py",
     "migrations/script.py.mako",
     f"{NAME}/__init__.py",
+    f"{NAME}/admin.py",
     f"{NAME}/api.py",
     f"{NAME}/jobs.py",
     f"{NAME}/models.py",
@@ -87,6 +88,7 @@ EXPECTED_FILES = {
     f"{NAME}/views.py",
     "pyproject.toml",
     "tests/test_accounts.py",
+    "tests/test_admin.py",
     "tests/test_api.py",
     "tests/test_jobs.py",
     "tests/test_migrations.py",
@@ -176,12 +178,14 @@ def test_the_project_has_every_part(project: Project) -> None:
     factory = (project.root / NAME / "__init__.py").read_text()
     assert "flaskstack.init_app(app, config)" in factory
     assert f'"FLASKSTACK_USER_MODEL"] = "{NAME}.models:Account"' in factory
-    for feature in ("ROLES", "TWO_FACTOR", "PASSKEYS"):
+    for feature in ("ROLES", "TWO_FACTOR", "PASSKEYS", "ADMIN"):
         assert f'app.config["FLASKSTACK_{feature}"] = True' in factory, feature
     pyproject = tomllib.loads((project.root / "pyproject.toml").read_text())
     assert pyproject["tool"]["pytest"]["ini_options"]["flaskstack_app"] == f"{NAME}:create_app"
     dependencies = pyproject["project"]["dependencies"]
-    assert any(d.startswith("flaskstack[postgres,two-factor,passkeys]>=") for d in dependencies)
+    assert any(
+        d.startswith("flaskstack[postgres,two-factor,passkeys,admin]>=") for d in dependencies
+    )
     assert any(d.startswith("pyotp") for d in pyproject["project"]["optional-dependencies"]["test"])
 
 
@@ -213,6 +217,7 @@ def test_the_first_migration_creates_the_models_tables(project: Project) -> None
         "accounts_two_factor",
         "accounts_recovery_codes",
         "accounts_passkeys",
+        "accounts_admin_audit_log",
         "notes",
     }
     for table in tables:

@@ -71,7 +71,7 @@ def test_public_names_match_all() -> None:
     modules = {"cli", "checks", "config", "database", "errors", "health", "migrations"}
     modules |= {"auth", "caching", "forms", "headers", "problems", "redis", "security"}
     modules |= {"logs", "rest", "scaffold", "sessions", "stack", "testing", "throttle", "urls"}
-    modules |= {"limits", "mail", "jobs", "gunicorn"}
+    modules |= {"limits", "mail", "jobs", "gunicorn", "tracing", "admin", "metrics"}
     assert set(flaskstack.__all__) - {"__version__"} == exported - modules
     for name in flaskstack.__all__:
         assert getattr(flaskstack, name) is not None

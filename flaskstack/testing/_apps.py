@@ -191,5 +191,7 @@ def dispose_app(app: Flask, keep: t.Callable[[t.Any], bool] = lambda engine: Fal
             if not keep(engine):
                 engine.dispose()
     state = app.extensions.get("flaskstack")
+    if state is not None and state.replicas is not None:
+        state.replicas.dispose(close=True)
     if state is not None and state.redis is not None:
         state.redis.close()

@@ -482,6 +482,27 @@ def api_client(app: Flask, make_user: MakeUser) -> ApiClientFactory:
 
 
 @pytest.fixture
+def admin_client(app: Flask, make_role: MakeRole, make_user: MakeUser, login: Login) -> FlaskClient:
+    """A client signed in as a new user who may do everything in the admin.
+
+    The user holds a new role, ``admin-client``, granting
+    ``FLASKSTACK_ADMIN_PERMISSION`` and the view, add, change and delete
+    permissions of every page of the admin (the registered models, users,
+    roles, the audit log). Needs ``FLASKSTACK_ADMIN`` and ``FLASKSTACK_ROLES``.
+    """
+    if not app.config.get("FLASKSTACK_ADMIN"):
+        pytest.fail(
+            f"the admin_client fixture needs the admin, and app {app.name!r} has it off: set "
+            "FLASKSTACK_ADMIN = True (and FLASKSTACK_ROLES = True) in flaskstack_config",
+            pytrace=False,
+        )
+    from flaskstack.admin._setup import permissions_of
+
+    make_role("admin-client", permissions_of(app))
+    return login(app.test_client(), make_user(roles=["admin-client"]))
+
+
+@pytest.fixture
 def csrf_token(flaskstack_isolation: Isolation) -> CsrfToken:
     """``csrf_token(client)``: a valid CSRF token from the app's token endpoint."""
     from ._clients import csrf_token as fetch

@@ -1,0 +1,181 @@
+"""The admin in Chromium: an administrator manages articles and finds each change in the audit log.
+
+One app (PostgreSQL, sessions in the shared Redis, ``FLASKSTACK_ROLES`` and
+``FLASKSTACK_ADMIN`` on, flaskstack's default Content-Security-Policy) is
+served by a Werkzeug server on loopback. The administrator opens the admin,
+is sent to the sign-in page, signs in, creates two articles, edits one,
+searches for it, deletes it with its row's button and the other with the
+bulk action, then finds every change in the audit log by the request id the
+server returned for it. No Content-Security-Policy violation may be reported
+on the way: Flask-Admin's pages run under the app's policy unchanged.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from chromium import chromium
+from conftest import SHARED_REDIS_URL
+from loopback import HOST, free_port, serving
+from playwright.sync_api import expect
+from sqlalchemy.orm import Mapped, mapped_column
+
+import flaskstack
+import flaskstack.admin
+from flaskstack import db
+from flaskstack.auth import create_role, grant_role
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from conftest import AppFactory
+    from playwright.sync_api import Page, Response
+
+EMAIL = "ada@example.com"
+PASSWORD = "correct horse battery staple"
+#: Generous: a bound for a slow, busy machine, not a speed requirement.
+WAIT_MS = 30_000
+
+# Every page reports its policy violations to the test (the console says so too).
+WATCH_CSP = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportViolation(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}`);
+});
+"""
+
+
+class Article(db.Model):  # type: ignore[misc,name-defined]
+    """An article, as an app's model."""
+
+    __tablename__ = "admin_browser_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+flaskstack.admin.register(Article, endpoint="articles", name="Articles")
+
+
+@pytest.fixture
+def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) -> Iterator[str]:
+    """The app with the admin on, served on loopback; its origin."""
+    port = free_port()
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": postgres_url,
+            "FLASKSTACK_REDIS_URL": SHARED_REDIS_URL,
+            "FLASKSTACK_NAMESPACE": namespace(),
+            "FLASKSTACK_PASSWORD_METHOD": "pbkdf2:sha256:1000",
+            "FLASKSTACK_ROLES": True,
+            "FLASKSTACK_ADMIN": True,
+        },
+        profile="testing",
+    )
+    from flaskstack.admin._setup import admin_of
+
+    with app.app_context():
+        auth = flaskstack.get_state(app).auth
+        models = [*auth.models, admin_of(app).audit_model, Article]
+        db.metadata.create_all(bind=db.engine, tables=[m.__table__ for m in models])
+        user = auth.user_model(email=EMAIL)
+        user.set_password(PASSWORD)
+        db.session.add(user)
+        permissions = ["admin.access", "audit.view", *flaskstack.admin.permissions_for("articles")]
+        create_role("admin", permissions)
+        db.session.commit()
+        grant_role(user, "admin")
+        db.session.commit()
+    with serving(app, port, HOST):
+        yield f"http://localhost:{port}"
+
+
+def create_article(page: Page, title: str, body: str) -> None:
+    page.get_by_role("link", name="Create", exact=True).click()
+    page.locator("#title").fill(title)
+    page.locator("#body").fill(body)
+    page.locator("input[type=submit][value='Save']").click()
+    expect(page.get_by_role("cell", name=title, exact=True)).to_be_visible()
+
+
+def row_of(page: Page, title: str) -> t.Any:
+    return page.locator("tr", has=page.get_by_role("cell", name=title, exact=True))
+
+
+def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: str) -> None:
+    with chromium() as browser:
+        context = browser.new_context()
+        violations: list[str] = []
+        context.expose_function("reportViolation", lambda text: violations.append(text))
+        context.add_init_script(WATCH_CSP)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        page.on("dialog", lambda dialog: dialog.accept())  # "Are you sure...?"
+        changes: list[tuple[str, str]] = []
+
+        def note(response: Response) -> None:
+            if response.request.method == "POST" and "/admin/articles/" in response.url:
+                changes.append((response.url, response.headers["x-request-id"]))
+
+        page.on("response", note)
+
+        # Not signed in: the admin sends the browser to the sign-in page, and back.
+        page.goto(f"{site}/admin/")
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+        page.get_by_role("textbox", name="Email", exact=True).fill(EMAIL)
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.wait_for_url(f"{site}/admin/")
+
+        page.get_by_role("link", name="Articles").first.click()
+        create_article(page, "First steps", "Hello.")
+        create_article(page, "Second thoughts", "Again.")
+
+        row_of(page, "First steps").get_by_title("Edit Record").click()
+        page.wait_for_load_state()  # the page's scripts ran, as before a person's click
+        page.get_by_role("link", name="Edit", exact=True).click()  # the current tab: nothing
+        page.locator("#title").fill("First steps, edited")
+        page.locator("input[type=submit][value='Save']").click()
+        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_be_visible()
+
+        page.locator("input[name=search]").fill("edited")
+        page.locator("input[name=search]").press("Enter")
+        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_be_visible()
+        expect(page.get_by_role("cell", name="Second thoughts", exact=True)).to_have_count(0)
+
+        row_of(page, "First steps, edited").get_by_title("Delete Record").click()
+        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_have_count(0)
+
+        page.goto(f"{site}/admin/articles/")
+        row_of(page, "Second thoughts").locator("input.action-checkbox").check()
+        page.get_by_role("button", name="With selected").or_(
+            page.get_by_role("link", name="With selected")
+        ).click()
+        page.locator("[data-flaskstack-action='delete']").click()
+        expect(page.get_by_text("There are no items in the table.")).to_be_visible()
+
+        # Two creations, one edit, two deletions: each request's id finds its entry.
+        kinds = [urlsplit(url).path.removeprefix("/admin/articles/") for url, _ in changes]
+        assert kinds == ["new/", "new/", "edit/", "delete/", "action/"], changes
+        expected = ["create", "create", "change", "delete", "delete"]
+        for (_url, request_id), action in zip(changes, expected, strict=True):
+            page.goto(f"{site}/admin/audit/?search={request_id}")
+            row = page.locator("table.model-list tbody tr")
+            expect(row).to_have_count(1)
+            expect(row).to_contain_text(action)
+            expect(row).to_contain_text("Article")
+            expect(row).to_contain_text(EMAIL)
+            expect(row).to_contain_text(request_id)
+        page.goto(f"{site}/admin/audit/?search={changes[2][1]}")
+        expect(page.locator("table.model-list tbody tr")).to_contain_text(
+            "'First steps' → 'First steps, edited'"
+        )
+
+        assert violations == [], violations
+        assert not [m for m in console if "Content Security Policy" in m], console
+        context.close()
