@@ -46,6 +46,7 @@ MINIMUMS := requirements/minimums.txt
 # RealWorld collection, security scans, the browser tests), the benchmarks and the documentation build.
 CORE_TESTS := -n $(WORKERS) --ignore=tests/reliability --ignore=tests/security --ignore=tests/realworld \
 	--ignore=tests/browser --ignore=tests/test_benchmarks.py --ignore=tests/test_benchmark_jobs.py \
+	--ignore=tests/test_benchmark_instructions.py \
 	--ignore=tests/test_docs.py --ignore=tests/test_quickstart.py
 
 BIN := $(VENV)/bin

@@ -50,9 +50,33 @@ def networks(values: t.Iterable[str]) -> tuple[_Network, ...]:
     return tuple(ipaddress.ip_network(value, strict=False) for value in values)
 
 
+_NOT_PUBLIC: tuple[_Network, ...] = tuple(
+    ipaddress.ip_network(value)
+    for value in (
+        "127.0.0.0/8",  # loopback
+        "10.0.0.0/8",  # private (RFC 1918)
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",  # link-local
+        "::1/128",
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+    )
+)
+"""The networks a metrics endpoint may be open to without a token.
+
+Listed here rather than read from :attr:`ipaddress.IPv4Network.is_private`,
+whose answer for a network changed between Python releases (before 3.11.10 and
+3.12.4, ``0.0.0.0/0`` counted as private).
+"""
+
+
 def is_public(network: _Network) -> bool:
     """Whether ``network`` holds an address that is neither private, loopback nor link-local."""
-    return not (network.is_private or network.is_loopback or network.is_link_local)
+    return not any(
+        network.version == allowed.version and network.subnet_of(allowed)  # type: ignore[arg-type]
+        for allowed in _NOT_PUBLIC
+    )
 
 
 class Access:
