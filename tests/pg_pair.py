@@ -16,7 +16,6 @@ resumes it.
 
 from __future__ import annotations
 
-import subprocess
 import typing as t
 
 import psycopg
@@ -25,8 +24,6 @@ from reliability.stackrun import (
     HOST,
     WAIT_TIMEOUT,
     PostgresCluster,
-    StackProcessError,
-    _tail,
     wait_for,
 )
 
@@ -44,8 +41,6 @@ class _Replica(PostgresCluster):
         self.primary = primary
 
     def initdb(self) -> None:
-        import pwd
-
         command = [
             str(self.bin / "pg_basebackup"),
             "-D",
@@ -62,22 +57,7 @@ class _Replica(PostgresCluster):
             "stream",
             "--no-sync",
         ]
-        with self.log_path.open("ab") as log:
-            result = subprocess.run(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=WAIT_TIMEOUT * 2,
-                user=self._user,
-                group=None if self._user is None else pwd.getpwnam(self._user).pw_gid,
-                extra_groups=None if self._user is None else [],
-                check=False,
-            )
-        if result.returncode != 0:
-            raise StackProcessError(
-                f"pg_basebackup failed with status {result.returncode}:\n{_tail(self.log_path)}"
-            )
+        self.run_tool(command, "pg_basebackup")
 
 
 class PostgresPair:

@@ -258,6 +258,10 @@ class PostgresCluster:
             "--locale=C",
             "--no-sync",  # the cluster is thrown away; its own writes stay durable
         ]
+        self.run_tool(command, "initdb")
+
+    def run_tool(self, command: list[str], name: str) -> None:
+        """Run a PostgreSQL program as the cluster's owner, its output in the cluster's log."""
         with self.log_path.open("ab") as log:
             result = subprocess.run(
                 command,
@@ -272,7 +276,7 @@ class PostgresCluster:
             )
         if result.returncode != 0:
             raise StackProcessError(
-                f"initdb failed with status {result.returncode}:\n{_tail(self.log_path)}"
+                f"{name} failed with status {result.returncode}:\n{_tail(self.log_path)}"
             )
 
     @property
