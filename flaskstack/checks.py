@@ -466,6 +466,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Move flaskstack's admin with FLASKSTACK_ADMIN_PATH (such as '/staff'), or keep the "
         "app's own Flask-Admin and turn FLASKSTACK_ADMIN off.",
     ),
+    "admin.W001": (
+        "Roles that open the admin (FLASKSTACK_ADMIN_PERMISSION) do not require two-factor "
+        "sign-in (--deploy): a stolen password is enough to change the app's data.",
+        "Set FLASKSTACK_TWO_FACTOR = True and list those roles in "
+        "FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES.",
+    ),
     "metrics.E001": (
         "The metrics endpoint answers a network that is not private (FLASKSTACK_METRICS_ALLOW) "
         "and FLASKSTACK_METRICS_TOKEN is not set (refused in production): anyone on that "
@@ -692,6 +698,16 @@ def _check_jobs(app: Flask, deploy: bool) -> list[Finding]:
             )
         ]
     return []
+
+
+@register("admin", deploy=True)
+def _check_admin_roles(app: Flask, deploy: bool) -> list[Finding]:
+    """With ``--deploy`` and the admin on: every role that opens it requires two-factor."""
+    if not app.config.get("FLASKSTACK_ADMIN"):
+        return []
+    from .admin import _check_findings
+
+    return [_finding(check_id, msg) for check_id, msg in _check_findings(app)]
 
 
 @register("tracing", deploy=True)

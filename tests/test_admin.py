@@ -9,7 +9,9 @@ without editing them.
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import os
 import re
 import subprocess
@@ -420,13 +422,61 @@ def test_a_change_rolled_back_at_commit_leaves_no_audit_entry(site: Site) -> Non
         "/admin/ledger/new/", data={"csrf_token": token, "title": "Lost", "previous_id": "999"}
     )
     assert refused.status_code == 200, refused.text
-    assert "Integrity error" in refused.text
+    assert "The database refused the change, so nothing was saved" in refused.text
     assert site.audit() == []
     made = client.post("/admin/ledger/new/", data={"csrf_token": token, "title": "Free"})
     assert made.status_code == 302, made.text
     assert [(e.action, e.model, e.changes["title"]) for e in site.audit()] == [
         ("create", "Ledger", {"new": "Free"})
     ]
+
+
+def test_a_database_error_is_one_line_on_the_page_and_the_whole_of_it_in_the_log(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    with site.app.app_context():
+        create_role("clerk", ["admin.access", *flaskstack.admin.permissions_for(Ledger)])
+        db.session.commit()
+    site.add_user("dave@example.com", "clerk")
+    client = site.signed_in("dave@example.com")
+    token = token_in(client.get("/admin/ledger/new/", headers=BROWSER))
+    form = {"csrf_token": token, "title": "Entry with a secret-ish title", "previous_id": "999"}
+    with caplog.at_level(logging.ERROR, logger="flaskstack.admin"):
+        refused = client.post("/admin/ledger/new/", data=form, headers=BROWSER)
+    assert refused.status_code == 200, refused.text
+    page = html.unescape(refused.text)
+    request_id = refused.headers["X-Request-ID"]
+    assert (
+        "The database refused the change, so nothing was saved: insert or update on table "
+        '"admin_test_ledgers" violates foreign key constraint'
+    ) in page
+    assert f"The log has the details under request id {request_id}." in page
+    # Not the statement, its parameters or the row's values (DETAIL): those are for the log.
+    for leaked in ("INSERT INTO", "[SQL:", "[parameters:", "DETAIL", "psycopg"):
+        assert leaked not in page, leaked
+    # What the user typed is still in the form.
+    assert 'value="Entry with a secret-ish title"' in page
+    (record,) = [r for r in caplog.records if r.name == "flaskstack.admin"]
+    assert record.exc_info is not None
+    assert "Key (previous_id)=(999) is not present" in str(record.exc_info[1])
+    with site.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Ledger)) == 0
+
+
+def test_flask_admins_setting_to_raise_view_errors_still_raises(
+    build: Callable[..., Site],
+) -> None:
+    site = build(FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=True, PROPAGATE_EXCEPTIONS=True)
+    with site.app.app_context():
+        create_role("clerk", ["admin.access", *flaskstack.admin.permissions_for(Ledger)])
+        db.session.commit()
+    site.add_user("dave@example.com", "clerk")
+    client = site.signed_in("dave@example.com")
+    token = token_in(client.get("/admin/ledger/new/", headers=BROWSER))
+    with pytest.raises(sa.exc.IntegrityError):
+        client.post(
+            "/admin/ledger/new/", data={"csrf_token": token, "title": "x", "previous_id": "999"}
+        )
 
 
 def test_changes_outside_the_admin_are_not_audited(site: Site) -> None:
@@ -501,6 +551,37 @@ def test_a_role_that_requires_two_factor_is_refused_until_it_is_set_up(
     assert refused.status_code == 403
     assert "two-factor" in refused.text
     assert "/auth/two-factor" in refused.text
+
+
+def test_deploy_checks_name_the_roles_that_open_the_admin_without_two_factor(
+    site: Site, build: Callable[..., Site]
+) -> None:
+    from flaskstack.checks import run_checks
+
+    def admin_findings(app: Flask, deploy: bool = True) -> dict[str, str]:
+        return {f.id: f.msg for f in run_checks(app, deploy=deploy, tags=["admin"])}
+
+    found = admin_findings(site.app)
+    assert set(found) == {"admin.W001"}, found
+    # "admin" and "reader" hold admin.access; "member" does not.
+    assert "The roles 'admin', 'reader' grant 'admin.access'" in found["admin.W001"]
+    assert "FLASKSTACK_TWO_FACTOR is off" in found["admin.W001"]
+    assert admin_findings(site.app, deploy=False) == {}
+
+    guarded = build(
+        FLASKSTACK_TWO_FACTOR=True,
+        FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES=["admin"],
+        MAIL_URL="smtp://127.0.0.1:9",
+        FLASKSTACK_MAIL_FROM="app@example.com",
+    )
+    found = admin_findings(guarded.app)  # the same database: the same roles
+    assert "The roles 'reader' grant" in found["admin.W001"], found
+    assert "(FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES)" in found["admin.W001"]
+    with guarded.app.app_context():
+        role = flaskstack.get_state(guarded.app).auth.role_models.role
+        db.session.delete(db.session.scalars(sa.select(role).where(role.name == "reader")).one())
+        db.session.commit()
+    assert admin_findings(guarded.app) == {}
 
 
 OFF_APP = textwrap.dedent(

@@ -196,6 +196,55 @@ def _prepare(app: Flask, resolution: Resolution) -> list[Problem]:
     return problems
 
 
+def _check_findings(app: Flask) -> list[tuple[str, str]]:
+    """``(check id, message)`` for ``flask stack check --deploy``: roles opening the admin
+    that do not require two-factor sign-in. Nothing when the user model answers for its
+    roles itself (they are not flaskstack's to list) or the database cannot be read (its own
+    checks say why)."""
+    from flaskstack._state import get_state
+
+    role_models = get_state(app).auth.role_models
+    if role_models is None:
+        return []
+    import sqlalchemy as sa
+
+    from flaskstack.database import db
+
+    role, permission = role_models.role, role_models.permission
+    wanted = app.config["FLASKSTACK_ADMIN_PERMISSION"]
+    query = (
+        sa.select(role.name)
+        .join(permission, permission.role_id == role.id)
+        .where(permission.name == wanted)
+        .order_by(role.name)
+    )
+    with app.app_context():
+        try:
+            opening = list(db.session.execute(query).scalars())
+        except sa.exc.SQLAlchemyError:
+            return []
+    required = (
+        set(app.config["FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES"])
+        if app.config.get("FLASKSTACK_TWO_FACTOR")
+        else set()
+    )
+    unguarded = [name for name in opening if name not in required]
+    if not unguarded:
+        return []
+    return [
+        (
+            "admin.W001",
+            f"The roles {', '.join(map(repr, unguarded))} grant {wanted!r}, which opens the "
+            "admin, and two-factor sign-in is not required of them "
+            + (
+                "(FLASKSTACK_TWO_FACTOR_REQUIRED_ROLES)."
+                if app.config.get("FLASKSTACK_TWO_FACTOR")
+                else "(FLASKSTACK_TWO_FACTOR is off)."
+            ),
+        )
+    ]
+
+
 def _init_app(app: Flask, auth: AuthState) -> None:
     """Serve the admin on ``app`` (only called with :setting:`FLASKSTACK_ADMIN` on)."""
     global _latest_app

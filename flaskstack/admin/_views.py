@@ -15,26 +15,34 @@ Imported only when :setting:`FLASKSTACK_ADMIN` is on. The rules kept here:
   styles come from files with the request's nonce; the list page is
   rendered from ``flaskstack/admin/list.html``, which replaces Flask-Admin's
   inline ``onclick`` handlers and ``javascript:`` links with attributes the
-  admin's script (``static/admin.js``) handles.
+  admin's script (``static/admin.js``) handles; inline forms' "Add" button
+  is rendered by ``flaskstack/admin/inline_field_list.html`` without its
+  ``onclick``, and the modal forms by ``flaskstack/admin/modals/`` without
+  the inline script that arrives with another response's nonce.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as t
 import uuid
 
 import sqlalchemy as sa
-from flask import abort, request
+from flask import abort, current_app, flash, request
 from flask_admin import AdminIndexView, expose  # type: ignore[import-untyped]
 from flask_admin.actions import action  # type: ignore[import-untyped]
 from flask_admin.babel import lazy_gettext  # type: ignore[import-untyped]
 from flask_admin.contrib.sqla import ModelView as _SQLAlchemyModelView  # type: ignore[import-untyped]
+from flask_admin.contrib.sqla.fields import InlineModelFormList  # type: ignore[import-untyped]
+from flask_admin.contrib.sqla.form import InlineModelConverter  # type: ignore[import-untyped]
+from flask_admin.form.widgets import RenderTemplateWidget  # type: ignore[import-untyped]
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction  # type: ignore[import-untyped]
 from flask_login import current_user
 from markupsafe import Markup
 
 from flaskstack.auth._login import sign_in_first
 from flaskstack.auth._roles import has_permission
+from flaskstack.logs import request_id
 
 from ._audit import HIDDEN
 
@@ -55,6 +63,9 @@ _NEEDS = {
     "ajax_update": "change",
     "delete_view": "delete",
 }
+_log = logging.getLogger("flaskstack.admin")
+# Flask-Admin's settings that ask for view errors to be raised, not shown.
+_RAISE_SETTINGS = ("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", "FLASK_ADMIN_RAISE_ON_INTEGRITY_ERROR")
 _SECRET_WORDS = ("password", "secret", "token", "hash")
 _SEARCHABLE = (sa.String, sa.Text)
 _FILTERABLE = (sa.String, sa.Integer, sa.Boolean, sa.DateTime, sa.Date, sa.Numeric, sa.Enum)
@@ -65,6 +76,18 @@ class _DeleteRow(BaseListRowAction):  # type: ignore[misc]
 
     def render(self, context: Context, row_id: str, row: t.Any) -> t.Any:
         return self._resolve_symbol(context, "flaskstack_rows.delete_row")(self, row_id, row)
+
+
+class _InlineFormList(InlineModelFormList):  # type: ignore[misc]
+    """Flask-Admin's inline form list, its "Add" button without an inline ``onclick``."""
+
+    widget = RenderTemplateWidget("flaskstack/admin/inline_field_list.html")
+
+
+class _InlineConverter(InlineModelConverter):  # type: ignore[misc]
+    """Flask-Admin's inline form converter, with the list above (its documented hook)."""
+
+    inline_field_list_type = _InlineFormList
 
 
 class ModelView(_SQLAlchemyModelView):  # type: ignore[misc]
@@ -84,6 +107,10 @@ class ModelView(_SQLAlchemyModelView):  # type: ignore[misc]
     """
 
     list_template = "flaskstack/admin/list.html"
+    create_modal_template = "flaskstack/admin/modals/create.html"
+    edit_modal_template = "flaskstack/admin/modals/edit.html"
+    details_modal_template = "flaskstack/admin/modals/details.html"
+    inline_model_form_converter = _InlineConverter
     can_view_details = True
     page_size = 25
     action_permissions: t.ClassVar[dict[str, str]] = {}
@@ -157,6 +184,28 @@ class ModelView(_SQLAlchemyModelView):  # type: ignore[misc]
             return False
         wanted = "delete" if name == "delete" else self.action_permissions.get(name, "change")
         return self.may(wanted)
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        """A database error as one line the admin can act on, the details in the log.
+
+        Flask-Admin shows the error's whole text, with the SQL statement and its
+        parameters (which may hold another field's secret); here the page says
+        what the database refused, and the log line, with the request id the
+        page names, has the rest. Flask-Admin's ``FLASK_ADMIN_RAISE_ON_*``
+        settings still raise instead.
+        """
+        if not isinstance(exc, sa.exc.DBAPIError) or any(
+            current_app.config.get(name) for name in _RAISE_SETTINGS
+        ):
+            return bool(super().handle_view_exception(exc))
+        _log.error("The database refused a change made in the admin.", exc_info=exc)
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no reason"
+        flash(
+            f"The database refused the change, so nothing was saved: {reason}. "
+            f"The log has the details under request id {request_id()}.",
+            "error",
+        )
+        return True
 
     @action(  # type: ignore[untyped-decorator]
         "delete",

@@ -110,9 +110,12 @@ class Visitor:
     def audit(self) -> dict[str, dict[str, t.Any]]:
         """Audit the current page (see the module's docstring); its fields' AX nodes by id."""
         page = self.page
+        # A click that navigates returns before the next document has loaded: wait for it, so
+        # the audit reads the new page rather than the blank one between the two.
+        page.wait_for_load_state()
         where = page.url.removeprefix(self.base)
         self.audited.append(where)
-        assert page.title().strip(), f"{where}: no title"
+        expect(page, f"{where}: no title").to_have_title(re.compile(r"\S"), timeout=WAIT_MS)
         headings = page.get_by_role("heading", level=1)
         expect(headings, f"{where}: one <h1>").to_have_count(1, timeout=WAIT_MS)
         violations = page.evaluate("window.__violations || []")
