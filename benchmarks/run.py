@@ -8,7 +8,8 @@ the ``bench`` extra installed (``pip install -e '.[bench]'``)::
 
 It starts its own Redis (``redis-server``) and its own PostgreSQL cluster
 (``initdb``) on free loopback ports, creates and seeds one database, serves
-each app under gunicorn (2 sync workers), and then:
+each app under gunicorn (2 sync workers; flaskstack and Django also under 2
+gthread workers, on the endpoints that wait on PostgreSQL or Redis), and then:
 
 1. counts Redis commands (``INFO commandstats``) and SQL statements (the
    server's statement log) per request of each endpoint;
@@ -258,7 +259,9 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
 
     servers: dict[str, AppServer] = {}
     for app in apps:
-        server = AppServer(app.key, app.target, env, HERE / "apps", workdir, args.workers)
+        server = AppServer(
+            app.key, app.target, env, HERE / "apps", workdir, args.workers, app.threads
+        )
         stack.callback(server.stop)
         servers[app.key] = server
     for server in servers.values():
@@ -407,8 +410,8 @@ def count_instructions(
     found: dict[str, dict[str, int]] = {e.key: {} for e in endpoints}
     for endpoint in endpoints:
         for app in apps:
-            if not endpoint.served_by(app.key):
-                continue
+            if not endpoint.served_by(app.key) or app.same_code_as is not None:
+                continue  # a variant of another app's worker model runs that app's code
             measure.warm(servers[app.key], states[app.key], endpoint, 8)
             spec = json.dumps(_inprocess_spec(app, endpoint, states[app.key], requests))
             totals = []

@@ -25,6 +25,8 @@ APPS = (
     "hand-wired",
     "bare",
     "django",
+    "flaskstack-threads",
+    "django-threads",
 )
 # The flaskstack app with FLASKSTACK_RATE_LIMITS on: it serves only the rate-limited read,
 # so the others' flaskstack rows measure flaskstack with limits off.
@@ -32,7 +34,10 @@ LIMITED_APP = "flaskstack-limits"
 # The flaskstack app with metrics on: measured on the page and the token API read only.
 METRICS_APP = "flaskstack-metrics"
 METRICS_ENDPOINTS = ("page", "api_read")
-COMPARED = tuple(app for app in APPS if app not in (LIMITED_APP, METRICS_APP))
+# flaskstack and Django under gthread workers: measured where a worker waits on a server.
+THREADED_APPS = ("flaskstack-threads", "django-threads")
+THREADED_ENDPOINTS = ("me", "api_read", "form_post", "api_list")
+COMPARED = tuple(app for app in APPS if app not in (LIMITED_APP, METRICS_APP, *THREADED_APPS))
 ENDPOINTS = ("page", "page_cookie", "me", "api_read", "cached", "form_post", "api_list")
 # Behind a rate limit: only the flaskstack-limits app has one.
 LIMITED = "api_limited"
@@ -97,9 +102,12 @@ def test_every_app_and_endpoint_is_measured(results: dict[str, t.Any]) -> None:
     assert tuple(results["apps"]) == APPS
     assert tuple(results["endpoints"]) == (*ENDPOINTS, LIMITED)
     for key, endpoint in results["endpoints"].items():
-        expected = (LIMITED_APP,) if key == LIMITED else COMPARED
+        serving = [*COMPARED]
         if key in METRICS_ENDPOINTS:
-            expected = tuple(app for app in APPS if app in (*COMPARED, METRICS_APP))
+            serving.append(METRICS_APP)
+        if key in THREADED_ENDPOINTS:
+            serving.extend(THREADED_APPS)
+        expected = (LIMITED_APP,) if key == LIMITED else tuple(a for a in APPS if a in serving)
         assert tuple(endpoint["apps"]) == expected, key
         for app, data in endpoint["apps"].items():
             where = f"{app} {key}"
@@ -211,3 +219,23 @@ def test_the_rate_limited_endpoint_is_compared_with_the_same_one_without(
     )
     assert "| token API read, one row, rate-limited | " in results["_markdown"]
     assert "limited ÷ unlimited" in results["_markdown"]
+
+
+def test_sync_and_threaded_workers_are_compared_for_flaskstack_and_django(
+    results: dict[str, t.Any],
+) -> None:
+    assert "flaskstack-threads: 2 gthread workers of 4 threads" in results["settings"]["gunicorn"]
+    for key in THREADED_ENDPOINTS:
+        ratios = results["endpoints"][key]["ratios"]
+        for pair in (
+            "flaskstack-threads/flaskstack",
+            "django-threads/django",
+            "flaskstack-threads/django-threads",
+        ):
+            assert ratios[pair] > 0, (key, pair)
+        # The same code as the sync app: its instructions are counted once, for that app.
+        for app in THREADED_APPS:
+            assert "instructions_per_request" not in results["endpoints"][key]["apps"][app]
+    table = results["_markdown"].split("## Worker model", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(THREADED_ENDPOINTS), table

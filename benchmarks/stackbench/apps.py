@@ -29,6 +29,7 @@ __all__ = [
     "LIMITED_APP",
     "METRICS_APP",
     "STRONG_AUTH_APP",
+    "THREADED_APPS",
     "AppSpec",
     "ClientState",
     "Endpoint",
@@ -45,12 +46,17 @@ class AppSpec:
     :ivar key: Its name in results.
     :ivar target: What gunicorn serves.
     :ivar create: Python code that imports the app and creates it as ``app``.
+    :ivar threads: Threads per gunicorn worker: 1 is a sync worker, more a gthread one.
+    :ivar same_code_as: For a variant that runs the same app under another worker model,
+        the app whose in-process path (instructions, profiles) it shares.
     """
 
     key: str
     description: str
     target: str
     create: str
+    threads: int = 1
+    same_code_as: str | None = None
 
 
 LIMITED_APP = "flaskstack-limits"
@@ -64,6 +70,15 @@ METRICS_APP = "flaskstack-metrics"
 
 METRICS_ENDPOINTS = ("page", "api_read")
 """What the metrics variant is measured on: a page, and a read that checks out a connection."""
+
+THREADS = 4
+"""Threads per worker of the threaded variants (gunicorn's gthread worker, same worker count)."""
+
+THREADED_APPS = {"flaskstack-threads": "flaskstack", "django-threads": "django"}
+"""flaskstack and Django under threaded workers, by the app each runs; they serve only
+:data:`THREADED_ENDPOINTS`, where a worker waits on PostgreSQL or Redis."""
+
+THREADED_ENDPOINTS = ("me", "api_read", "form_post", "api_list")
 
 APPS: tuple[AppSpec, ...] = (
     AppSpec(
@@ -111,6 +126,23 @@ APPS: tuple[AppSpec, ...] = (
         "dj_app.wsgi:application",
         "from dj_app.wsgi import application as app",
     ),
+    AppSpec(
+        "flaskstack-threads",
+        f"the flaskstack app under gthread workers, {THREADS} threads each, on the endpoints "
+        "that wait on PostgreSQL or Redis",
+        "fs_app:create_app()",
+        "import fs_app\napp = fs_app.create_app()",
+        threads=THREADS,
+        same_code_as="flaskstack",
+    ),
+    AppSpec(
+        "django-threads",
+        f"the Django app under gthread workers, {THREADS} threads each, on the same endpoints",
+        "dj_app.wsgi:application",
+        "from dj_app.wsgi import application as app",
+        threads=THREADS,
+        same_code_as="django",
+    ),
 )
 
 NOTE_ID = 42
@@ -141,6 +173,8 @@ class Endpoint:
         """Whether ``app`` serves this endpoint."""
         if app == METRICS_APP:
             return self.key in METRICS_ENDPOINTS
+        if app in THREADED_APPS:
+            return self.key in THREADED_ENDPOINTS
         if self.apps is None:
             return app != LIMITED_APP
         return app in self.apps

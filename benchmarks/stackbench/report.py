@@ -14,6 +14,9 @@ __all__ = ["assemble", "markdown", "rst", "write_profiles"]
 
 BASE = "flaskstack"
 HAND = "hand-wired"
+DJANGO = "django"
+# The same apps under gthread workers (stackbench.apps.THREADED_APPS).
+THREADED = {BASE: "flaskstack-threads", DJANGO: "django-threads"}
 # The flaskstack app with rate limits on (stackbench.apps.LIMITED_APP).
 LIMITED_APP = "flaskstack-limits"
 # The flaskstack app with strong authentication configured (stackbench.apps.STRONG_AUTH_APP).
@@ -104,6 +107,15 @@ def assemble(
                     # Higher is better, as for throughput: the other app's instructions
                     # for one request over flaskstack's.
                     ratios[f"{BASE}/{other} instructions"] = _ratio(theirs, mine)
+        for sync_app, threaded_app in ((BASE, THREADED[BASE]), (DJANGO, THREADED[DJANGO])):
+            if sync_app in per_app and threaded_app in per_app:
+                ratios[f"{threaded_app}/{sync_app}"] = _ratio(
+                    per_app[threaded_app]["rps_median"], per_app[sync_app]["rps_median"]
+                )
+        if THREADED[BASE] in per_app and THREADED[DJANGO] in per_app:
+            ratios[f"{THREADED[BASE]}/{THREADED[DJANGO]}"] = _ratio(
+                per_app[THREADED[BASE]]["rps_median"], per_app[THREADED[DJANGO]]["rps_median"]
+            )
         unlimited = endpoints.get(endpoint.unlimited or "", {}).get("apps", {}).get(BASE)
         if LIMITED_APP in per_app and unlimited is not None:
             limited = per_app[LIMITED_APP]
@@ -139,7 +151,12 @@ def assemble(
         "command": "python benchmarks/run.py " + " ".join(argv),
         "environment": measured["facts"],
         "settings": {
-            "gunicorn": f"{args.workers} sync workers",
+            "gunicorn": f"{args.workers} sync workers"
+            + "".join(
+                f"; {app.key}: {args.workers} gthread workers of {app.threads} threads"
+                for app in args.app_specs
+                if app.threads > 1
+            ),
             "connections": args.connections,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -399,6 +416,26 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
             ]
         )
 
+    workers = []
+    for endpoint in endpoints.values():
+        served = endpoint["apps"]
+        if not all(app in served for app in (BASE, DJANGO, *THREADED.values())):
+            continue
+        ratios = endpoint["ratios"]
+        workers.append(
+            [
+                endpoint["label"],
+                *(
+                    _number(served[app]["rps_median"])
+                    for app in (BASE, THREADED[BASE], DJANGO, THREADED[DJANGO])
+                ),
+                _number(ratios.get(f"{BASE}/{DJANGO}"), 2),
+                _number(ratios.get(f"{THREADED[BASE]}/{THREADED[DJANGO]}"), 2),
+                _number(ratios.get(f"{THREADED[BASE]}/{BASE}"), 2),
+                _number(ratios.get(f"{THREADED[DJANGO]}/{DJANGO}"), 2),
+            ]
+        )
+
     startup_rows = []
     app_data = results["apps"]
     ratio_to_hand = HAND in apps and BASE in apps
@@ -464,6 +501,27 @@ def _tables(results: dict[str, t.Any]) -> list[tuple[str, list[str], list[list[s
                 )
             ]
             if limited
+            else []
+        ),
+        *(
+            [
+                (
+                    "Worker model: sync and gthread workers (requests/s; same worker count)",
+                    [
+                        "endpoint",
+                        f"{BASE} sync",
+                        f"{BASE} threaded",
+                        f"{DJANGO} sync",
+                        f"{DJANGO} threaded",
+                        f"{BASE} ÷ {DJANGO}, sync",
+                        f"{BASE} ÷ {DJANGO}, threaded",
+                        f"threaded ÷ sync, {BASE}",
+                        f"threaded ÷ sync, {DJANGO}",
+                    ],
+                    workers,
+                )
+            ]
+            if workers
             else []
         ),
         (

@@ -296,7 +296,8 @@ class PostgresCluster:
 
 
 class AppServer:
-    """One app under gunicorn: sync workers on a free loopback port."""
+    """One app under gunicorn on a free loopback port: sync workers, or gthread workers
+    with ``threads`` threads each."""
 
     def __init__(
         self,
@@ -306,6 +307,7 @@ class AppServer:
         cwd: Path,
         workdir: Path,
         workers: int,
+        threads: int = 1,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -316,7 +318,8 @@ class AppServer:
             [
                 sys.executable, "-m", "gunicorn",
                 "--workers", str(workers),
-                "--worker-class", "sync",
+                "--worker-class", "sync" if threads == 1 else "gthread",
+                "--threads", str(threads),
                 "--bind", f"127.0.0.1:{self.port}",
                 "--log-level", "warning",
                 "--error-logfile", "-",
