@@ -21,7 +21,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-from conftest import SHARED_REDIS_URL
+from admin_support import PASSWORD, admin_settings
 from sqlalchemy.orm import Mapped, mapped_column
 
 import flaskstack
@@ -39,8 +39,6 @@ if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
     from werkzeug.test import TestResponse
 
-PASSWORD = "correct horse battery staple"
-FAST_HASH = "pbkdf2:sha256:1000"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 CSRF_FIELD = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 EVERYTHING = ["admin.access", *flaskstack.admin.permissions_for("story"), "audit.view"]
@@ -135,24 +133,12 @@ def token_in(page: TestResponse) -> str:
     return found.group(1)
 
 
-def settings(postgres_url: str, namespace: str, **more: t.Any) -> dict[str, t.Any]:
-    return {
-        "SQLALCHEMY_DATABASE_URI": postgres_url,
-        "FLASKSTACK_REDIS_URL": SHARED_REDIS_URL,
-        "FLASKSTACK_NAMESPACE": namespace,
-        "FLASKSTACK_PASSWORD_METHOD": FAST_HASH,
-        "FLASKSTACK_ROLES": True,
-        "FLASKSTACK_ADMIN": True,
-        **more,
-    }
-
-
 @pytest.fixture
 def build(
     make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]
 ) -> Callable[..., Site]:
     def factory(**config: t.Any) -> Site:
-        app = make_app(settings(postgres_url, namespace(), **config), profile="testing")
+        app = make_app(admin_settings(postgres_url, namespace(), **config), profile="testing")
         with app.app_context():
             db.metadata.create_all(bind=db.engine, tables=tables(app))
         return Site(app)
@@ -410,13 +396,18 @@ def test_a_bulk_delete_is_audited_row_by_row(site: Site) -> None:
     assert {e.request_id for e in entries} == {response.headers["X-Request-ID"]}
 
 
-def test_a_change_rolled_back_at_commit_leaves_no_audit_entry(site: Site) -> None:
+def ledger_clerk(site: Site) -> tuple[FlaskClient, str]:
+    """A client signed in with Ledger's permissions, and the CSRF token of its session."""
     with site.app.app_context():
         create_role("clerk", ["admin.access", *flaskstack.admin.permissions_for(Ledger)])
         db.session.commit()
     site.add_user("dave@example.com", "clerk")
     client = site.signed_in("dave@example.com")
-    token = token_in(client.get("/admin/ledger/new/", headers=BROWSER))
+    return client, token_in(client.get("/admin/ledger/new/", headers=BROWSER))
+
+
+def test_a_change_rolled_back_at_commit_leaves_no_audit_entry(site: Site) -> None:
+    client, token = ledger_clerk(site)
     # The row is flushed (and its entry written); the database refuses it at commit.
     refused = client.post(
         "/admin/ledger/new/", data={"csrf_token": token, "title": "Lost", "previous_id": "999"}
@@ -434,12 +425,7 @@ def test_a_change_rolled_back_at_commit_leaves_no_audit_entry(site: Site) -> Non
 def test_a_database_error_is_one_line_on_the_page_and_the_whole_of_it_in_the_log(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with site.app.app_context():
-        create_role("clerk", ["admin.access", *flaskstack.admin.permissions_for(Ledger)])
-        db.session.commit()
-    site.add_user("dave@example.com", "clerk")
-    client = site.signed_in("dave@example.com")
-    token = token_in(client.get("/admin/ledger/new/", headers=BROWSER))
+    client, token = ledger_clerk(site)
     form = {"csrf_token": token, "title": "Entry with a secret-ish title", "previous_id": "999"}
     with caplog.at_level(logging.ERROR, logger="flaskstack.admin"):
         refused = client.post("/admin/ledger/new/", data=form, headers=BROWSER)
@@ -467,12 +453,7 @@ def test_flask_admins_setting_to_raise_view_errors_still_raises(
     build: Callable[..., Site],
 ) -> None:
     site = build(FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=True, PROPAGATE_EXCEPTIONS=True)
-    with site.app.app_context():
-        create_role("clerk", ["admin.access", *flaskstack.admin.permissions_for(Ledger)])
-        db.session.commit()
-    site.add_user("dave@example.com", "clerk")
-    client = site.signed_in("dave@example.com")
-    token = token_in(client.get("/admin/ledger/new/", headers=BROWSER))
+    client, token = ledger_clerk(site)
     with pytest.raises(sa.exc.IntegrityError):
         client.post(
             "/admin/ledger/new/", data={"csrf_token": token, "title": "x", "previous_id": "999"}
@@ -633,7 +614,9 @@ def test_the_admin_needs_permissions(
     make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]
 ) -> None:
     with pytest.raises(flaskstack.ConfigError) as refused:
-        make_app(settings(postgres_url, namespace(), FLASKSTACK_ROLES=False), profile="testing")
+        make_app(
+            admin_settings(postgres_url, namespace(), FLASKSTACK_ROLES=False), profile="testing"
+        )
     assert "[admin.E002] 'FLASKSTACK_ADMIN'" in str(refused.value)
     assert "FLASKSTACK_ROLES = True" in str(refused.value)
 
@@ -657,7 +640,7 @@ def test_the_admin_refuses_the_path_of_the_apps_own_flask_admin(
         Admin(app, name="Own", url="/admin", endpoint="own_admin")
 
     with pytest.raises(flaskstack.ConfigError) as refused:
-        make_app(settings(postgres_url, namespace()), profile="testing", before=own_admin)
+        make_app(admin_settings(postgres_url, namespace()), profile="testing", before=own_admin)
     assert "[admin.E003] 'FLASKSTACK_ADMIN_PATH' = '/admin'" in str(refused.value)
     assert "FLASKSTACK_ADMIN_PATH to another path" in str(refused.value)
 

@@ -11,7 +11,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-from conftest import SHARED_REDIS_URL
+from admin_support import admin_settings
 from test_admin import BROWSER, Site, tables, token_in
 
 import flaskstack
@@ -34,17 +34,7 @@ MANAGER = [
 
 @pytest.fixture
 def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) -> Site:
-    app = make_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": postgres_url,
-            "FLASKSTACK_REDIS_URL": SHARED_REDIS_URL,
-            "FLASKSTACK_NAMESPACE": namespace(),
-            "FLASKSTACK_PASSWORD_METHOD": "pbkdf2:sha256:1000",
-            "FLASKSTACK_ROLES": True,
-            "FLASKSTACK_ADMIN": True,
-        },
-        profile="testing",
-    )
+    app = make_app(admin_settings(postgres_url, namespace()), profile="testing")
     with app.app_context():
         db.metadata.create_all(bind=db.engine, tables=tables(app))
         create_role("manager", MANAGER)

@@ -17,16 +17,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from admin_support import admin_settings, served_admin, watched_page
 from chromium import chromium
-from conftest import SHARED_REDIS_URL
-from loopback import HOST, free_port, serving
 from playwright.sync_api import expect
 from sqlalchemy.orm import Mapped, mapped_column
 
 import flaskstack
 import flaskstack.admin
 from flaskstack import db
-from flaskstack.auth import create_role, grant_role
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,16 +33,6 @@ if t.TYPE_CHECKING:
     from playwright.sync_api import Page, Response
 
 EMAIL = "ada@example.com"
-PASSWORD = "correct horse battery staple"
-#: Generous: a bound for a slow, busy machine, not a speed requirement.
-WAIT_MS = 30_000
-
-# Every page reports its policy violations to the test (the console says so too).
-WATCH_CSP = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.reportViolation(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}`);
-});
-"""
 
 
 class Article(db.Model):  # type: ignore[misc,name-defined]
@@ -63,34 +51,10 @@ flaskstack.admin.register(Article, endpoint="articles", name="Articles")
 @pytest.fixture
 def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) -> Iterator[str]:
     """The app with the admin on, served on loopback; its origin."""
-    port = free_port()
-    app = make_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": postgres_url,
-            "FLASKSTACK_REDIS_URL": SHARED_REDIS_URL,
-            "FLASKSTACK_NAMESPACE": namespace(),
-            "FLASKSTACK_PASSWORD_METHOD": "pbkdf2:sha256:1000",
-            "FLASKSTACK_ROLES": True,
-            "FLASKSTACK_ADMIN": True,
-        },
-        profile="testing",
-    )
-    from flaskstack.admin._setup import admin_of
-
-    with app.app_context():
-        auth = flaskstack.get_state(app).auth
-        models = [*auth.models, admin_of(app).audit_model, Article]
-        db.metadata.create_all(bind=db.engine, tables=[m.__table__ for m in models])
-        user = auth.user_model(email=EMAIL)
-        user.set_password(PASSWORD)
-        db.session.add(user)
-        permissions = ["admin.access", "audit.view", *flaskstack.admin.permissions_for("articles")]
-        create_role("admin", permissions)
-        db.session.commit()
-        grant_role(user, "admin")
-        db.session.commit()
-    with serving(app, port, HOST):
-        yield f"http://localhost:{port}"
+    app = make_app(admin_settings(postgres_url, namespace()), profile="testing")
+    permissions = flaskstack.admin.permissions_for("articles")
+    with served_admin(app, EMAIL, [Article], permissions) as origin:
+        yield origin
 
 
 def create_article(page: Page, title: str, body: str) -> None:
@@ -113,15 +77,8 @@ def row_of(page: Page, title: str) -> t.Any:
 )
 def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: str) -> None:
     with chromium() as browser:
-        context = browser.new_context()
-        violations: list[str] = []
-        context.expose_function("reportViolation", lambda text: violations.append(text))
-        context.add_init_script(WATCH_CSP)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        console: list[str] = []
-        page.on("console", lambda message: console.append(message.text))
-        page.on("dialog", lambda dialog: dialog.accept())  # "Are you sure...?"
+        watched = watched_page(browser)
+        page = watched.page
         changes: list[tuple[str, str]] = []
 
         def note(response: Response) -> None:
@@ -133,10 +90,7 @@ def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: 
         # Not signed in: the admin sends the browser to the sign-in page, and back.
         page.goto(f"{site}/admin/")
         expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
-        page.get_by_role("textbox", name="Email", exact=True).fill(EMAIL)
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url(f"{site}/admin/")
+        watched.sign_in(site, EMAIL)
 
         page.get_by_role("link", name="Articles").first.click()
         create_article(page, "First steps", "Hello.")
@@ -182,6 +136,5 @@ def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: 
             "'First steps' → 'First steps, edited'"
         )
 
-        assert violations == [], violations
-        assert not [m for m in console if "Content Security Policy" in m], console
-        context.close()
+        watched.assert_clean()
+        watched.context.close()

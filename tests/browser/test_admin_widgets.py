@@ -16,16 +16,14 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
+from admin_support import admin_settings, served_admin, watched_page
 from chromium import chromium
-from conftest import SHARED_REDIS_URL
-from loopback import HOST, free_port, serving
 from playwright.sync_api import expect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import flaskstack
 import flaskstack.admin
 from flaskstack import db
-from flaskstack.auth import create_role, grant_role
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -33,14 +31,6 @@ if t.TYPE_CHECKING:
     from conftest import AppFactory
 
 EMAIL = "grace@example.com"
-PASSWORD = "correct horse battery staple"
-#: Generous: a bound for a slow, busy machine, not a speed requirement.
-WAIT_MS = 30_000
-WATCH_CSP = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.reportViolation(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}`);
-});
-"""
 
 
 class Shelf(db.Model):  # type: ignore[misc,name-defined]
@@ -76,40 +66,17 @@ flaskstack.admin.register(
 @pytest.fixture
 def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) -> Iterator[str]:
     """The app with the admin on, served on loopback, one shelf in it; its origin."""
-    port = free_port()
-    app = make_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": postgres_url,
-            "FLASKSTACK_REDIS_URL": SHARED_REDIS_URL,
-            "FLASKSTACK_NAMESPACE": namespace(),
-            "FLASKSTACK_PASSWORD_METHOD": "pbkdf2:sha256:1000",
-            "FLASKSTACK_ROLES": True,
-            "FLASKSTACK_ADMIN": True,
-        },
-        profile="testing",
-    )
-    from flaskstack.admin._setup import admin_of
-
+    app = make_app(admin_settings(postgres_url, namespace()), profile="testing")
     with app.app_context():
-        auth = flaskstack.get_state(app).auth
-        models = [*auth.models, admin_of(app).audit_model, Shelf, Book]
-        db.metadata.create_all(bind=db.engine, tables=[m.__table__ for m in models])
-        user = auth.user_model(email=EMAIL)
-        user.set_password(PASSWORD)
-        db.session.add(user)
+        db.metadata.create_all(bind=db.engine, tables=[Shelf.__table__, Book.__table__])
         db.session.add(Shelf(name="Poetry", opened=dt.datetime(2026, 1, 5, 9, 30)))
-        permissions = [
-            "admin.access",
-            "audit.view",
-            *flaskstack.admin.permissions_for("shelves"),
-            *flaskstack.admin.permissions_for("books"),
-        ]
-        create_role("admin", permissions)
         db.session.commit()
-        grant_role(user, "admin")
-        db.session.commit()
-    with serving(app, port, HOST):
-        yield f"http://localhost:{port}"
+    permissions = [
+        *flaskstack.admin.permissions_for("shelves"),
+        *flaskstack.admin.permissions_for("books"),
+    ]
+    with served_admin(app, EMAIL, [Shelf, Book], permissions) as origin:
+        yield origin
 
 
 # Chromium drops a static file's download when a click navigates away mid-way; the test's
@@ -120,20 +87,9 @@ def site(make_app: AppFactory, postgres_url: str, namespace: Callable[[], str]) 
 )
 def test_the_admins_widgets_work_under_the_apps_policy(site: str) -> None:
     with chromium() as browser:
-        context = browser.new_context()
-        violations: list[str] = []
-        context.expose_function("reportViolation", lambda text: violations.append(text))
-        context.add_init_script(WATCH_CSP)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        console: list[str] = []
-        page.on("console", lambda message: console.append(message.text))
-        page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
-        page.goto(f"{site}/admin/")
-        page.get_by_role("textbox", name="Email", exact=True).fill(EMAIL)
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url(f"{site}/admin/")
+        watched = watched_page(browser)
+        page = watched.page
+        watched.sign_in(site, EMAIL)
 
         # A date-time column's filter: its picker opens and fills the value; the filter applies.
         page.goto(f"{site}/admin/shelves/")
@@ -186,8 +142,5 @@ def test_the_admins_widgets_work_under_the_apps_policy(site: str) -> None:
         modal.locator("input[type=submit][value='Save']").click()
         expect(page.get_by_role("cell", name="Emma, revised", exact=True)).to_be_visible()
 
-        assert violations == [], violations
-        assert not [m for m in console if "Content Security Policy" in m or "uncaught" in m], (
-            console
-        )
-        context.close()
+        watched.assert_clean()
+        watched.context.close()
