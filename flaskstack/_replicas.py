@@ -235,15 +235,20 @@ class ReplicaSet:
             replica_skipped.send(app, replica=replica.name, reason=_reason(replica.status))
         return None
 
-    def report(self, timeout: float) -> dict[str, dict[str, t.Any]]:
-        """Each replica's state, checked now (for ``/readyz``)."""
-        from .health import _run_probe
+    def probes(self) -> dict[str, t.Callable[[Flask, float], None]]:
+        """A readiness probe per replica, by ``"replica <name>"``: each checks it now."""
+        return {self.probe_name(replica): self._probe(replica) for replica in self.replicas}
 
-        app = self._app()
-        assert app is not None
+    @staticmethod
+    def probe_name(replica: Replica) -> str:
+        """The name of ``replica``'s probe in :meth:`probes`."""
+        return f"replica {replica.name}"
+
+    def report(self, results: t.Mapping[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+        """Each replica's state for ``/readyz``, from the ``results`` of its probes."""
         reports: dict[str, dict[str, t.Any]] = {}
         for replica in self.replicas:
-            error = _run_probe(app, f"replica {replica.name}", self._probe(replica), timeout)
+            error = results[self.probe_name(replica)].error
             entry: dict[str, t.Any]
             if error is not None:  # no answer in time: the probe gave up waiting
                 entry = {"status": "down", "error": error}
@@ -445,15 +450,16 @@ def _set_pin_cookie(response: Response) -> Response:
 
 def _check_findings(app: Flask) -> list[tuple[str, str]]:
     """``flask stack check``: one finding per replica, from a check made now."""
-    from .health import _run_probe
+    from .health import _run_probes
 
     replicas: ReplicaSet | None = app.extensions["flaskstack"].replicas
     if replicas is None:
         return []
     timeout = app.config["FLASKSTACK_READY_TIMEOUT"]
+    results = _run_probes(app, replicas.probes(), timeout)  # at once: one timeout for all
     findings: list[tuple[str, str]] = []
     for replica in replicas.replicas:
-        error = _run_probe(app, f"replica {replica.name}", replicas._probe(replica), timeout)
+        error = results[replicas.probe_name(replica)].error
         if error is not None or replica.status == "down":
             detail = replica.error or error
             findings.append(

@@ -1520,7 +1520,7 @@ SETTINGS: tuple[Setting, ...] = (
         p.parse_positive_float,
         type="float",
         expected="a number of seconds greater than 0",
-        doc="How long the readiness endpoint waits for each dependency.",
+        doc="How long the readiness endpoint waits for its dependencies, checked at once.",
         env=("FLASKSTACK_READY_TIMEOUT",),
         concern="health",
     ),

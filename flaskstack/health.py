@@ -75,42 +75,73 @@ def _probe_database(app: Flask, timeout: float) -> None:
 
 
 class _Outcome:
-    __slots__ = ("error", "finished")
+    __slots__ = ("error", "finished", "seconds")
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
         self.finished = False
+        self.seconds = 0.0
+
+
+class _Result(t.NamedTuple):
+    """What one probe found: why it failed (``None``: it passed), and how long it took."""
+
+    error: str | None
+    duration_ms: float
 
 
 def _run_probe(app: Flask, name: str, probe: _Probe, timeout: float) -> str | None:
-    """Run ``probe`` in a thread; return ``None`` if it passed, else why it failed.
+    """Run ``probe`` in a thread; return ``None`` if it passed, else why it failed."""
+    return _run_probes(app, {name: probe}, timeout)[name].error
+
+
+def _run_probes(app: Flask, probes: t.Mapping[str, _Probe], timeout: float) -> dict[str, _Result]:
+    """Run ``probes`` at once, each in a thread, all within one ``timeout``.
 
     The reason returned names the kind of failure only (it may be shown to
     anyone who can reach the endpoint); the full error is logged.
 
-    The thread makes the deadline hold even when a driver ignores its own
-    timeouts (a blackholed host): the request answers in time either way.
+    The threads make the deadline hold even when a driver ignores its own
+    timeouts (a blackholed host), and running them at once makes it hold for
+    all of them together: the request answers in time however many fail.
     """
-    outcome = _Outcome()
+    outcomes = {name: _Outcome() for name in probes}
 
-    def target() -> None:
+    def run(probe: _Probe, outcome: _Outcome) -> None:
+        started = time.perf_counter()
         try:
             probe(app, timeout)
         except BaseException as exc:  # reported, never raised in a worker thread
             outcome.error = exc
         finally:
+            outcome.seconds = time.perf_counter() - started
             outcome.finished = True
 
-    thread = threading.Thread(target=target, name="flaskstack-readyz", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not outcome.finished:
-        _logger.warning("readiness probe %r gave no answer within %g s", name, timeout)
-        return f"no answer within {timeout:g} s"
-    if outcome.error is not None:
-        _logger.warning("readiness probe %r failed: %r", name, outcome.error)
-        return type(outcome.error).__name__
-    return None
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(
+            target=run, args=(probe, outcomes[name]), name="flaskstack-readyz", daemon=True
+        )
+        for name, probe in probes.items()
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = started + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.perf_counter()))
+    results = {}
+    for name, outcome in outcomes.items():
+        if not outcome.finished:
+            _logger.warning("readiness probe %r gave no answer within %g s", name, timeout)
+            results[name] = _Result(f"no answer within {timeout:g} s", round(timeout * 1000, 1))
+            continue
+        duration_ms = round(outcome.seconds * 1000, 1)
+        if outcome.error is not None:
+            _logger.warning("readiness probe %r failed: %r", name, outcome.error)
+            results[name] = _Result(type(outcome.error).__name__, duration_ms)
+        else:
+            results[name] = _Result(None, duration_ms)
+    return results
 
 
 @public
@@ -127,11 +158,12 @@ def _readyz() -> tuple[Response, int]:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = app.extensions["flaskstack"]
     timeout = app.config["FLASKSTACK_READY_TIMEOUT"]
+    # The app's probes and its replicas' at once: one timeout bounds the answer.
+    replica_probes = state.replicas.probes() if state.replicas is not None else {}
+    results = _run_probes(app, {**state.readiness_probes, **replica_probes}, timeout)
     checks: dict[str, dict[str, t.Any]] = {}
-    for name, probe in state.readiness_probes.items():
-        started = time.perf_counter()
-        error = _run_probe(app, name, probe, timeout)
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
+    for name in state.readiness_probes:
+        error, elapsed = results[name]
         if error is None:
             checks[name] = {"status": "ok", "duration_ms": elapsed}
         else:
@@ -145,7 +177,7 @@ def _readyz() -> tuple[Response, int]:
     if state.replicas is not None:
         # Reported, never failing readiness: while a replica is down or lagging the
         # app serves its reads from the primary.
-        body["replicas"] = state.replicas.report(timeout)
+        body["replicas"] = state.replicas.report(results)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response, 503 if failed else 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import typing as t
 
 import pytest
@@ -71,6 +72,39 @@ def test_readyz_answers_within_its_deadline_when_the_database_hangs(
         response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"]["error"] == "no answer within 0.3 s"
+
+
+def test_readyz_waits_one_deadline_for_every_probe_and_replica_at_once(
+    make_app: AppFactory,
+) -> None:
+    # The database and four read replicas all hang. Each probe gives up after the deadline;
+    # run one after another they would hold the answer for five deadlines, longer than a
+    # load balancer's probe waits, and the pod would look down because of its replicas.
+    timeout = 0.5
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        app = make_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"postgresql://postgres@127.0.0.1:{port}/x",
+                "FLASKSTACK_DATABASE_REPLICA_URLS": [
+                    f"postgresql://postgres@127.0.0.1:{port}/replica{n}" for n in range(4)
+                ],
+                "FLASKSTACK_READY_TIMEOUT": timeout,
+                "FLASKSTACK_DATABASE_CONNECT_TIMEOUT": 5,
+            }
+        )
+        started = time.monotonic()
+        response = app.test_client().get("/readyz")
+        waited = time.monotonic() - started
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["database"]["error"] == "no answer within 0.5 s"
+    assert len(body["replicas"]) == 4
+    for replica in body["replicas"].values():
+        assert replica == {"status": "down", "error": "no answer within 0.5 s"}, body
+    assert waited < 3 * timeout, f"/readyz took {waited:.2f} s for a {timeout} s deadline"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
