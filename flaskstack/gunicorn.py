@@ -147,7 +147,14 @@ def _log_format(environ: t.Mapping[str, str]) -> str:
 
 
 def _request_id_atom(environ: t.Mapping[str, str]) -> str:
-    header = environ.get("FLASKSTACK_REQUEST_ID_HEADER", "").strip() or "X-Request-ID"
+    return _header_atom(environ.get("FLASKSTACK_REQUEST_ID_HEADER", "").strip() or "X-Request-ID")
+
+
+def _trace_id_atom(environ: t.Mapping[str, str]) -> str:
+    return _header_atom(environ.get("FLASKSTACK_TRACE_ID_HEADER", "").strip() or "X-Trace-Id")
+
+
+def _header_atom(header: str) -> str:
     return f"{{{header.lower()}}}o"  # gunicorn's name for a response header in its log atoms
 
 
@@ -182,15 +189,22 @@ class AccessFormatter(JSONFormatter):
     gunicorn's line in its ``access_log_format``), each line has
     ``request_id`` (from the response's request id header), ``method``,
     ``path``, ``query`` (when there is one), ``status``, ``bytes``,
-    ``duration_ms``, ``remote_addr`` and ``user_agent``.
+    ``duration_ms``, ``remote_addr`` and ``user_agent``; and ``trace_id``
+    with :setting:`FLASKSTACK_TRACING` on (from the response's trace id
+    header), so the line joins the request's trace and its other log lines.
 
     :param request_id_atom: gunicorn's name of the response header holding
         the request id, ``"{x-request-id}o"`` by default.
+    :param trace_id_atom: gunicorn's name of the response header holding
+        the trace id, ``"{x-trace-id}o"`` by default.
     """
 
-    def __init__(self, request_id_atom: str = "{x-request-id}o") -> None:
+    def __init__(
+        self, request_id_atom: str = "{x-request-id}o", trace_id_atom: str = "{x-trace-id}o"
+    ) -> None:
         super().__init__()
         self.request_id_atom = request_id_atom
+        self.trace_id_atom = trace_id_atom
 
     def fields(self, record: logging.LogRecord) -> dict[str, t.Any]:
         data = super().fields(record)
@@ -214,16 +228,25 @@ class AccessFormatter(JSONFormatter):
         )
         if atoms.get("q"):
             data["query"] = atoms["q"]
+        trace_id = atoms.get(self.trace_id_atom)
+        if trace_id and trace_id != "-":
+            data["trace_id"] = trace_id
         return data
 
 
-def _logconfig(log_format: str, request_id_atom: str) -> dict[str, t.Any]:
+def _logconfig(
+    log_format: str, request_id_atom: str, trace_id_atom: str = "{x-trace-id}o"
+) -> dict[str, t.Any]:
     """gunicorn's ``logconfig_dict`` for ``log_format`` (``{}``, gunicorn's own, for ``none``)."""
     if log_format == "none":
         return {}
     if log_format == "json":
         line: dict[str, t.Any] = {"()": JSONFormatter}
-        access: dict[str, t.Any] = {"()": AccessFormatter, "request_id_atom": request_id_atom}
+        access: dict[str, t.Any] = {
+            "()": AccessFormatter,
+            "request_id_atom": request_id_atom,
+            "trace_id_atom": trace_id_atom,
+        }
     else:
         line = {"()": TextFormatter}
         access = {"()": TextFormatter}
@@ -310,7 +333,7 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms' + (
 )
 
 #: Every line of the process in the app's format (see the module's documentation).
-logconfig_dict = _logconfig(_LOG_FORMAT, _request_id_atom(os.environ))
+logconfig_dict = _logconfig(_LOG_FORMAT, _request_id_atom(os.environ), _trace_id_atom(os.environ))
 
 
 def on_starting(server: t.Any) -> None:

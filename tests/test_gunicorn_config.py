@@ -475,3 +475,18 @@ def test_access_lines_carry_the_request(caplog: pytest.LogCaptureFixture) -> Non
     assert line["status"] == 200
     assert line["duration_ms"] == 1.5
     assert (line["method"], line["path"], line["query"]) == ("GET", "/things", "page=2")
+    assert "trace_id" not in line  # tracing off: no trace id header, no field
+
+    traced = dict(atoms, **{"{x-trace-id}o": "4bf92f3577b34da6a3ce929d0e0e4736"})
+    record.args = traced
+    line = json.loads(AccessFormatter().format(record))
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_access_lines_read_the_trace_id_header_the_app_names() -> None:
+    from flaskstack.gunicorn import _logconfig, _trace_id_atom
+
+    atom = _trace_id_atom({"FLASKSTACK_TRACE_ID_HEADER": "Trace-Ref"})
+    assert atom == "{trace-ref}o"
+    config = _logconfig("json", "{x-request-id}o", atom)
+    assert config["formatters"]["access"]["trace_id_atom"] == "{trace-ref}o"
