@@ -47,6 +47,7 @@ if t.TYPE_CHECKING:
 __all__ = ["build_worker", "run_worker", "run_workers"]
 
 _logger = logging.getLogger("flaskstack.jobs")
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class _AppJob(Job):
@@ -409,27 +410,36 @@ def run_workers(
     stopping = False
 
     def start(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child: one worker, then exit without the parent's clean-up
-            status = 0
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                run_worker(
-                    app,
-                    queues,
-                    burst=burst,
-                    scheduler=scheduler,
-                    name=None if name is None else f"{name}.{index}",
-                    max_jobs=max_jobs,
-                )
-            except BaseException:
-                _logger.exception("worker process %d failed", index)
-                status = 1
-            finally:
-                logging.shutdown()
-                os._exit(status)
-        children[pid] = index
+        # A stop signal arriving while the child is being forked waits until the child has
+        # its own handlers (it then stops at once) and the parent knows its pid (it then
+        # forwards the stop to it too); without the mask the child could run the parent's
+        # handler, start its worker anyway, and keep the parent waiting.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: one worker, then exit without the parent's clean-up
+                status = 0
+                try:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    run_worker(
+                        app,
+                        queues,
+                        burst=burst,
+                        scheduler=scheduler,
+                        name=None if name is None else f"{name}.{index}",
+                        max_jobs=max_jobs,
+                    )
+                except BaseException:
+                    _logger.exception("worker process %d failed", index)
+                    status = 1
+                finally:
+                    logging.shutdown()
+                    os._exit(status)
+            children[pid] = index
+        finally:  # the parent's: the child never gets here
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -438,7 +448,7 @@ def run_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
     try:
         for index in range(processes):
             start(index)

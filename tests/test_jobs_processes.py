@@ -80,6 +80,15 @@ def stopped_workers(output: str) -> int:
     )
 
 
+def workers_serving(app: Flask) -> int:
+    """How many RQ workers have registered for the app's default queue."""
+    from rq import Queue, Worker
+
+    name = app.extensions["flaskstack"].jobs.rq_name("default")
+    with redis.Redis.from_url(SHARED_REDIS_URL) as client:
+        return Worker.count(queue=Queue(name, connection=client))
+
+
 def recorded(key: str) -> list[str]:
     with redis.Redis.from_url(SHARED_REDIS_URL, decode_responses=True) as client:
         return list(client.lrange(key, 0, -1))
@@ -105,8 +114,9 @@ def test_sigterm_stops_every_process_and_requeues_the_job_in_flight(app: Flask) 
     process = start_worker(app, "--processes", "2")
     try:
         end = time.monotonic() + DEADLINE
-        while job.get_status(refresh=True) != "started":
-            assert time.monotonic() < end, "the job never started"
+        # Both workers up (one of them running the job) before the stop: each must say so.
+        while job.get_status(refresh=True) != "started" or workers_serving(app) < 2:
+            assert time.monotonic() < end, "the job never started, or a worker never did"
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGTERM)  # the parent only
         status, output = finish(process)
