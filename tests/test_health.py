@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import typing as t
@@ -10,6 +11,8 @@ import pytest
 from loopback import free_port
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from conftest import AppFactory
     from flask.testing import FlaskClient
 
@@ -53,15 +56,20 @@ def test_readyz_names_a_refused_database(make_app: AppFactory) -> None:
     assert "nothing" not in response.get_data(as_text=True)  # no connection details leak
 
 
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers: a PostgreSQL driver waits
+    there for the server's greeting until its own connect timeout (longer than the probes')."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        yield silent.getsockname()[1]
+
+
 def test_readyz_answers_within_its_deadline_when_the_database_hangs(
     make_app: AppFactory,
 ) -> None:
-    # A listening socket that never answers: the driver waits for the
-    # server's greeting until its own connect timeout (longer than ours).
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         app = make_app(
             {
                 "SQLALCHEMY_DATABASE_URI": f"postgresql://postgres@127.0.0.1:{port}/x",
@@ -81,10 +89,7 @@ def test_readyz_waits_one_deadline_for_every_probe_and_replica_at_once(
     # run one after another they would hold the answer for five deadlines, longer than a
     # load balancer's probe waits, and the pod would look down because of its replicas.
     timeout = 0.5
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         app = make_app(
             {
                 "SQLALCHEMY_DATABASE_URI": f"postgresql://postgres@127.0.0.1:{port}/x",
