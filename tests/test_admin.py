@@ -449,10 +449,13 @@ def test_a_database_error_is_one_line_on_the_page_and_the_whole_of_it_in_the_log
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Ledger)) == 0
 
 
-def test_flask_admins_setting_to_raise_view_errors_still_raises(
-    build: Callable[..., Site],
+@pytest.mark.parametrize(
+    "setting", ["FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", "FLASK_ADMIN_RAISE_ON_INTEGRITY_ERROR"]
+)
+def test_flask_admins_settings_to_raise_view_errors_still_raise(
+    build: Callable[..., Site], setting: str
 ) -> None:
-    site = build(FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION=True, PROPAGATE_EXCEPTIONS=True)
+    site = build(**{setting: True, "PROPAGATE_EXCEPTIONS": True})
     client, token = ledger_clerk(site)
     with pytest.raises(sa.exc.IntegrityError):
         client.post(

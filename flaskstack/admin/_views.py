@@ -64,8 +64,6 @@ _NEEDS = {
     "delete_view": "delete",
 }
 _log = logging.getLogger("flaskstack.admin")
-# Flask-Admin's settings that ask for view errors to be raised, not shown.
-_RAISE_SETTINGS = ("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", "FLASK_ADMIN_RAISE_ON_INTEGRITY_ERROR")
 _SECRET_WORDS = ("password", "secret", "token", "hash")
 _SEARCHABLE = (sa.String, sa.Text)
 _FILTERABLE = (sa.String, sa.Integer, sa.Boolean, sa.DateTime, sa.Date, sa.Numeric, sa.Enum)
@@ -194,9 +192,7 @@ class ModelView(_SQLAlchemyModelView):  # type: ignore[misc]
         page names, has the rest. Flask-Admin's ``FLASK_ADMIN_RAISE_ON_*``
         settings still raise instead.
         """
-        if not isinstance(exc, sa.exc.DBAPIError) or any(
-            current_app.config.get(name) for name in _RAISE_SETTINGS
-        ):
+        if not isinstance(exc, sa.exc.DBAPIError) or _raises(exc):
             return bool(super().handle_view_exception(exc))
         _log.error("The database refused a change made in the admin.", exc_info=exc)
         reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no reason"
@@ -248,6 +244,15 @@ class ModelView(_SQLAlchemyModelView):  # type: ignore[misc]
             _DeleteRow() if isinstance(action, DeleteRowAction) else action
             for action in super().get_list_row_actions()
         ]
+
+
+def _raises(exc: Exception) -> bool:
+    """Whether Flask-Admin's settings ask for ``exc`` to be raised rather than shown."""
+    config = current_app.config
+    raise_all = config.get("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION")
+    if isinstance(exc, sa.exc.IntegrityError):
+        return bool(config.get("FLASK_ADMIN_RAISE_ON_INTEGRITY_ERROR", raise_all))
+    return bool(raise_all)
 
 
 def default_options(model: type[t.Any], options: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
