@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from admin_support import admin_settings, served_admin, watched_page
+from admin_support import WAIT_MS, admin_settings, served_admin, watched_page
 from chromium import chromium
 from playwright.sync_api import expect
 from sqlalchemy.orm import Mapped, mapped_column
@@ -62,7 +62,7 @@ def create_article(page: Page, title: str, body: str) -> None:
     page.locator("#title").fill(title)
     page.locator("#body").fill(body)
     page.locator("input[type=submit][value='Save']").click()
-    expect(page.get_by_role("cell", name=title, exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name=title, exact=True)).to_be_visible(timeout=WAIT_MS)
 
 
 def row_of(page: Page, title: str) -> t.Any:
@@ -89,7 +89,9 @@ def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: 
 
         # Not signed in: the admin sends the browser to the sign-in page, and back.
         page.goto(f"{site}/admin/")
-        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible(
+            timeout=WAIT_MS
+        )
         watched.sign_in(site, EMAIL)
 
         page.get_by_role("link", name="Articles").first.click()
@@ -101,15 +103,23 @@ def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: 
         page.get_by_role("link", name="Edit", exact=True).click()  # the current tab: nothing
         page.locator("#title").fill("First steps, edited")
         page.locator("input[type=submit][value='Save']").click()
-        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_be_visible()
+        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_be_visible(
+            timeout=WAIT_MS
+        )
 
         page.locator("input[name=search]").fill("edited")
         page.locator("input[name=search]").press("Enter")
-        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_be_visible()
-        expect(page.get_by_role("cell", name="Second thoughts", exact=True)).to_have_count(0)
+        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_be_visible(
+            timeout=WAIT_MS
+        )
+        expect(page.get_by_role("cell", name="Second thoughts", exact=True)).to_have_count(
+            0, timeout=WAIT_MS
+        )
 
         row_of(page, "First steps, edited").get_by_title("Delete Record").click()
-        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_have_count(0)
+        expect(page.get_by_role("cell", name="First steps, edited", exact=True)).to_have_count(
+            0, timeout=WAIT_MS
+        )
 
         page.goto(f"{site}/admin/articles/")
         row_of(page, "Second thoughts").locator("input.action-checkbox").check()
@@ -117,7 +127,7 @@ def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: 
             page.get_by_role("link", name="With selected")
         ).click()
         page.locator("[data-flaskstack-action='delete']").click()
-        expect(page.get_by_text("There are no items in the table.")).to_be_visible()
+        expect(page.get_by_text("There are no items in the table.")).to_be_visible(timeout=WAIT_MS)
 
         # Two creations, one edit, two deletions: each request's id finds its entry.
         kinds = [urlsplit(url).path.removeprefix("/admin/articles/") for url, _ in changes]
@@ -126,14 +136,14 @@ def test_an_admin_manages_articles_and_finds_each_change_in_the_audit_log(site: 
         for (_url, request_id), action in zip(changes, expected, strict=True):
             page.goto(f"{site}/admin/audit/?search={request_id}")
             row = page.locator("table.model-list tbody tr")
-            expect(row).to_have_count(1)
-            expect(row).to_contain_text(action)
-            expect(row).to_contain_text("Article")
-            expect(row).to_contain_text(EMAIL)
-            expect(row).to_contain_text(request_id)
+            expect(row).to_have_count(1, timeout=WAIT_MS)
+            expect(row).to_contain_text(action, timeout=WAIT_MS)
+            expect(row).to_contain_text("Article", timeout=WAIT_MS)
+            expect(row).to_contain_text(EMAIL, timeout=WAIT_MS)
+            expect(row).to_contain_text(request_id, timeout=WAIT_MS)
         page.goto(f"{site}/admin/audit/?search={changes[2][1]}")
         expect(page.locator("table.model-list tbody tr")).to_contain_text(
-            "'First steps' → 'First steps, edited'"
+            "'First steps' → 'First steps, edited'", timeout=WAIT_MS
         )
 
         watched.assert_clean()

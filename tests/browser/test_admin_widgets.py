@@ -16,7 +16,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-from admin_support import admin_settings, served_admin, watched_page
+from admin_support import WAIT_MS, admin_settings, served_admin, watched_page
 from chromium import chromium
 from playwright.sync_api import expect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -98,22 +98,22 @@ def test_the_admins_widgets_work_under_the_apps_policy(site: str) -> None:
         value = page.locator("input[name^=flt]").first
         value.click()
         picker = page.locator(".daterangepicker").first
-        expect(picker).to_be_visible()
+        expect(picker).to_be_visible(timeout=WAIT_MS)
         picker.locator("button.applyBtn").click()
-        expect(value).not_to_have_value("")
+        expect(value).not_to_have_value("", timeout=WAIT_MS)
         value.fill("2026-01-05 09:30:00")
         page.locator("#filter_form").get_by_role("button", name="Apply").click()
-        expect(page).to_have_url(re.compile(r"flt\d*_"))
-        expect(page.get_by_role("link", name="Poetry", exact=True)).to_be_visible()
+        expect(page).to_have_url(re.compile(r"flt\d*_"), timeout=WAIT_MS)
+        expect(page.get_by_role("link", name="Poetry", exact=True)).to_be_visible(timeout=WAIT_MS)
 
         # A column edited in place, saved with the page's CSRF token.
         page.goto(f"{site}/admin/shelves/")
         page.get_by_role("link", name="Poetry", exact=True).click()
         page.locator(".editable-input input").fill("Poems")
         page.locator("button.editable-submit").click()
-        expect(page.get_by_role("link", name="Poems", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="Poems", exact=True)).to_be_visible(timeout=WAIT_MS)
         page.reload()
-        expect(page.get_by_role("link", name="Poems", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="Poems", exact=True)).to_be_visible(timeout=WAIT_MS)
 
         # Inline forms: "Add Books" adds a form for a book, saved with its new shelf.
         page.goto(f"{site}/admin/shelves/new/")
@@ -123,24 +123,30 @@ def test_the_admins_widgets_work_under_the_apps_policy(site: str) -> None:
         page.get_by_role("button", name="Add Books").click()
         page.locator("input[name='books-1-title']").fill("Persuasion")
         page.locator("input[type=submit][value='Save']").click()
-        expect(page.get_by_role("link", name="Novels", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="Novels", exact=True)).to_be_visible(timeout=WAIT_MS)
 
         # The create and edit modals: their fields are set up (select2) and they save.
         page.goto(f"{site}/admin/books/")
-        expect(page.get_by_role("cell", name="Middlemarch", exact=True)).to_be_visible()
-        expect(page.get_by_role("cell", name="Persuasion", exact=True)).to_be_visible()
+        expect(page.get_by_role("cell", name="Middlemarch", exact=True)).to_be_visible(
+            timeout=WAIT_MS
+        )
+        expect(page.get_by_role("cell", name="Persuasion", exact=True)).to_be_visible(
+            timeout=WAIT_MS
+        )
         page.get_by_role("link", name="Create", exact=True).click()
         modal = page.locator(".modal-content")
-        expect(modal.locator(".select2-container").first).to_be_visible()
+        expect(modal.locator(".select2-container").first).to_be_visible(timeout=WAIT_MS)
         modal.locator("#title").fill("Emma")
         modal.locator("input[type=submit][value='Save']").click()
-        expect(page.get_by_role("cell", name="Emma", exact=True)).to_be_visible()
+        expect(page.get_by_role("cell", name="Emma", exact=True)).to_be_visible(timeout=WAIT_MS)
         row = page.locator("tr", has=page.get_by_role("cell", name="Emma", exact=True))
         row.get_by_title("Edit Record").click()
-        expect(modal.locator(".select2-container").first).to_be_visible()
+        expect(modal.locator(".select2-container").first).to_be_visible(timeout=WAIT_MS)
         modal.locator("#title").fill("Emma, revised")
         modal.locator("input[type=submit][value='Save']").click()
-        expect(page.get_by_role("cell", name="Emma, revised", exact=True)).to_be_visible()
+        expect(page.get_by_role("cell", name="Emma, revised", exact=True)).to_be_visible(
+            timeout=WAIT_MS
+        )
 
         watched.assert_clean()
         watched.context.close()
