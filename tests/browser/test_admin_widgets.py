@@ -139,6 +139,7 @@ def test_the_admins_widgets_work_under_the_apps_policy(site: str) -> None:
         modal.locator("#title").fill("Emma")
         modal.locator("input[type=submit][value='Save']").click()
         expect(page.get_by_role("cell", name="Emma", exact=True)).to_be_visible(timeout=WAIT_MS)
+        page.wait_for_load_state()  # the page's scripts ran, as before a person's click
         row = page.locator("tr", has=page.get_by_role("cell", name="Emma", exact=True))
         row.get_by_title("Edit Record").click()
         expect(modal.locator(".select2-container").first).to_be_visible(timeout=WAIT_MS)
