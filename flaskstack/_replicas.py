@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 import typing as t
@@ -100,7 +101,7 @@ class Replica:
         """``unknown`` (not checked yet), ``up``, ``lagging``, ``down`` or ``not-standby``."""
         self.lag: float | None = None
         self.error: str | None = None
-        self.checked_at = 0.0
+        self.checked_at = -math.inf  # never: the first read checks at once
         self.checking = False
 
     @property

@@ -257,8 +257,11 @@ def _configure_engine(
         if not engine_options.get("pool_pre_ping"):
             # pool_pre_ping set by the app replaces the socket check.
             sa.event.listen(engine, "checkout", _check_pooled_connection)
-        if autocommit and engine.dialect.driver == "psycopg":
-            _allow_autocommit(engine)
+        if engine.dialect.driver == "psycopg":
+            # A connection goes back to the pool out of autocommit.
+            sa.event.listen(engine, "checkin", _leave_autocommit)
+            if autocommit:
+                engine.update_execution_options(**{_AUTOCOMMIT_OPTION: True})
 
 
 class DatabaseUnavailable(_ServiceUnavailableProblem):
@@ -488,17 +491,15 @@ def _has_written(session: Session) -> bool:
     )
 
 
-def _allow_autocommit(engine: sa.Engine) -> None:
-    engine.update_execution_options(**{_AUTOCOMMIT_OPTION: True})
-    sa.event.listen(engine, "checkin", _leave_autocommit)
-
-
 def _autocommit_until_flush(
     session: Session, transaction: SessionTransaction, connection: sa.Connection
 ) -> None:
     if session.info.get(_SESSION_IN_TRANSACTION):
         return
-    if not connection.get_execution_options().get(_AUTOCOMMIT_OPTION):
+    opted_in = connection.get_execution_options().get(_AUTOCOMMIT_OPTION)
+    if not opted_in and not (
+        session.info.get(_SESSION_READING_FIRST) and connection.dialect.driver == "psycopg"
+    ):
         return
     dbapi_connection: t.Any = connection.connection.dbapi_connection
     if (
@@ -513,20 +514,26 @@ def _autocommit_until_flush(
         return
     dbapi_connection.autocommit = True
     connection.info[_AUTOCOMMITTED] = True
-    session.info.setdefault(_SESSION_AUTOCOMMITTED, []).append(connection)
+    key = _SESSION_AUTOCOMMITTED if opted_in else _SESSION_READ_FIRST_CONNECTIONS
+    session.info.setdefault(key, []).append(connection)
 
 
-def _end_autocommit(session: Session) -> None:
-    # Before the first flush writes anything: psycopg begins a transaction
-    # before the next statement on each connection taken out of autocommit.
-    session.info[_SESSION_IN_TRANSACTION] = True
-    for connection in session.info.pop(_SESSION_AUTOCOMMITTED, ()):
+def _leave_autocommit_on(connections: t.Iterable[sa.Connection]) -> None:
+    # psycopg begins a transaction before the next statement on each.
+    for connection in connections:
         if connection.closed or connection.invalidated:
             continue
         if connection.info.pop(_AUTOCOMMITTED, False):
             dbapi_connection: t.Any = connection.connection.dbapi_connection
             if dbapi_connection is not None:
                 dbapi_connection.autocommit = False
+
+
+def _end_autocommit(session: Session) -> None:
+    # Before the first flush writes anything.
+    session.info[_SESSION_IN_TRANSACTION] = True
+    _leave_autocommit_on(session.info.pop(_SESSION_AUTOCOMMITTED, ()))
+    _leave_autocommit_on(session.info.pop(_SESSION_READ_FIRST_CONNECTIONS, ()))
 
 
 def _before_flush(session: Session, flush_context: object, instances: object) -> None:
@@ -548,6 +555,37 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 def _leave_autocommit(dbapi_connection: t.Any, record: t.Any) -> None:
     if record.info.pop(_AUTOCOMMITTED, False) and not dbapi_connection.closed:
         dbapi_connection.autocommit = False
+
+
+# -- flaskstack's sign-in reads, before the app's transaction ---------------------------
+#
+# Signing a request in reads its user (with the session's login, or the API
+# token) before the view has sent anything. That read is flaskstack's own and
+# has no side effects, so on PostgreSQL with psycopg 3 it runs in autocommit
+# when no transaction has begun yet: a request whose view sends nothing else
+# costs one statement, not BEGIN, SELECT and ROLLBACK, and its connection
+# keeps psycopg's prepared statements (a ROLLBACK clears them). The view's
+# first statement begins the transaction exactly as before. A chosen
+# isolation level, a transaction already open (the test plugin's) or a
+# pending change keeps the read inside the transaction.
+
+_SESSION_READING_FIRST = "flaskstack.reading_first"
+_SESSION_READ_FIRST_CONNECTIONS = "flaskstack.read_first_connections"
+
+
+@contextlib.contextmanager
+def _sign_in_read() -> t.Iterator[None]:
+    """The statements in this block are flaskstack's sign-in read (see above)."""
+    session = db.session()
+    if session.info.get(_SESSION_READING_FIRST) or session.in_transaction():
+        yield
+        return
+    session.info[_SESSION_READING_FIRST] = True
+    try:
+        yield
+    finally:
+        del session.info[_SESSION_READING_FIRST]
+        _leave_autocommit_on(session.info.pop(_SESSION_READ_FIRST_CONNECTIONS, ()))
 
 
 sa.event.listen(db.session, "after_begin", _autocommit_until_flush)

@@ -15,8 +15,10 @@ import typing as t
 import uuid
 
 import flask_login
+import psycopg
 import pytest
 import sqlalchemy as sa
+from pg_support import session_backend_state
 from sqlalchemy.orm import Mapped, mapped_column
 
 import flaskstack
@@ -583,6 +585,62 @@ def test_a_signed_in_request_runs_one_sql_statement(site: Site) -> None:
         sa.event.remove(engine, "before_cursor_execute", record)
     assert len(statements) == 2, statements  # one per request
     assert all("_logins" in statement for statement in statements)
+
+
+class TransactionProbe:
+    """A view that reports the server's state of its connection around a write of its own."""
+
+    TABLE = "signin_read_log"
+
+    def __init__(self, site: Site, url: str) -> None:
+        self.url = url
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (note text NOT NULL)")
+
+        @site.app.get("/probe")
+        @auth_required
+        def probe() -> dict[str, str]:
+            user = current_user.email  # the sign-in read has run
+            before = session_backend_state(url)
+            db.session.execute(sa.text(f"INSERT INTO {self.TABLE} VALUES (:note)"), {"note": user})
+            return {"before": before, "after": session_backend_state(url)}
+
+    def notes(self) -> list[str]:
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            return [row[0] for row in admin.execute(f"SELECT note FROM {self.TABLE}")]
+
+
+@pytest.mark.parametrize("credential", ["session", "token"])
+def test_the_sign_in_read_opens_no_transaction_and_the_view_keeps_its_own(
+    site: Site, postgres_url: str, credential: str
+) -> None:
+    """Loading the user before the view costs no BEGIN or ROLLBACK; the view's statements are
+    one transaction, rolled back at the end of a request that does not commit."""
+    probe = TransactionProbe(site, postgres_url)
+    client = site.client()
+    headers = {}
+    if credential == "session":
+        sign_in(client, "alice@example.com")
+    else:
+        headers = {"Authorization": f"Bearer {site.token_for('alice@example.com')}"}
+    for _ in range(2):  # the first request of a token records its use and commits
+        response = client.get("/probe", headers=headers)
+        assert response.status_code == 200, response.text
+    assert response.json == {"before": "idle", "after": "idle in transaction"}
+    assert probe.notes() == []
+
+
+def test_the_sign_in_read_stays_in_a_transaction_at_a_chosen_isolation_level(
+    build: Callable[..., Site], postgres_url: str
+) -> None:
+    site = build(SQLALCHEMY_ENGINE_OPTIONS={"isolation_level": "REPEATABLE READ"})
+    site.add_user("alice@example.com")
+    probe = TransactionProbe(site, postgres_url)
+    client = site.client()
+    sign_in(client, "alice@example.com")
+    response = client.get("/probe")
+    assert response.json == {"before": "idle in transaction", "after": "idle in transaction"}
+    assert probe.notes() == []
 
 
 def test_an_app_with_its_own_login_manager_is_untouched(make_app: AppFactory) -> None:

@@ -20,6 +20,7 @@ import typing as t
 import psycopg
 import pytest
 import sqlalchemy as sa
+from pg_support import session_backend_state
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flaskstack import db
@@ -67,13 +68,7 @@ class PgApp:
 
     def backend_state(self) -> str:
         """``idle`` or ``idle in transaction``: the server's view of the session's connection."""
-        pid = db.session.connection().connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-        with psycopg.connect(self.url, autocommit=True) as admin:
-            row = admin.execute(
-                "SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]
-            ).fetchone()
-        assert row is not None, f"no backend {pid}"
-        return str(row[0])
+        return session_backend_state(self.url)
 
 
 def note(value: str) -> None:
