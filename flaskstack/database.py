@@ -525,7 +525,7 @@ def _leave_autocommit_on(connections: t.Iterable[sa.Connection]) -> None:
             continue
         if connection.info.pop(_AUTOCOMMITTED, False):
             dbapi_connection: t.Any = connection.connection.dbapi_connection
-            if dbapi_connection is not None:
+            if dbapi_connection is not None and not dbapi_connection.closed:
                 dbapi_connection.autocommit = False
 
 

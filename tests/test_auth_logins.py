@@ -630,6 +630,23 @@ def test_the_sign_in_read_opens_no_transaction_and_the_view_keeps_its_own(
     assert probe.notes() == []
 
 
+def test_a_sign_in_read_that_fails_leaves_the_next_request_in_a_transaction(
+    site: Site, postgres_url: str
+) -> None:
+    probe = TransactionProbe(site, postgres_url)
+    client = site.client()
+    sign_in(client, "alice@example.com")
+    table = flaskstack.get_state(site.app).auth.user_model.__tablename__
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+        with pytest.raises(sa.exc.ProgrammingError, match="does not exist"):
+            client.get("/probe")
+        admin.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+    # The same pooled connection serves the next request, in a transaction as always.
+    assert client.get("/probe").json == {"before": "idle", "after": "idle in transaction"}
+    assert probe.notes() == []
+
+
 def test_the_sign_in_read_stays_in_a_transaction_at_a_chosen_isolation_level(
     build: Callable[..., Site], postgres_url: str
 ) -> None:
