@@ -17,7 +17,9 @@ exception, decided by session events, never by the SQL text: on PostgreSQL
 with psycopg 3, every statement ``db.session`` sends before its first flush
 commits as it runs, as in Django's autocommit mode; from the first flush (or
 ``begin_nested()``) until commit or rollback, its statements are one
-transaction.
+transaction. Signing a request in is flaskstack's own read, made before the
+view runs: on PostgreSQL with psycopg 3 it runs outside the transaction when
+none has begun, and the view's first statement begins it.
 """
 
 from __future__ import annotations
