@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 import flaskstack
 from flaskstack import db
 from flaskstack.auth import auth_required, current_user
+from flaskstack.testing._database import TestDatabases, isolate
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -658,6 +659,27 @@ def test_the_sign_in_read_stays_in_a_transaction_at_a_chosen_isolation_level(
     response = client.get("/probe")
     assert response.json == {"before": "idle in transaction", "after": "idle in transaction"}
     assert probe.notes() == []
+
+
+def test_under_the_test_plugin_the_sign_in_read_stays_in_the_tests_transaction(
+    site: Site, postgres_url: str
+) -> None:
+    """A test's requests sign in inside its transaction, so nothing they write outlives it:
+    not the view's row, not the token's first-use time (which the sign-in commits)."""
+    probe = TransactionProbe(site, postgres_url)
+    token = site.token_for("alice@example.com")
+    databases = TestDatabases()
+    try:
+        with isolate(site.app, databases):
+            response = site.client().get("/probe", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, response.text
+            assert response.json == {"before": "idle in transaction", "after": "idle in transaction"}
+    finally:
+        databases.dispose()
+    assert probe.notes() == []
+    with site.app.app_context():
+        tokens = flaskstack.get_state(site.app).auth.token_model
+        assert db.session.scalars(sa.select(tokens.last_used_at)).all() == [None]
 
 
 def test_an_app_with_its_own_login_manager_is_untouched(make_app: AppFactory) -> None:
