@@ -673,7 +673,8 @@ def test_under_the_test_plugin_the_sign_in_read_stays_in_the_tests_transaction(
         with isolate(site.app, databases):
             response = site.client().get("/probe", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 200, response.text
-            assert response.json == {"before": "idle in transaction", "after": "idle in transaction"}
+            in_the_tests = {"before": "idle in transaction", "after": "idle in transaction"}
+            assert response.json == in_the_tests
     finally:
         databases.dispose()
     assert probe.notes() == []

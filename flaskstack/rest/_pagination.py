@@ -137,10 +137,12 @@ def page_args() -> tuple[int, int]:
 def paginate(
     select: sa.Select[t.Any], *, page: int | None = None, per_page: int | None = None
 ) -> Page:
-    """Run one page of ``select`` (and a count of all its rows) on ``flaskstack.db``.
+    """Run one page of ``select``, with a count of all its rows, on ``flaskstack.db``.
 
-    The count is a second statement, sent only when the page does not tell
-    the total by itself: a page shorter than ``per_page`` is the last one.
+    The page and the count are one statement: the count is a subquery the
+    database runs once, so both come from the same snapshot and cost one
+    round trip. A page past the last row holds no count, and a second
+    statement counts.
 
     ``page`` and ``per_page`` default to the request's (:func:`page_args`).
     Give ``select`` an ``order_by``: without one the database may return
@@ -151,13 +153,17 @@ def paginate(
         page = page or asked_page
         per_page = per_page or asked_per_page
     offset = (page - 1) * per_page
-    items = list(db.session.scalars(select.limit(per_page).offset(offset)))
-    if 0 < len(items) < per_page or (page == 1 and not items):
-        total = offset + len(items)  # the last page: no need to count
+    count = sa.select(sa.func.count()).select_from(select.order_by(None).subquery())
+    rows = db.session.execute(
+        select.add_columns(count.correlate(None).scalar_subquery()).limit(per_page).offset(offset)
+    ).all()
+    items = [row[0] for row in rows]
+    if rows:
+        total = int(rows[0][-1])
+    elif page == 1:
+        total = 0
     else:
-        total = db.session.execute(
-            sa.select(sa.func.count()).select_from(select.order_by(None).subquery())
-        ).scalar_one()
+        total = db.session.execute(count).scalar_one()
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
