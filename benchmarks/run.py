@@ -26,8 +26,10 @@ in the docs). See ``benchmarks/README.md``.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -275,6 +277,12 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
 
     log(f"timing start-up: {args.startup_samples} fresh processes per app")
     startup = measure.startup_times(apps, env, args.startup_samples)
+    if args.instructions > 0:
+        log("counting the instructions of each app's start-up")
+        own_code = [app for app in apps if app.same_code_as is None]
+        counted = measure.startup_instructions(own_code, env, _valgrind(), workdir)
+        for key, instructions in counted.items():
+            startup[key]["create_instructions"] = instructions
 
     log("warming every worker up")
     for endpoint in endpoints:
@@ -392,19 +400,14 @@ def count_instructions(
     """CPU instructions per request of each endpoint of each app, in-process, by callgrind.
 
     Each count runs ``stackbench.inprocess --count`` twice under ``valgrind
-    --tool=callgrind`` in fresh interpreters (``PYTHONHASHSEED=0``): with
+    --tool=callgrind``, side by side, in fresh interpreters (``PYTHONHASHSEED=0``): with
     ``--instructions`` requests after the warm-up, and with none. The difference
     divided by the requests is one request's instructions, start-up excluded: the
     same code and inputs give the same count to a fraction of a percent, however
     busy the machine is. The database and Redis servers' work is not in it; the
     client libraries' is.
     """
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise HarnessError(
-            "counting instructions needs valgrind (apt-get install valgrind), or pass "
-            "--instructions 0"
-        )
+    valgrind = _valgrind()
     run_env = _inprocess_env(env) | {"PYTHONHASHSEED": "0"}
     requests = args.instructions
     found: dict[str, dict[str, int]] = {e.key: {} for e in endpoints}
@@ -414,24 +417,10 @@ def count_instructions(
                 continue  # a variant of another app's worker model runs that app's code
             measure.warm(servers[app.key], states[app.key], endpoint, 8)
             spec = json.dumps(_inprocess_spec(app, endpoint, states[app.key], requests))
-            totals = []
-            for sent in (requests, 0):
-                out = workdir / f"callgrind-{app.key}-{endpoint.key}-{sent}.out"
-                command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
-                command += [sys.executable, "-m", "stackbench.inprocess", "--count", str(sent)]
-                result = subprocess.run(
-                    [*command, spec],
-                    env=run_env,
-                    cwd=HERE.parent,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if result.returncode != 0:
-                    raise HarnessError(
-                        f"counting {app.key} {endpoint.key} failed:\n{result.stderr[-3000:]}"
-                    )
-                totals.append(_callgrind_total(out))
+            run = functools.partial(_callgrind_run, valgrind, run_env, workdir, app, endpoint, spec)
+            # Side by side: a count does not depend on what else the machine does.
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                totals = list(pool.map(run, (requests, 0)))
             found[endpoint.key][app.key] = round((totals[0] - totals[1]) / requests)
             log(
                 f"instructions {endpoint.key:<12} {app.key:<16} "
@@ -440,11 +429,35 @@ def count_instructions(
     return found
 
 
-def _callgrind_total(out: Path) -> int:
-    for line in out.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise HarnessError(f"callgrind wrote no total to {out}")
+def _callgrind_run(
+    valgrind: str,
+    env: dict[str, str],
+    workdir: Path,
+    app: t.Any,
+    endpoint: t.Any,
+    spec: str,
+    sent: int,
+) -> int:
+    """The instructions of one ``stackbench.inprocess --count`` run sending ``sent`` requests."""
+    out = workdir / f"callgrind-{app.key}-{endpoint.key}-{sent}.out"
+    command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
+    command += [sys.executable, "-m", "stackbench.inprocess", "--count", str(sent), spec]
+    result = subprocess.run(
+        command, env=env, cwd=HERE.parent, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise HarnessError(f"counting {app.key} {endpoint.key} failed:\n{result.stderr[-3000:]}")
+    return measure.callgrind_total(out)
+
+
+def _valgrind() -> str:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise HarnessError(
+            "counting instructions needs valgrind (apt-get install valgrind), or pass "
+            "--instructions 0"
+        )
+    return valgrind
 
 
 def profile(

@@ -4,8 +4,9 @@ Callgrind counts the instructions a process executes, whatever else the machine
 runs, so this test needs no quiet machine and runs beside the others. It checks
 what a reader of the results relies on: every app and endpoint gets a count, the
 count is one request's (start-up excluded), the ratios are the counts' quotient,
-and the table is in the report. One endpoint that reads PostgreSQL, for two apps:
-each count runs two interpreters under callgrind, which is slow.
+the table is in the report, and so is each app's start-up, counted too. One
+endpoint that reads PostgreSQL, for two apps: each count runs two interpreters
+under callgrind, side by side, which is slow.
 """
 
 from __future__ import annotations
@@ -80,3 +81,18 @@ def test_the_report_has_the_instructions_table(results: dict[str, t.Any]) -> Non
     assert "| endpoint | flaskstack | bare | bare ÷ flaskstack |" in table
     flaskstack, bare = (_counted(results, "api_list", app) for app in ("flaskstack", "bare"))
     assert f"| API list, paginated | {flaskstack:,} | {bare:,} |" in table
+
+
+def test_start_up_is_counted_for_each_app(results: dict[str, t.Any]) -> None:
+    counts = {
+        app: results["apps"][app]["startup"]["create_instructions"] for app in results["apps"]
+    }
+    for app, counted in counts.items():
+        # An interpreter that imports Flask and SQLAlchemy and creates an app: about two
+        # billion instructions; far more than one request's, far less than a loop gone wrong.
+        assert 500_000_000 < counted < 10_000_000_000, (app, counted)
+    startup = results["_markdown"].split("## Start-up and memory", 1)[1].split("\n## ", 1)[0]
+    assert (
+        f"| import + create_app (instructions) | {counts['flaskstack']:,} | {counts['bare']:,} |"
+        in startup
+    )

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 import typing as t
+from pathlib import Path
 
 from .apps import APPS_DIR
 from .client import USER_AGENT, request
@@ -20,7 +21,15 @@ if t.TYPE_CHECKING:
     from .apps import AppSpec, ClientState, Endpoint
     from .services import AppServer, PostgresCluster, RedisServer
 
-__all__ = ["count_per_request", "memory", "send", "startup_times", "statement_kind"]
+__all__ = [
+    "callgrind_total",
+    "count_per_request",
+    "memory",
+    "send",
+    "startup_instructions",
+    "startup_times",
+    "statement_kind",
+]
 
 HEAVY_MODULES = (
     "alembic",
@@ -161,6 +170,51 @@ def startup_times(
             "heavy_modules": samples_of_app[-1]["heavy"],
         }
     return summary
+
+
+def startup_instructions(
+    apps: t.Sequence[AppSpec], env: dict[str, str], valgrind: str, workdir: Path
+) -> dict[str, int]:
+    """CPU instructions of import + app creation, by callgrind: one fresh process per app.
+
+    The interpreter's own start is in it, alike for every app. Run it after
+    :func:`startup_times`, which has written every module's bytecode, so that no app
+    pays for compiling. The apps run side by side: a count does not depend on what
+    else the machine does.
+    """
+
+    def count(app: AppSpec) -> int:
+        out = workdir / f"callgrind-startup-{app.key}.out"
+        result = subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                "-c",
+                textwrap.dedent(app.create),
+            ],
+            env=env | {"PYTHONHASHSEED": "0"},
+            cwd=APPS_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise HarnessError(f"counting {app.key}'s start-up failed:\n{result.stderr[-3000:]}")
+        return callgrind_total(out)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        counts = dict(zip([app.key for app in apps], pool.map(count, apps), strict=True))
+    return counts
+
+
+def callgrind_total(out: Path) -> int:
+    """The instruction total of a callgrind output file."""
+    for line in out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise HarnessError(f"callgrind wrote no total to {out}")
 
 
 def memory(server: AppServer) -> dict[str, t.Any]:
