@@ -718,6 +718,14 @@ def test_paginate_keeps_the_selects_shape_filters_and_groups(
         with app.test_request_context("/?page=1&per_page=2"):
             page = rest.paginate(groups)
         assert (page.items, page.total, page.pages) == (["note 0", "note 1"], 3, 2)
+        ids = sa.union(
+            sa.select(RestNote.id).where(RestNote.id <= 2),
+            sa.select(RestNote.id).where(RestNote.id >= 7),
+        ).order_by("id")
+        for number, expected in ((1, [1, 2, 7]), (2, [8]), (3, [])):
+            with app.test_request_context(f"/?page={number}&per_page=3"):
+                page = rest.paginate(ids)
+            assert (page.items, page.total) == (expected, 4), number
 
 
 # -- serialisation, ETags, caching ----------------------------------------

@@ -135,14 +135,18 @@ def page_args() -> tuple[int, int]:
 
 
 def paginate(
-    select: sa.Select[t.Any], *, page: int | None = None, per_page: int | None = None
+    select: sa.Select[t.Any] | sa.CompoundSelect[t.Any],
+    *,
+    page: int | None = None,
+    per_page: int | None = None,
 ) -> Page:
     """Run one page of ``select``, with a count of all its rows, on ``flaskstack.db``.
 
     The page and the count are one statement: the count is a subquery the
     database runs once, so both come from the same snapshot and cost one
     round trip. A page past the last row holds no count, and a second
-    statement counts.
+    statement counts. A compound select (``sa.union(...)``) is counted by a
+    second statement, except on a page shorter than ``per_page``.
 
     ``page`` and ``per_page`` default to the request's (:func:`page_args`).
     Give ``select`` an ``order_by``: without one the database may return
@@ -154,16 +158,22 @@ def paginate(
         per_page = per_page or asked_per_page
     offset = (page - 1) * per_page
     count = sa.select(sa.func.count()).select_from(select.order_by(None).subquery())
-    rows = db.session.execute(
-        select.add_columns(count.correlate(None).scalar_subquery()).limit(per_page).offset(offset)
-    ).all()
-    items = [row[0] for row in rows]
-    if rows:
-        total = int(rows[0][-1])
-    elif page == 1:
-        total = 0
-    else:
-        total = db.session.execute(count).scalar_one()
+    total: int | None = None
+    if isinstance(select, sa.Select):
+        rows = db.session.execute(
+            select.add_columns(count.correlate(None).scalar_subquery())
+            .limit(per_page)
+            .offset(offset)
+        ).all()
+        items = [row[0] for row in rows]
+        if rows:
+            total = int(rows[0][-1])
+    else:  # a UNION takes no column of its own: a full page is counted by a second statement
+        items = list(db.session.scalars(select.limit(per_page).offset(offset)))
+        if 0 < len(items) < per_page:
+            total = offset + len(items)
+    if total is None:
+        total = 0 if page == 1 and not items else db.session.execute(count).scalar_one()
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
