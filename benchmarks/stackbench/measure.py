@@ -144,17 +144,8 @@ def startup_times(
             code = _STARTUP.format(
                 create=textwrap.dedent(app.create), agent=USER_AGENT, heavy=HEAVY_MODULES
             )
-            result = subprocess.run(
-                [sys.executable, "-c", code],
-                env=env,
-                cwd=APPS_DIR,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise HarnessError(f"starting {app.key} failed:\n{result.stderr[-3000:]}")
-            data = json.loads(result.stdout.strip().splitlines()[-1])
+            output = _run_in_apps_dir([sys.executable, "-c", code], env, f"starting {app.key}")
+            data = json.loads(output.strip().splitlines()[-1])
             if not data["status"].startswith("200"):
                 raise HarnessError(f"{app.key}: GET / answered {data['status']} at start-up")
             runs[app.key].append(data)
@@ -185,28 +176,24 @@ def startup_instructions(
 
     def count(app: AppSpec) -> int:
         out = workdir / f"callgrind-startup-{app.key}.out"
-        result = subprocess.run(
-            [
-                valgrind,
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                "-c",
-                textwrap.dedent(app.create),
-            ],
-            env=env | {"PYTHONHASHSEED": "0"},
-            cwd=APPS_DIR,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise HarnessError(f"counting {app.key}'s start-up failed:\n{result.stderr[-3000:]}")
+        command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
+        command += ["-c", textwrap.dedent(app.create)]
+        _run_in_apps_dir(command, env | {"PYTHONHASHSEED": "0"}, f"counting {app.key}'s start-up")
         return callgrind_total(out)
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         counts = dict(zip([app.key for app in apps], pool.map(count, apps), strict=True))
     return counts
+
+
+def _run_in_apps_dir(command: list[str], env: dict[str, str], what: str) -> str:
+    """Run ``command`` in the apps' directory; its output, or :class:`HarnessError`."""
+    result = subprocess.run(
+        command, env=env, cwd=APPS_DIR, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise HarnessError(f"{what} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
 
 
 def callgrind_total(out: Path) -> int:
