@@ -402,10 +402,11 @@ def count_instructions(
     Each count runs ``stackbench.inprocess --count`` twice under ``valgrind
     --tool=callgrind``, side by side, in fresh interpreters (``PYTHONHASHSEED=0``): with
     ``--instructions`` requests after the warm-up, and with none. The difference
-    divided by the requests is one request's instructions, start-up excluded: the
-    same code and inputs give the same count to a fraction of a percent, however
-    busy the machine is. The database and Redis servers' work is not in it; the
-    client libraries' is.
+    divided by the requests is one request's instructions, start-up excluded. How
+    busy the machine is does not change it; what happens at most once in a while
+    (a timer, a write made once per interval) can, by a few percent from one run to
+    the next on the database endpoints. The database and Redis servers' work is not
+    in it; the client libraries' is.
     """
     valgrind = _valgrind()
     run_env = _inprocess_env(env) | {"PYTHONHASHSEED": "0"}
