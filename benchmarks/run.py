@@ -440,15 +440,14 @@ def _callgrind_run(
     sent: int,
 ) -> int:
     """The instructions of one ``stackbench.inprocess --count`` run sending ``sent`` requests."""
-    out = workdir / f"callgrind-{app.key}-{endpoint.key}-{sent}.out"
-    command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
-    command += [sys.executable, "-m", "stackbench.inprocess", "--count", str(sent), spec]
-    result = subprocess.run(
-        command, env=env, cwd=HERE.parent, capture_output=True, text=True, check=False
+    return measure.callgrind(
+        valgrind,
+        workdir / f"callgrind-{app.key}-{endpoint.key}-{sent}.out",
+        ["-m", "stackbench.inprocess", "--count", str(sent), spec],
+        env,
+        f"counting {app.key} {endpoint.key}",
+        cwd=HERE.parent,
     )
-    if result.returncode != 0:
-        raise HarnessError(f"counting {app.key} {endpoint.key} failed:\n{result.stderr[-3000:]}")
-    return measure.callgrind_total(out)
 
 
 def _valgrind() -> str:

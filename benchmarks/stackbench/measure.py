@@ -22,7 +22,7 @@ if t.TYPE_CHECKING:
     from .services import AppServer, PostgresCluster, RedisServer
 
 __all__ = [
-    "callgrind_total",
+    "callgrind",
     "count_per_request",
     "memory",
     "send",
@@ -144,7 +144,7 @@ def startup_times(
             code = _STARTUP.format(
                 create=textwrap.dedent(app.create), agent=USER_AGENT, heavy=HEAVY_MODULES
             )
-            output = _run_in_apps_dir([sys.executable, "-c", code], env, f"starting {app.key}")
+            output = _run([sys.executable, "-c", code], env, f"starting {app.key}")
             data = json.loads(output.strip().splitlines()[-1])
             if not data["status"].startswith("200"):
                 raise HarnessError(f"{app.key}: GET / answered {data['status']} at start-up")
@@ -175,28 +175,42 @@ def startup_instructions(
     """
 
     def count(app: AppSpec) -> int:
-        out = workdir / f"callgrind-startup-{app.key}.out"
-        command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
-        command += ["-c", textwrap.dedent(app.create)]
-        _run_in_apps_dir(command, env | {"PYTHONHASHSEED": "0"}, f"counting {app.key}'s start-up")
-        return callgrind_total(out)
+        return callgrind(
+            valgrind,
+            workdir / f"callgrind-startup-{app.key}.out",
+            ["-c", textwrap.dedent(app.create)],
+            env | {"PYTHONHASHSEED": "0"},
+            f"counting {app.key}'s start-up",
+        )
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         counts = dict(zip([app.key for app in apps], pool.map(count, apps), strict=True))
     return counts
 
 
-def _run_in_apps_dir(command: list[str], env: dict[str, str], what: str) -> str:
-    """Run ``command`` in the apps' directory; its output, or :class:`HarnessError`."""
-    result = subprocess.run(
-        command, env=env, cwd=APPS_DIR, capture_output=True, text=True, check=False
-    )
+def callgrind(
+    valgrind: str,
+    out: Path,
+    arguments: list[str],
+    env: dict[str, str],
+    what: str,
+    cwd: Path = APPS_DIR,
+) -> int:
+    """The instructions ``python *arguments`` executes, counted by callgrind into ``out``."""
+    command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
+    _run([*command, *arguments], env, what, cwd)
+    return _callgrind_total(out)
+
+
+def _run(command: list[str], env: dict[str, str], what: str, cwd: Path = APPS_DIR) -> str:
+    """Run ``command`` (in the apps' directory); its output, or :class:`HarnessError`."""
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise HarnessError(f"{what} failed:\n{result.stderr[-3000:]}")
     return result.stdout
 
 
-def callgrind_total(out: Path) -> int:
+def _callgrind_total(out: Path) -> int:
     """The instruction total of a callgrind output file."""
     for line in out.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
