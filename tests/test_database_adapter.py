@@ -16,6 +16,7 @@ import sys
 import textwrap
 import typing as t
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -54,6 +55,19 @@ def test_init_app_leaves_the_engine_to_be_created_on_first_use(make_app: AppFact
         assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
 
 
+@pytest.fixture
+def reports_bind() -> t.Iterator[None]:
+    """Forget the ``reports`` bind's metadata after the test.
+
+    Flask-SQLAlchemy's ``init_app`` adds a ``MetaData`` to the shared
+    ``db.metadatas`` for each bind it is configured with; left there, a later
+    test's ``db.create_all()`` would look for that bind in its own app.
+    """
+    yield
+    db.metadatas.pop("reports", None)
+
+
+@pytest.mark.usefixtures("reports_bind")
 def test_engines_of_binds_are_created_on_first_use_too(
     make_app: AppFactory, postgres_url: str
 ) -> None:
