@@ -559,25 +559,27 @@ def _leave_autocommit(dbapi_connection: t.Any, record: t.Any) -> None:
         dbapi_connection.autocommit = False
 
 
-# -- flaskstack's sign-in reads, before the app's transaction ---------------------------
+# -- flaskstack's reads, before the app's transaction ---------------------------------
 #
-# Signing a request in reads its user (with the session's login, or the API
-# token) before the view has sent anything. That read is flaskstack's own and
-# has no side effects, so on PostgreSQL with psycopg 3 it runs in autocommit
-# when no transaction has begun yet: a request whose view sends nothing else
-# costs one statement, not BEGIN, SELECT and ROLLBACK, and its connection
-# keeps psycopg's prepared statements (a ROLLBACK clears them). The view's
-# first statement begins the transaction exactly as before. A chosen
-# isolation level, a transaction already open (the test plugin's) or a
-# pending change keeps the read inside the transaction.
+# Two reads flaskstack sends itself often come before the view has sent
+# anything: signing a request in reads its user (with the session's login, or
+# the API token), and @rest.paginated reads the page of the select its view
+# returned, after the view, when nothing follows but writing the response.
+# Neither writes. On PostgreSQL with psycopg 3 such a read runs in autocommit
+# when no transaction has begun yet: it costs one statement, not BEGIN, SELECT
+# and ROLLBACK, and its connection keeps psycopg's prepared statements (a
+# ROLLBACK clears them). The next statement of the request begins a
+# transaction exactly as before. A chosen isolation level, a transaction
+# already open (the view's own, or the test plugin's) or a pending change
+# keeps the read inside the transaction.
 
 _SESSION_READING_FIRST = "flaskstack.reading_first"
 _SESSION_READ_FIRST_CONNECTIONS = "flaskstack.read_first_connections"
 
 
 @contextlib.contextmanager
-def _sign_in_read() -> t.Iterator[None]:
-    """The statements in this block are flaskstack's sign-in read (see above)."""
+def _first_read() -> t.Iterator[None]:
+    """The statements in this block are one of flaskstack's reads (see above)."""
     session = db.session()
     if session.info.get(_SESSION_READING_FIRST) or session.in_transaction():
         yield

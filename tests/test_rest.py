@@ -21,7 +21,8 @@ import openapi_spec_validator
 import pytest
 import sqlalchemy as sa
 from conftest import resources_on_api
-from flask import Blueprint, Flask, abort
+from flask import Blueprint, Flask, Response, abort, request
+from pg_support import session_backend_state
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
@@ -726,6 +727,115 @@ def test_paginate_keeps_the_selects_shape_filters_and_groups(
             with app.test_request_context(f"/?page={number}&per_page=3"):
                 page = rest.paginate(ids)
             assert (page.items, page.total) == (expected, 4), number
+
+
+class ProbedNotes(rest.Resource):
+    """The notes, after the statement or change ``?before=`` asks for."""
+
+    @rest.paginated(NOTE)
+    def get(self) -> t.Any:
+        before = request.args.get("before")
+        if before == "statement":
+            db.session.execute(sa.text("SET LOCAL statement_timeout = '5s'"))
+        elif before == "add":
+            db.session.add(RestNote(title="pending"))
+        elif before == "begin":
+            db.session.begin()
+        return db.select(RestNote).order_by(RestNote.id)
+
+
+def probed_notes_app(make_app: AppFactory, url: str, **config: t.Any) -> Flask:
+    """An app (outside the plugin's transaction) with ``ProbedNotes`` and three notes.
+
+    Each response says, in ``X-Backend-State``, what the server saw of the
+    session's connection after the page was read.
+    """
+    with resources_on_api([(ProbedNotes, ("/probed",))]):
+        app = make_app({"SQLALCHEMY_DATABASE_URI": url, **config})
+
+    @app.after_request
+    def report(response: Response) -> Response:
+        response.headers["X-Backend-State"] = session_backend_state(url)
+        return response
+
+    with app.app_context():
+        RestNote.__table__.create(db.engine)
+    add_notes(app, 3)
+    return app
+
+
+def titles_on_the_server(app: Flask) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(sa.select(RestNote.title).order_by(RestNote.id)))
+
+
+def test_a_paginated_list_read_first_is_one_statement_outside_a_transaction(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    app = probed_notes_app(make_app, postgres_url)
+    client = app.test_client()
+    sent: list[str] = []
+
+    def record(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        sent.append(statement)
+
+    assert client.get("/api/probed").status_code == 200  # warm-up
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get("/api/probed?per_page=2")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200, response.text
+    body = response.get_json()
+    assert [note["title"] for note in body["items"]] == ["note 0", "note 1"]
+    assert (body["total"], body["pages"]) == (3, 2)
+    assert len(sent) == 1, sent
+    assert response.headers["X-Backend-State"] == "idle"  # no BEGIN was sent, none is open
+
+
+@pytest.mark.parametrize("before", ["statement", "add", "begin"])
+def test_a_view_that_began_its_transaction_has_its_page_read_in_it(
+    make_app: AppFactory, postgres_url: str, before: str
+) -> None:
+    app = probed_notes_app(make_app, postgres_url)
+    response = app.test_client().get(f"/api/probed?before={before}&per_page=5")
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Backend-State"] == "idle in transaction"
+    titles = [note["title"] for note in response.get_json()["items"]]
+    assert titles == ["note 0", "note 1", "note 2"] + (["pending"] if before == "add" else [])
+    assert titles_on_the_server(app) == ["note 0", "note 1", "note 2"]  # rolled back
+
+
+def test_at_a_chosen_isolation_level_the_page_is_read_in_a_transaction(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    app = probed_notes_app(
+        make_app,
+        postgres_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"isolation_level": "REPEATABLE READ"},
+    )
+    response = app.test_client().get("/api/probed")
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Backend-State"] == "idle in transaction"
+
+
+def test_under_the_plugin_a_paginated_list_reads_in_the_tests_transaction(
+    app: Flask, client: FlaskClient, flaskstack_database_url: str
+) -> None:
+    add_notes(app, 3)
+    url = flaskstack_database_url
+
+    @app.after_request
+    def report(response: Response) -> Response:
+        response.headers["X-Backend-State"] = session_backend_state(url)
+        return response
+
+    response = client.get("/api/notes?per_page=5")
+    assert response.status_code == 200, response.text
+    assert response.get_json()["total"] == 3
+    assert response.headers["X-Backend-State"] == "idle in transaction"
 
 
 # -- serialisation, ETags, caching ----------------------------------------

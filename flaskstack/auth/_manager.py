@@ -52,7 +52,7 @@ from werkzeug.exceptions import Unauthorized
 
 from flaskstack._credentials import request_api_token
 from flaskstack._state import current_state
-from flaskstack.database import _sign_in_read, db
+from flaskstack.database import _first_read, db
 from flaskstack.errors import AlreadyInitialisedError
 from flaskstack.problems import _prefers_json, problem
 from flaskstack.sessions import rotate
@@ -115,12 +115,12 @@ def _load_user(user_id: str) -> t.Any | None:
     if logins is not None and isinstance(key, str):
         user = _user_with_login(model, logins, by_token, user_id, key)
     elif by_token:
-        with _sign_in_read():
+        with _first_read():
             user = db.session.execute(
                 _user_by_session_token(model), {"session_token": user_id}
             ).scalar_one_or_none()
     else:
-        with _sign_in_read():
+        with _first_read():
             user = _user_by_primary_key(model, user_id)
     if user is None or not user.is_active:
         return None
@@ -138,7 +138,7 @@ def _user_with_login(
             return None
     # Only a request that has not begun a transaction of its own may commit here.
     idle = not db.session().in_transaction()
-    with _sign_in_read():
+    with _first_read():
         row = db.session.execute(
             _user_and_login(model, logins, by_token), {"user_id": value, "key": key}
         ).one_or_none()

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from flaskstack._credentials import request_api_token
 from flaskstack._state import current_state
-from flaskstack.database import _sign_in_read, db
+from flaskstack.database import _first_read, db
 
 from ._models import aware, user_model
 
@@ -67,7 +67,7 @@ def authenticate(token: str) -> t.Any | None:
         return None
     users, tokens = _models()
     digest = _hash(token)
-    with _sign_in_read():
+    with _first_read():
         row = db.session.execute(_lookup_statement(users, tokens), {"digest": digest}).one_or_none()
     if row is None:
         return None
