@@ -209,7 +209,7 @@ def paginated(schema: Output | None = None) -> t.Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            page_args()  # refuse a bad page before doing any work
+            number, per_page = page_args()  # refuse a bad page before doing any work
             value, code, headers = unpack(view(*args, **kwargs))
             if isinstance(value, Page):
                 page = value
@@ -217,7 +217,7 @@ def paginated(schema: Output | None = None) -> t.Callable[[F], F]:
                 # The view has returned; its select is read like flaskstack's own
                 # reads: outside a transaction when it is the request's first.
                 with _first_read():
-                    page = paginate(value)
+                    page = paginate(value, page=number, per_page=per_page)
             if fields is not None:
                 items = marshal_fields(page.items, fields)
             elif output is not None:
