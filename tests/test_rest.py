@@ -744,6 +744,16 @@ class ProbedNotes(rest.Resource):
         return db.select(RestNote).order_by(RestNote.id)
 
 
+def report_backend_state(app: Flask, url: str) -> None:
+    """Make each response of ``app`` say, in ``X-Backend-State``, what the server (at ``url``)
+    saw of the session's connection once the view had run."""
+
+    @app.after_request
+    def report(response: Response) -> Response:
+        response.headers["X-Backend-State"] = session_backend_state(url)
+        return response
+
+
 def probed_notes_app(make_app: AppFactory, url: str, **config: t.Any) -> Flask:
     """An app (outside the plugin's transaction) with ``ProbedNotes`` and three notes.
 
@@ -752,12 +762,7 @@ def probed_notes_app(make_app: AppFactory, url: str, **config: t.Any) -> Flask:
     """
     with resources_on_api([(ProbedNotes, ("/probed",))]):
         app = make_app({"SQLALCHEMY_DATABASE_URI": url, **config})
-
-    @app.after_request
-    def report(response: Response) -> Response:
-        response.headers["X-Backend-State"] = session_backend_state(url)
-        return response
-
+    report_backend_state(app, url)
     with app.app_context():
         RestNote.__table__.create(db.engine)
     add_notes(app, 3)
@@ -825,13 +830,7 @@ def test_under_the_plugin_a_paginated_list_reads_in_the_tests_transaction(
     app: Flask, client: FlaskClient, flaskstack_database_url: str
 ) -> None:
     add_notes(app, 3)
-    url = flaskstack_database_url
-
-    @app.after_request
-    def report(response: Response) -> Response:
-        response.headers["X-Backend-State"] = session_backend_state(url)
-        return response
-
+    report_backend_state(app, flaskstack_database_url)
     response = client.get("/api/notes?per_page=5")
     assert response.status_code == 200, response.text
     assert response.get_json()["total"] == 3
